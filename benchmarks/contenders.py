@@ -1,0 +1,312 @@
+"""The contenders: every way this benchmark turns a workload into 224x224 uint8 batches.
+
+Each contender is built by a factory `(workload, crops, workers) -> Runner`
+(setup that a training script does once, e.g. building a `tf.data` graph or
+a `RoiDataset`, happens there, outside the timed window) and timed by
+iterating `Runner.run()` once (iterator and worker start-up, which every
+epoch pays, happen inside it). All contenders cut the same boxes from the
+same files, in table order, and deliver `uint8` crops of 224x224x3 in
+batches of 32; floors deliver nothing but a crop count.
+
+Heavy imports (TensorFlow, torch, Keras) happen inside the factories, so this
+module can be imported anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from workloads import OUTPUT_SIZE, Workload
+
+BATCH_SIZE = 32
+SAMPLE_CROPS = 8
+_BILINEAR = Image.Resampling.BILINEAR
+
+
+@dataclass
+class Runner:
+    """One prepared contender.
+
+    Args:
+        run: Starts a pass and yields its batches (arrays, tensors, or crop
+            counts for floors).
+        first_ids: Workload crop numbers of the first batch's crops, for the
+            quality check (`None` for floors).
+        crops: Crops one pass delivers.
+        source_bytes: Bytes of source JPEG behind those crops (each crop
+            counts its image's file size).
+        config: What was run, for the report.
+    """
+
+    run: Callable[[], Iterable[Any]]
+    first_ids: np.ndarray | None
+    crops: int
+    source_bytes: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A row of the results table.
+
+    Args:
+        key: Identifier used in the JSON report.
+        label: Row label in the printed table.
+        server: Which benchmark process runs it (its `KERAS_BACKEND`).
+        kind: `"baseline"`, `"roi"` or `"floor"`.
+        options: RoiDataset options (for `kind="roi"`).
+    """
+
+    key: str
+    label: str
+    server: str
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# The configuration the targets are judged on: decode each image once per
+# batch, DCT-domain downscaling allowed, decode threads.
+BEST = {"group_by_image": True, "fast_decode": True, "use_multiprocessing": False}
+
+CONTENDERS = (
+    Contender("classic", "(a) classic generator (Pillow open/crop/resize)",
+              "jax", "baseline"),
+    Contender("tf_aliased", "(b) tf.data decode_and_crop, antialias=False",
+              "tensorflow", "baseline"),
+    Contender("tf_antialias", "(b) tf.data decode_and_crop, antialias=True",
+              "tensorflow", "baseline"),
+    Contender("torch_pillow", "(c) torch DataLoader, Pillow dataset",
+              "torch", "baseline"),
+    Contender("roi_tensorflow", "(d) RoiDataset best, tf: get_tf_dataset()",
+              "tensorflow", "roi", BEST),
+    Contender("roi_jax", "(d) RoiDataset best, jax: get_jax_iterator()", "jax", "roi", BEST),
+    Contender("roi_torch", "(d) RoiDataset best, torch: get_torch_dataloader()",
+              "torch", "roi", BEST),
+    Contender("roi_jax_defaults", "(d)   jax, defaults (group_by_image=False)", "jax",
+              "roi", {**BEST, "group_by_image": False}),
+    Contender("roi_jax_nofast", "(d)   jax, best but fast_decode=False", "jax", "roi",
+              {**BEST, "fast_decode": False}),
+    Contender("roi_jax_processes", "(d)   jax, best but use_multiprocessing=True",
+              "jax", "roi", {**BEST, "use_multiprocessing": True}),
+    Contender("roi_jax_1worker", "(d)   jax, best but workers=1", "jax", "roi",
+              {**BEST, "workers": 1}),
+    Contender("floor_read", "(e) floor: read bytes, once per image", "jax", "floor"),
+    Contender("floor_decode_pillow", "(e) floor: full decode per image, Pillow",
+              "jax", "floor"),
+    Contender("floor_decode_simplejpeg", "(e) floor: full decode per image, simplejpeg",
+              "jax", "floor"),
+)
+BY_KEY = {c.key: c for c in CONTENDERS}
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def consume(batch: Any) -> int:
+    """Counts a batch's crops and reads one byte of it, so lazy pipelines really run."""
+    if isinstance(batch, int):
+        return batch
+    array = np.asarray(batch)
+    int(array[-1, -1, -1, -1])
+    return int(array.shape[0])
+
+
+def reference_crop(workload: Workload, crop: int) -> np.ndarray:
+    """The crop as Pillow's antialiased bilinear filter makes it from the full image."""
+    with Image.open(workload.path(crop)) as image:
+        resized = image.convert("RGB").resize(OUTPUT_SIZE[::-1], _BILINEAR,
+                                              box=workload.xyxy(crop))
+    return np.asarray(resized)
+
+
+def _batched(items: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    batch: list[np.ndarray] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+def _runner(workload: Workload, run: Callable[[], Iterable[Any]], ids: np.ndarray | None,
+            **config: Any) -> Runner:
+    return Runner(run, ids, len(workload), int(workload.file_bytes.sum()), config)
+
+
+def _first_ids(workload: Workload) -> np.ndarray:
+    return np.arange(min(SAMPLE_CROPS, len(workload)))
+
+
+def pillow_crop(workload: Workload, crop: int) -> np.ndarray:
+    """The article's way: open, crop, resize (one full decode per crop)."""
+    image = Image.open(workload.path(crop))
+    return np.asarray(image.crop(workload.xyxy(crop)).resize(OUTPUT_SIZE[::-1], _BILINEAR))
+
+
+# -- (a) the classic generator -----------------------------------------------------------------
+
+
+def classic(workload: Workload, workers: int) -> Runner:
+    """A plain Python generator, as in the article: one row at a time, in the caller."""
+    del workers  # sequential by design
+
+    def run() -> Iterator[np.ndarray]:
+        return _batched((pillow_crop(workload, i) for i in range(len(workload))), BATCH_SIZE)
+
+    return _runner(workload, run, _first_ids(workload), threads=1)
+
+
+# -- (b) tf.data ------------------------------------------------------------------------------
+
+
+def tf_data(workload: Workload, workers: int, antialias: bool) -> Runner:
+    """A tuned tf.data pipeline: read, decode_and_crop_jpeg, resize, batch, prefetch.
+
+    Parallel map with AUTOTUNE on a private pool of `workers` threads (one op
+    thread each), so it uses the same number of cores as the other contenders.
+    """
+    import tensorflow as tf
+
+    paths = [workload.path(i) for i in range(len(workload))]
+    windows = workload.boxes[:, [1, 0, 3, 2]].astype(np.int32)  # y, x, height, width
+
+    def load(path: Any, window: Any) -> Any:
+        crop = tf.io.decode_and_crop_jpeg(tf.io.read_file(path), window, channels=3)
+        resized = tf.image.resize(crop, OUTPUT_SIZE, method="bilinear", antialias=antialias)
+        return tf.saturate_cast(tf.round(resized), tf.uint8)
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = max(1, workers)
+    options.threading.max_intra_op_parallelism = 1
+    dataset = (tf.data.Dataset.from_tensor_slices((paths, windows))
+               .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+               .batch(BATCH_SIZE)
+               .prefetch(tf.data.AUTOTUNE)
+               .with_options(options))
+    return _runner(workload, lambda: dataset, _first_ids(workload), threads=max(1, workers),
+                   antialias=antialias)
+
+
+# -- (c) torch DataLoader ---------------------------------------------------------------------
+
+
+def torch_pillow(workload: Workload, workers: int) -> Runner:
+    """torch DataLoader over a map-style dataset that crops with Pillow, `workers` processes."""
+    import torch
+
+    class PillowCrops(torch.utils.data.Dataset):  # type: ignore[misc]
+        def __len__(self) -> int:
+            return len(workload)
+
+        def __getitem__(self, crop: int) -> Any:
+            return torch.from_numpy(np.array(pillow_crop(workload, crop)))
+
+    def run() -> Any:
+        return torch.utils.data.DataLoader(PillowCrops(), batch_size=BATCH_SIZE, shuffle=False,
+                                           num_workers=workers)
+
+    return _runner(workload, run, _first_ids(workload), num_workers=workers)
+
+
+# -- (d) RoiDataset through the adapter fit uses ----------------------------------------------
+
+
+def roi_dataset(workload: Workload, workers: int, options: dict[str, Any]) -> Runner:
+    """RoiDataset consumed through the `DataAdapter` hook of this process's Keras backend."""
+    from keras_roi_datagen import RoiDataset
+
+    backend = os.environ.get("KERAS_BACKEND", "jax")
+    settings = {"workers": workers, **options}
+    dataset = RoiDataset(workload.frame(), image_dir=workload.image_dir, y_cols=("name",),
+                         image_size=OUTPUT_SIZE, batch_size=BATCH_SIZE, shuffle=True, seed=0,
+                         dtype="uint8", **settings)
+    hook = {"tensorflow": dataset.get_tf_dataset, "jax": dataset.get_jax_iterator,
+            "torch": dataset.get_torch_dataloader}.get(backend, dataset.get_numpy_iterator)
+
+    def run() -> Iterator[Any]:
+        for batch in hook():
+            yield batch[0]
+        dataset.on_epoch_end()  # as fit does; the next pass gets the next epoch's order
+
+    ids = np.asarray(dataset.plan()[0][:SAMPLE_CROPS])
+    return _runner(workload, run, ids, backend=backend, hook=hook.__name__, shuffle=True,
+                   seed=0, **settings)
+
+
+# -- (e) floors -------------------------------------------------------------------------------
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _decode_pillow(path: str) -> None:
+    with Image.open(path) as image:
+        image.load()
+
+
+def _decode_simplejpeg(path: str) -> None:
+    import simplejpeg
+
+    simplejpeg.decode_jpeg(_read(path), colorspace="RGB")
+
+
+def _per_image(workload: Workload, workers: int, work: Callable[[str], Any]) -> Runner:
+    """Does `work` once per image on `workers` threads; yields each image's crop count."""
+    images = workload.images()
+
+    def run() -> Iterator[int]:
+        if workers <= 1:
+            for path, crops in images:
+                work(path)
+                yield crops
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            for (_, crops), _ in zip(images, pool.map(work, [p for p, _ in images])):
+                yield crops
+
+    return _runner(workload, run, None, threads=max(1, workers))
+
+
+def floor(workload: Workload, workers: int, key: str) -> Runner:
+    """A floor: the cost of reading or fully decoding each image once, nothing else."""
+    work = {"floor_read": _read, "floor_decode_pillow": _decode_pillow,
+            "floor_decode_simplejpeg": _decode_simplejpeg}[key]
+    if key == "floor_decode_simplejpeg":
+        import simplejpeg  # noqa: F401  (fail early when it is missing)
+    return _per_image(workload, workers, work)
+
+
+def cycled(workload: Workload, crops: int) -> Workload:
+    """The workload repeated until it has at least `crops` crops (floors only: they are fast)."""
+    if crops <= len(workload):
+        return workload.head(crops)
+    times = -(-crops // len(workload))
+    return Workload(workload.name, workload.title, workload.image_dir,
+                    workload.filenames * times, np.tile(workload.boxes, (times, 1)),
+                    np.tile(workload.file_bytes, times), workload.regions_per_image)
+
+
+def make_runner(key: str, workload: Workload, crops: int, workers: int) -> Runner:
+    """Prepares contender `key` for the first `crops` crops of `workload`."""
+    contender = BY_KEY[key]
+    if contender.kind == "floor":
+        return floor(cycled(workload, crops), workers, key)
+    head = workload.head(crops)
+    if key == "classic":
+        return classic(head, workers)
+    if key in ("tf_aliased", "tf_antialias"):
+        return tf_data(head, workers, antialias=key == "tf_antialias")
+    if key == "torch_pillow":
+        return torch_pillow(head, workers)
+    options = dict(contender.options)
+    return roi_dataset(head, options.pop("workers", workers), options)

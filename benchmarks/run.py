@@ -1,0 +1,324 @@
+"""Benchmark: RoiDataset against tf.data, torch DataLoader, the classic generator and floors.
+
+    python benchmarks/run.py [--report reports/bench.json] [--quick]
+                             [--repeats 3] [--workers 2] [--seconds 2.0]
+
+What it does, in one run:
+
+1. Generates the workloads (deterministic photo-like JPEGs, cached in
+   `.bench_cache/` at the repository root; see `workloads.py`).
+2. Starts one measuring process per Keras backend (`server.py`), since Keras
+   reads `KERAS_BACKEND` once. They only measure when asked, one at a time.
+3. Warm-up: every (workload, contender) pair runs once untimed on a few
+   batches; its first crops are compared with Pillow's reference crops (the
+   MAE column) and its rate sizes the timed runs.
+4. `--repeats` rounds; in each, every pair is measured once, in a shuffled
+   order (interleaved, so drift of a noisy machine hits all contenders
+   alike). Each measurement is one pass over the first `crops` crops of the
+   workload, sized to last about `--seconds`.
+5. Peak RSS of a RoiDataset built from a 10^4- and a 10^6-row VIA CSV,
+   each in a fresh process (`memory.py`).
+6. Prints the table and the targets, and writes the JSON report.
+
+Rates are medians over repeats; ratios are medians of per-repeat ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import memory
+import report
+from contenders import BY_KEY, CONTENDERS, Contender
+from workloads import CACHE, REPO, Workload, build_workloads, ensure_pool
+
+HERE = Path(__file__).resolve().parent
+BACKENDS = ("tensorflow", "jax", "torch")
+BATCH = 32
+REQUEST_TIMEOUT_S = 300.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description="Data-loading benchmark for keras-roi-datagen.")
+    parser.add_argument("--report", type=Path, help="write the JSON report here")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny workloads, one batch per measurement: a smoke run")
+    parser.add_argument("--repeats", type=int, help="timed rounds (default 3; 1 with --quick)")
+    parser.add_argument("--workers", type=int, default=2, help="decode workers (default 2)")
+    parser.add_argument("--seconds", type=float, default=2.0,
+                        help="target length of one measurement (default 2.0)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the peak-RSS test")
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    return args
+
+
+# -- measuring processes ------------------------------------------------------------------
+
+
+class Server:
+    """A `server.py` process for one backend, spoken to in JSON lines."""
+
+    def __init__(self, backend: str, quick: bool) -> None:
+        self.backend = backend
+        self.log = CACHE / "logs" / f"server-{backend}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO),
+                                              os.environ.get("PYTHONPATH", "")])}
+        command = [sys.executable, str(HERE / "server.py")] + (["--quick"] if quick else [])
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=log, text=True,
+                                            env=env, cwd=REPO)
+        self.info: dict[str, Any] = {}
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        """Reads one reply; an error dict if the process hangs or dies."""
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            self.process.kill()
+            return {"error": f"{self.backend} process gave no answer in {timeout:.0f} s"}
+        line = self.process.stdout.readline()
+        if not line:
+            return {"error": f"{self.backend} process exited ({self.process.poll()}); "
+                             f"see {self.log}"}
+        return json.loads(line)
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Sends one request and waits for its answer."""
+        assert self.process.stdin is not None
+        if self.process.poll() is not None:
+            return {"error": f"{self.backend} process is not running; see {self.log}"}
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+        return self.receive(REQUEST_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Closes stdin (the process exits) and waits."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_servers(quick: bool) -> dict[str, Server]:
+    """Starts one process per backend (in parallel) and waits until each is ready."""
+    servers = {backend: Server(backend, quick) for backend in BACKENDS}
+    for backend, server in list(servers.items()):
+        server.info = server.receive(REQUEST_TIMEOUT_S)
+        if "error" in server.info:
+            print(f"  {backend}: unavailable ({server.info['error'].strip().splitlines()[-1]})")
+            server.close()
+    return servers
+
+
+# -- scheduling ---------------------------------------------------------------------------
+
+
+def warmup_crops(contender: Contender) -> int:
+    """Crops of the untimed warm-up pass."""
+    return 8 * BATCH if contender.kind == "floor" else 2 * BATCH
+
+
+def timed_crops(rate: float, seconds: float, quick: bool) -> int:
+    """Crops for a pass of about `seconds` at `rate`, in whole batches (at least two)."""
+    if quick:
+        return BATCH
+    return max(2 * BATCH, math.ceil(rate * seconds / BATCH) * BATCH)
+
+
+def measure(server: Server, contender: Contender, workload: Workload, crops: int,
+            workers: int, repeat: int, sample: bool = False) -> dict[str, Any]:
+    """One measurement, as a record for the report."""
+    reply = server.request({"contender": contender.key, "workload": workload.name,
+                            "crops": crops, "workers": workers, "sample": sample})
+    return {"workload": workload.name, "contender": contender.key, "repeat": repeat,
+            "requested_crops": crops, **reply}
+
+
+def warm_up(args: argparse.Namespace, pairs: list[tuple[Workload, Contender]],
+            servers: dict[str, Server], live: set[str], records: list[dict[str, Any]]
+            ) -> dict[tuple[str, str], list[float]]:
+    """Runs every pair once untimed (first-call costs, quality sample); returns first rates."""
+    rates: dict[tuple[str, str], list[float]] = {}
+    start = time.perf_counter()
+    for workload, contender in pairs:
+        if contender.server not in live:
+            records.append({"workload": workload.name, "contender": contender.key, "repeat": -1,
+                            "error": f"{contender.server} backend unavailable"})
+            continue
+        if args.quick:  # a smoke run: the timed pass doubles as warm-up and sample
+            rates[(workload.name, contender.key)] = [0.0]
+            continue
+        record = measure(servers[contender.server], contender, workload,
+                         warmup_crops(contender), args.workers, -1, sample=True)
+        records.append(record)
+        if "error" not in record:
+            rates[(workload.name, contender.key)] = [record["crops"] / record["seconds"]]
+    if not args.quick:
+        print(f"  warm-up: {len(pairs)} pairs in {time.perf_counter() - start:.0f} s", flush=True)
+    return rates
+
+
+def run_contenders(args: argparse.Namespace, workloads: dict[str, Workload],
+                   servers: dict[str, Server]) -> list[dict[str, Any]]:
+    """Warm-up, then `args.repeats` interleaved rounds; returns every record."""
+    pairs = [(w, c) for w in workloads.values() for c in CONTENDERS]
+    records: list[dict[str, Any]] = []
+    live = {b for b, s in servers.items() if "error" not in s.info}
+    rates = warm_up(args, pairs, servers, live, records)
+    measured = [(w, c) for w, c in pairs if (w.name, c.key) in rates]
+    for repeat in range(args.repeats):
+        start = time.perf_counter()
+        order = measured[:]
+        random.Random(repeat).shuffle(order)
+        for workload, contender in order:
+            history = rates[(workload.name, contender.key)]
+            crops = timed_crops(sorted(history)[len(history) // 2], args.seconds, args.quick)
+            record = measure(servers[contender.server], contender, workload, crops,
+                             args.workers, repeat, sample=args.quick and repeat == 0)
+            records.append(record)
+            if "error" not in record:
+                history.append(record["crops"] / record["seconds"])
+        print(f"  repeat {repeat + 1}/{args.repeats}: {len(order)} measurements in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+    return records
+
+
+# -- memory -------------------------------------------------------------------------------
+
+
+def run_memory(quick: bool) -> dict[str, Any]:
+    """Peak RSS for a small and a large VIA CSV, each in a fresh process."""
+    sizes = {"small": 10**3, "large": 10**4} if quick else {"small": 10**4, "large": 10**6}
+    pool = ensure_pool(memory.LINKED_IMAGES)
+    found: dict[str, Any] = {}
+    for name, rows in sizes.items():
+        csv = memory.write_via_csv(CACHE / "memory" / f"via_{rows}.csv", rows, pool)
+        found[name] = memory.measure(csv)
+    return found
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def environment(servers: dict[str, Server], args: argparse.Namespace) -> dict[str, Any]:
+    """Machine, interpreter and library versions."""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {b: s.info.get("versions", s.info.get("error", "")[-200:])
+                     for b, s in servers.items()},
+        "workers": args.workers, "repeats": args.repeats, "seconds": args.seconds,
+        "quick": args.quick,
+    }
+
+
+def describe_workloads(workloads: dict[str, Workload]) -> dict[str, Any]:
+    """Workload facts for the report."""
+    return {w.name: {"title": w.title, "crops": len(w), "regions_per_image": w.regions_per_image,
+                     "images": len(w) // w.regions_per_image,
+                     "mean_file_kb": round(float(w.file_bytes.mean()) / 1024, 1),
+                     "folder": w.image_dir} for w in workloads.values()}
+
+
+def render(results: report.Results, workloads: dict[str, Workload], env: dict[str, Any],
+           found: list[report.Target], memory_result: dict[str, Any] | None) -> str:
+    """The printed report."""
+    versions = env["versions"].get("tensorflow") or {}
+    lines = [
+        "",
+        f"keras-roi-datagen benchmark: {env['cpu_count']} CPUs ({env['cpu']}), "
+        f"workers={env['workers']}, median of {env['repeats']} repeats, "
+        f"~{env['seconds']:g} s per measurement, 224x224 uint8 crops, batches of {BATCH}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        "",
+    ]
+    for workload in workloads.values():
+        lines += [*report.workload_table(results, workload.name, workload.title), ""]
+    lines += [
+        "crops/s: median over repeats. MB/s: source JPEG bytes behind the delivered crops "
+        "(each crop counts its file).",
+        "/tf.al, /tf.aa, /classic: median of per-repeat ratios to tf.data (antialias=False), "
+        "tf.data (antialias=True), the classic generator.",
+        "MAE: mean |difference| (0-255) of the first 8 crops from Pillow's antialiased bilinear "
+        "crop of the full image. spread: (max-min)/median over repeats.",
+        "RoiDataset rows: shuffle=True, seed=0, dtype=uint8, batch_size=32, "
+        f"workers={env['workers']} unless noted; 'best' = "
+        + ", ".join(f"{k}={v}" for k, v in BY_KEY["roi_jax"].options.items()) + ".",
+        "",
+        "Targets (RoiDataset 'best', per backend; same run, same worker count):",
+        *(f"  {target.line()}" for target in found),
+    ]
+    if memory_result:
+        lines.append("")
+        for name, result in memory_result.items():
+            lines.append(f"memory {name}: {json.dumps(result)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the whole benchmark."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    print(f"keras-roi-datagen benchmark ({'quick' if args.quick else 'full'} run; cache "
+          f"{CACHE})", flush=True)
+    workloads = build_workloads(args.quick)
+    servers = start_servers(args.quick)
+    print(f"  backends ready in {time.perf_counter() - started:.0f} s", flush=True)
+    try:
+        records = run_contenders(args, workloads, servers)
+    finally:
+        for server in servers.values():
+            server.close()
+    memory_result = None
+    if not args.skip_memory:
+        start = time.perf_counter()
+        memory_result = run_memory(args.quick)
+        print(f"  memory test in {time.perf_counter() - start:.0f} s", flush=True)
+    results = report.Results(records)
+    found = report.targets(results, args.workers, memory_result)
+    env = environment(servers, args)
+    print(render(results, workloads, env, found, memory_result))
+    wall = time.perf_counter() - started
+    print(f"\ntotal wall time: {wall:.0f} s")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps({
+            "environment": env, "workloads": describe_workloads(workloads),
+            "summary": results.summary(list(workloads)),
+            "targets": [t.as_json() for t in found], "memory": memory_result,
+            "measurements": records, "wall_s": round(wall, 1),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        }, indent=1, default=str))
+        print(f"report written to {args.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

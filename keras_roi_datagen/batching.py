@@ -1,0 +1,215 @@
+"""From decoded pixels to the `(x, y)` batches a Keras model consumes.
+
+`BatchAssembler` turns one batch's rows and their `BatchResult` into arrays:
+the final dtype cast (done once, here), label encoding per head, and the
+handling of rows that failed to decode: raise the library's error naming the
+row, or leave the row out and record it. `stream_batches` runs a pass over an
+epoch plan with a bounded read-ahead on a `BatchExecutor`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from keras_roi_datagen.errors import Problem, RoiDatagenError, raise_problems
+from keras_roi_datagen.imaging import BatchResult, DecodeOptions
+from keras_roi_datagen.index import RoiIndex
+from keras_roi_datagen.labels import LabelMode, LabelVocabulary, encode_labels
+from keras_roi_datagen.workers import BatchExecutor, worker_error
+
+__all__ = ["BatchAssembler", "stream_batches"]
+
+Batch = tuple[Any, ...]
+
+
+@dataclass
+class BatchAssembler:
+    """Builds batches from an index, decode options and label settings.
+
+    Args:
+        index: The `RoiIndex`.
+        options: The `DecodeOptions`.
+        vocabularies: One vocabulary per label column, in `y_cols` order.
+        label_mode: `"categorical"` or `"int"`.
+        output_format: `"tuple"` or `"dict"`.
+        dtype: Final dtype of `x`.
+        on_error: `"raise"` or `"skip"`.
+        on_skip: Called with the problems of rows skipped at decode time.
+        sample_weights: Optional per-head weight of each class index.
+    """
+
+    index: RoiIndex
+    options: DecodeOptions
+    vocabularies: Mapping[str, LabelVocabulary]
+    label_mode: LabelMode
+    output_format: str
+    dtype: np.dtype
+    on_error: str
+    on_skip: Callable[[list[Problem]], None]
+    sample_weights: Mapping[str, np.ndarray] | None = None
+
+    def job(self, rows: np.ndarray) -> Any:
+        """Returns the `BatchJob` decoding `rows`."""
+        return self.index.job(rows, self.options)
+
+    def _failures(self, rows: np.ndarray, result: BatchResult, where: str) -> np.ndarray:
+        problems = [
+            self.index.problem(int(rows[f.position]), f.kind, f"{f.message} ({where})",
+                               details=f.details)
+            for f in result.failures
+        ]
+        if self.on_error == "raise":
+            raise_problems(problems, "Pass on_error='skip' to leave such rows out and list them "
+                           "in `ds.skipped`, or check the data first with `ds.validate()`.")
+        self.on_skip(problems)
+        keep = np.ones(len(rows), dtype=bool)
+        keep[[f.position for f in result.failures]] = False
+        return keep
+
+    def assemble(self, rows: np.ndarray, result: BatchResult, where: str) -> tuple[Batch, np.ndarray]:
+        """Builds one batch.
+
+        Args:
+            rows: Index rows of the batch, in batch order.
+            result: Their decoded pixels.
+            where: Which batch this is, for messages (e.g. "epoch 2, batch 7").
+
+        Returns:
+            `(batch, rows_used)`: the batch tuple and the rows it holds.
+        """
+        pixels = result.pixels
+        if result.failures:
+            keep = self._failures(rows, result, where)
+            rows, pixels = rows[keep], pixels[keep]
+        x = pixels if pixels.dtype == self.dtype else pixels.astype(self.dtype)
+        if not self.vocabularies:
+            return (x,), rows
+        heads = {
+            column: encode_labels(self.index.codes[column][rows], vocab.num_classes, self.label_mode)
+            for column, vocab in self.vocabularies.items()
+        }
+        y: Any = heads if self.output_format == "dict" else (
+            next(iter(heads.values())) if len(heads) == 1 else tuple(heads.values()))
+        if self.sample_weights is None:
+            return (x, y), rows
+        weights = {c: w[self.index.codes[c][rows]] for c, w in self.sample_weights.items()}
+        sw: Any = weights if self.output_format == "dict" else (
+            next(iter(weights.values())) if len(weights) == 1 else tuple(weights.values()))
+        return (x, y, sw), rows
+
+
+def _wait(future: Future[BatchResult], timeout: float | None, where: str) -> BatchResult:
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        raise worker_error(
+            "worker_timeout",
+            f"no decode worker delivered {where} within {timeout} s. Raise `worker_timeout` "
+            "if such batches are legitimately slow.") from None
+    except RoiDatagenError:
+        raise
+    except Exception as exc:
+        details = "".join(traceback.format_exception(exc))
+        raise worker_error(
+            "worker_exception", f"decoding {where} failed in a worker thread: {exc!r}",
+            details) from exc
+
+
+def _concat(first: Any, second: Any) -> Any:
+    if isinstance(first, np.ndarray):
+        return np.concatenate([first, second])
+    if isinstance(first, dict):
+        return {key: _concat(first[key], second[key]) for key in first}
+    return tuple(_concat(a, b) for a, b in zip(first, second))
+
+
+@dataclass
+class _Reserve:
+    """Rows of the epoch's last batch, lent to batches that lost rows to skips."""
+
+    rows: list[int]
+
+    def top_up(self, batch: Batch, used: np.ndarray, wanted: int, assembler: BatchAssembler,
+               executor: BatchExecutor, timeout: float | None, where: str) -> tuple[Batch, np.ndarray]:
+        while len(used) < wanted and self.rows:
+            take = min(wanted - len(used), len(self.rows))
+            borrowed = np.asarray(self.rows[-take:], dtype=np.int64)
+            del self.rows[-take:]
+            result = _wait(executor.submit(assembler.job(borrowed)), timeout, where)
+            extra, extra_used = assembler.assemble(borrowed, result, where)
+            if len(extra_used):
+                batch, used = _concat(batch, extra), np.concatenate([used, extra_used])
+        return batch, used
+
+
+def stream_batches(
+    plan_batches: Callable[[int], np.ndarray],
+    batch_numbers: range,
+    assembler: BatchAssembler,
+    executor: BatchExecutor,
+    read_ahead: int,
+    timeout: float | None,
+    describe: Callable[[int], str],
+) -> Iterator[tuple[int, Batch, np.ndarray]]:
+    """Yields `(batch_number, batch, rows)` for a run of batches, in order.
+
+    Up to `read_ahead` batches are submitted to `executor` ahead of the one
+    being yielded, so decoding overlaps training; results are yielded strictly
+    in `batch_numbers` order whatever the order they complete in.
+
+    With `on_error="skip"`, a batch that loses rows at decode time is topped
+    up with rows taken from the end of the pass's last batch, which is
+    therefore decoded last; batch shapes stay whole except the last one. Every
+    row is still yielded at most once.
+
+    Args:
+        plan_batches: Returns the index rows of a batch number.
+        batch_numbers: The batches of this pass, in order.
+        assembler: The `BatchAssembler`.
+        executor: Where decoding runs.
+        read_ahead: Batches in flight at most (at least 1).
+        timeout: Seconds to wait for one batch (`None`: no limit).
+        describe: Returns a batch's description for messages.
+
+    Yields:
+        `(batch_number, batch, rows)`.
+    """
+    numbers = list(batch_numbers)
+    reserve = _Reserve([])
+    if assembler.on_error == "skip" and len(numbers) > 1:
+        reserve.rows = plan_batches(numbers[-1]).tolist()
+        numbers = numbers[:-1]
+    pending: deque[tuple[int, np.ndarray, Future[BatchResult]]] = deque()
+    upcoming = iter(numbers)
+    while True:
+        while len(pending) < max(1, read_ahead):
+            number = next(upcoming, None)
+            if number is None:
+                break
+            rows = plan_batches(number)
+            pending.append((number, rows, executor.submit(assembler.job(rows))))
+        if not pending:
+            break
+        number, rows, future = pending.popleft()
+        where = describe(number)
+        batch, used = assembler.assemble(rows, _wait(future, timeout, where), where)
+        if len(used) < len(rows):
+            batch, used = reserve.top_up(batch, used, len(rows), assembler, executor, timeout, where)
+        if len(used):
+            yield number, batch, used
+    if reserve.rows:
+        last = len(numbers)
+        rows = np.asarray(reserve.rows, dtype=np.int64)
+        where = describe(batch_numbers[last])
+        result = _wait(executor.submit(assembler.job(rows)), timeout, where)
+        batch, used = assembler.assemble(rows, result, where)
+        if len(used):
+            yield batch_numbers[last], batch, used

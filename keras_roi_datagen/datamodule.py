@@ -1,0 +1,504 @@
+"""`RoiDataModule`: one object from an annotation table to the datasets of every stage.
+
+Modelled on Lightning's `LightningDataModule`: `prepare_data()` checks,
+`setup(stage)` builds splits and vocabularies (idempotent), and one accessor
+per split returns a `RoiDataset`. The table is read and checked once; the
+splits share that read.
+
+Splits keep an image's regions together (no photo in two splits), may be
+stratified on a label column, and are deterministic from the seed; a `split`
+column in the table overrides them. Vocabularies come from the training split
+only: a validation or test label never seen in training is an error (or an
+out-of-vocabulary index, with `unseen_labels="oov"`). `state_dict()` holds
+the split membership, vocabularies and settings as JSON, so a model is served
+with exactly the encoding it was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from keras_roi_datagen.boxes import BoxFormat
+from keras_roi_datagen.dataset import RoiDataset
+from keras_roi_datagen.errors import LabelError, Problem, raise_problems
+from keras_roi_datagen.imaging import DecodeOptions
+from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
+from keras_roi_datagen.labels import LabelVocabulary
+from keras_roi_datagen.splitting import SPLITS, split_groups
+from keras_roi_datagen.validation import ValidationReport, scan_images
+
+__all__ = ["RoiDataModule"]
+
+_STAGES = ("fit", "validate", "test", "predict")
+_SPLIT_ALIASES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1,
+                  "test": 2, "testing": 2}
+_SPEC_KEYS = ("x_col", "box_col", "box_cols", "box_format", "allow_outside_image_dir")
+_OWNED = ("shuffle", "seed", "vocabularies", "table", "y_cols", "batch_size", "image_size",
+          "class_weight")
+_STATE_VERSION = 1
+
+
+class RoiDataModule:
+    """Splits, vocabularies and datasets of every stage, from one table.
+
+    Args:
+        table: A DataFrame, or the path of a VIA export or CSV file.
+        image_dir: Folder of the images (defaults as in `RoiDataset`).
+        validation_split: Fraction of rows for validation. Defaults to 0.2.
+        test_split: Fraction of rows for testing. Defaults to 0.
+        split_by: `"image"` (default: all regions of an image in one split)
+            or `"row"`.
+        stratify_by: Optional label column whose class proportions each
+            split should keep, as far as grouping allows.
+        split_col: Column with explicit `train`/`val`/`test` values; used
+            instead of the fractions when the table has it. Defaults to
+            `"split"`.
+        seed: Seed of the split and of the training shuffle. Defaults to 1337.
+        batch_size: Regions per batch. Defaults to 32.
+        image_size: `(height, width)` of the crops. Defaults to `(224, 224)`.
+        y_cols: Label columns. Defaults to `("name", "type")`.
+        vocabularies: Optional given vocabularies (else built on the
+            training split, sorted).
+        unseen_labels: `"error"` (default) or `"oov"`: what a validation or
+            test label absent from the training split becomes.
+        class_weight: `None`, `"balanced"` (weights from `class_weights()`)
+            or a dict as in `RoiDataset`; applied to the training dataset.
+        **dataset_kwargs: Passed to every `RoiDataset` (e.g. `workers`,
+            `use_multiprocessing`, `on_error`, `label_mode`, `box_format`).
+
+    Example:
+    ```python
+    data = RoiDataModule("via_export.csv", validation_split=0.2, image_size=(96, 96))
+    data.setup("fit")
+    model.fit(data.train_dataset(), validation_data=data.val_dataset(), epochs=10)
+    data.save("data_state.json")
+    ```
+    """
+
+    def __init__(
+        self,
+        table: pd.DataFrame | str | os.PathLike[str],
+        *,
+        image_dir: str | os.PathLike[str] | None = None,
+        validation_split: float = 0.2,
+        test_split: float = 0.0,
+        split_by: str = "image",
+        stratify_by: str | None = None,
+        split_col: str = "split",
+        seed: int = 1337,
+        batch_size: int = 32,
+        image_size: tuple[int, int] = (224, 224),
+        y_cols: Sequence[str] = ("name", "type"),
+        vocabularies: Mapping[str, LabelVocabulary | Sequence[Any]] | None = None,
+        unseen_labels: str = "error",
+        class_weight: str | Mapping[str, Mapping[Any, float]] | None = None,
+        **dataset_kwargs: Any,
+    ) -> None:
+        owned = sorted(set(dataset_kwargs) & set(_OWNED))
+        if owned:
+            raise TypeError(f"RoiDataModule sets {owned} itself; pass them as its own arguments.")
+        if split_by not in ("image", "row"):
+            raise ValueError(f"`split_by` must be 'image' or 'row'. Received: split_by={split_by!r}")
+        if unseen_labels not in ("error", "oov"):
+            raise ValueError(
+                f"`unseen_labels` must be 'error' or 'oov'. Received: unseen_labels={unseen_labels!r}")
+        split_groups(np.zeros(0), validation_split, test_split, seed=0)  # checks the fractions
+        self.table = table
+        self.image_dir = os.fspath(image_dir) if image_dir is not None else None
+        self.validation_split, self.test_split = float(validation_split), float(test_split)
+        self.split_by, self.stratify_by, self.split_col = split_by, stratify_by, split_col
+        self.seed, self.batch_size = int(seed), int(batch_size)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.y_cols = (y_cols,) if isinstance(y_cols, str) else tuple(y_cols)
+        if stratify_by is not None and stratify_by not in self.y_cols:
+            raise ValueError(f"`stratify_by` must be one of y_cols {list(self.y_cols)}. "
+                             f"Received: stratify_by={stratify_by!r}")
+        self.given_vocabularies = dict(vocabularies or {})
+        self.unseen_labels, self.class_weight = unseen_labels, class_weight
+        self.dataset_kwargs = dict(dataset_kwargs)
+        self.vocabularies: dict[str, LabelVocabulary] = {}
+        self.frame: pd.DataFrame | None = None
+        self.problems: list[Problem] = []
+        self._full: IndexBuild | None = None
+        self._split: np.ndarray | None = None
+        self._loaded_splits: dict[str, list[Any]] | None = None
+        self._loaded_train_state: dict[str, Any] | None = None
+        self._datasets: dict[str, RoiDataset] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _spec(self, y_cols: Sequence[str]) -> TableSpec:
+        spec_args = {k: self.dataset_kwargs[k] for k in _SPEC_KEYS if k in self.dataset_kwargs}
+        if "box_format" in spec_args:
+            spec_args["box_format"] = BoxFormat.parse(spec_args["box_format"])
+        if spec_args.get("box_cols") is not None:
+            spec_args["box_cols"] = tuple(spec_args["box_cols"])
+        image_dir = self.image_dir
+        if image_dir is None and not isinstance(self.table, pd.DataFrame):
+            image_dir = os.path.dirname(os.path.abspath(os.fspath(self.table)))
+        return TableSpec(image_dir=image_dir, y_cols=tuple(y_cols), **spec_args)
+
+    def _read(self) -> pd.DataFrame:
+        if self.frame is None:
+            from keras_roi_datagen.formats import read_table
+
+            self.frame = read_table(self.table)
+        return self.frame
+
+    def validate(self, *, decode: bool = False, progress: bool = True) -> ValidationReport:
+        """Checks every row, image and box of the table; sets no state.
+
+        Args:
+            decode: Fully decode every image (finds truncated files).
+            progress: Show a progress bar.
+
+        Returns:
+            The `ValidationReport`.
+        """
+        build = build_index(self._read(), self._spec(self.y_cols))
+        options = DecodeOptions(self.image_size, color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
+                                max_image_pixels=self._max_pixels())
+        found = scan_images(build.index, options, decode=decode, progress=progress)
+        return ValidationReport([*build.problems, *(p for _, p in found)], n_rows=build.n_rows,
+                                n_images=len(build.index.paths), decoded=decode)
+
+    def prepare_data(self) -> ValidationReport:
+        """One-time checks of the table and image headers (Lightning's `prepare_data`).
+
+        Returns:
+            The `ValidationReport`.
+
+        Raises:
+            RoiDatagenError: Listing every bad row, when `on_error` is `"raise"`.
+        """
+        report = self.validate(progress=False)
+        if self.dataset_kwargs.get("on_error", "raise") == "raise":
+            raise_problems(report.errors, "Pass on_error='skip' to leave such rows out.")
+        return report
+
+    def _max_pixels(self) -> int | None:
+        limit = self.dataset_kwargs.get("max_image_pixels", -1)
+        return Image.MAX_IMAGE_PIXELS if limit == -1 else limit
+
+    def setup(self, stage: str | None = None) -> None:
+        """Builds what `stage` needs; calling it again changes nothing.
+
+        Args:
+            stage: `"fit"`, `"validate"`, `"test"`, `"predict"` or `None` (all).
+        """
+        if stage is not None and stage not in _STAGES:
+            raise ValueError(f"`stage` must be one of {list(_STAGES)} or None. Received: stage={stage!r}")
+        if stage == "predict":
+            return
+        if self._full is None:
+            self._full = self._read_index()
+        if self._split is None:
+            self._split = self._assign_splits(self._full.index)
+        if not self.vocabularies:
+            self.vocabularies = self._train_vocabularies(self._full, self._split)
+
+    def _read_index(self) -> IndexBuild:
+        build = build_index(self._read(), self._spec(self.y_cols))
+        if self.dataset_kwargs.get("on_error", "raise") == "raise":
+            raise_problems(build.errors, "Pass on_error='skip' to leave such rows out.")
+            self.problems = build.problems
+            return build
+        # Skipping: unreadable images and boxes outside them leave before the split.
+        options = DecodeOptions(self.image_size, max_image_pixels=self._max_pixels())
+        found = scan_images(build.index, options, progress=False)
+        bad = sorted({row for row, p in found if p.severity == "error"})
+        self.problems = [*build.problems, *(p for _, p in found)]
+        if bad:
+            keep = np.ones(len(build.index), dtype=bool)
+            keep[bad] = False
+            build = replace(build, index=build.index.select(keep))
+        return build
+
+    @property
+    def skipped(self) -> list[Problem]:
+        """Rows left out when the table was read (with `on_error="skip"`)."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    # -- splits and vocabularies ---------------------------------------------------------------
+
+    def _keys(self, index: RoiIndex) -> list[Any]:
+        if self.split_by == "image":
+            base = self._spec(()).image_dir or os.getcwd()
+            relative = [os.path.relpath(p, base) for p in index.paths.tolist()]
+            return [relative[i] for i in index.path_ids.tolist()]
+        return [index.row_label(i) for i in range(len(index))]
+
+    def _assign_splits(self, index: RoiIndex) -> np.ndarray:
+        frame = self._read()
+        if self._loaded_splits is not None:
+            where = {key: SPLITS.index(name) for name, keys in self._loaded_splits.items()
+                     for key in keys}
+            keys = self._keys(index)
+            unknown = [k for k in keys if k not in where]
+            if unknown:
+                raise ValueError(f"The loaded state does not cover {len(unknown)} row(s) of this "
+                                 f"table, e.g. {unknown[:3]}; it was saved for another table.")
+            return np.asarray([where[k] for k in keys], dtype=np.int8)
+        if self.split_col in frame.columns:
+            return self._explicit_splits(frame, index)
+        groups = index.path_ids if self.split_by == "image" else np.arange(len(index))
+        labels = index.codes[self.stratify_by] if self.stratify_by else None
+        return split_groups(groups, self.validation_split, self.test_split, seed=self.seed,
+                            labels=labels)
+
+    def _explicit_splits(self, frame: pd.DataFrame, index: RoiIndex) -> np.ndarray:
+        values = frame[self.split_col].iloc[index.positions].tolist()
+        codes, problems = np.zeros(len(values), dtype=np.int8), []
+        for i, value in enumerate(values):
+            code = _SPLIT_ALIASES.get(str(value).strip().lower())
+            if code is None:
+                problems.append(index.problem(i, "split_unknown", (
+                    "split value must be train, val or test (or training, validation, "
+                    "testing)."), column=self.split_col, value=value))
+            else:
+                codes[i] = code
+        raise_problems(problems)
+        return codes
+
+    def _train_vocabularies(self, full: IndexBuild, split: np.ndarray) -> dict[str, LabelVocabulary]:
+        vocabularies = {}
+        train = split == 0
+        if not train.any():
+            raise ValueError("The training split is empty; lower validation_split/test_split.")
+        for column in self.y_cols:
+            given = self.given_vocabularies.get(column)
+            if isinstance(given, LabelVocabulary):
+                vocabularies[column] = given
+                continue
+            if given is not None:
+                vocabularies[column] = LabelVocabulary(given, name=column)
+                continue
+            seen = full.vocabularies[column].decode(np.unique(full.index.codes[column][train]))
+            vocabularies[column] = LabelVocabulary.from_values(
+                seen, name=column, oov=self.unseen_labels == "oov")
+        return vocabularies
+
+    def _recoded(self, rows: np.ndarray, name: str) -> IndexBuild:
+        assert self._full is not None
+        full = self._full
+        index = full.index.select(rows)
+        codes, problems = {}, []
+        for column in self.y_cols:
+            old = full.vocabularies[column]
+            vocab = self.vocabularies[column]
+            table = np.asarray([vocab.lookup(c) if vocab.lookup(c) is not None else -1
+                                for c in old.classes] or [-1], dtype=np.int32)
+            recoded = table[index.codes[column]]
+            for i in np.flatnonzero(recoded < 0).tolist():
+                label = old.classes[index.codes[column][i]]
+                problems.append(index.problem(i, "label_unseen", (
+                    f"label {column!r}: {label!r} appears in the {name} split but never in "
+                    "training. Pass unseen_labels='oov' to map such labels to an extra class, "
+                    "or move these images to training."), column=column, value=label))
+            codes[column] = recoded
+        if problems:
+            raise LabelError.from_problems(problems)
+        return IndexBuild(replace(index, codes=codes), self.vocabularies, [], [], len(rows))
+
+    # -- datasets -------------------------------------------------------------------------------
+
+    def _dataset(self, split: str) -> RoiDataset:
+        if split not in self._datasets:
+            self.setup("fit")
+            assert self._split is not None
+            rows = np.flatnonzero(self._split == SPLITS.index(split))
+            if not len(rows):
+                raise ValueError(f"The {split} split is empty (validation_split="
+                                 f"{self.validation_split}, test_split={self.test_split}).")
+            train = split == "train"
+            weights = self.class_weights() if self.class_weight == "balanced" else self.class_weight
+            kwargs = dict(self.dataset_kwargs)
+            if not train:
+                kwargs["drop_remainder"] = False  # evaluation sees every row
+            dataset = RoiDataset(
+                self._recoded(rows, split), y_cols=self.y_cols, batch_size=self.batch_size,
+                image_size=self.image_size, shuffle=train, seed=self.seed,
+                class_weight=weights if train else None,  # type: ignore[arg-type]
+                **kwargs,
+            )
+            if train and self._loaded_train_state is not None:
+                dataset.set_state(self._loaded_train_state)
+            self._datasets[split] = dataset
+        return self._datasets[split]
+
+    def train_dataset(self) -> RoiDataset:
+        """The training split: shuffled every epoch from `seed`."""
+        return self._dataset("train")
+
+    def val_dataset(self) -> RoiDataset:
+        """The validation split: table order, last batch kept."""
+        return self._dataset("val")
+
+    def test_dataset(self) -> RoiDataset:
+        """The test split: table order, last batch kept."""
+        return self._dataset("test")
+
+    def predict_dataset(self) -> RoiDataset:
+        """Every usable row of the table, in table order, yielding `x` only.
+
+        Labels are not needed (nor read). Map `model.predict` output back to
+        rows with `predictions_frame`.
+        """
+        if "predict" not in self._datasets:
+            kwargs = {k: v for k, v in self.dataset_kwargs.items() if k != "drop_remainder"}
+            self._datasets["predict"] = RoiDataset(
+                self._read(), image_dir=self._spec(()).image_dir, y_cols=(),
+                batch_size=self.batch_size, image_size=self.image_size, shuffle=False,
+                seed=self.seed, **kwargs)
+        return self._datasets["predict"]
+
+    def predictions_frame(self, predictions: Any) -> pd.DataFrame:
+        """Returns the predicted rows of the table with each head's class and score.
+
+        Args:
+            predictions: `model.predict(data.predict_dataset())`: one array of
+                class scores per head (a list, tuple or dict by head name), or
+                one array for a single head.
+
+        Returns:
+            A copy of the table's usable rows, in order, with columns
+            `{head}_predicted` (the class) and `{head}_score` (its score).
+        """
+        self.setup("fit")
+        dataset = self.predict_dataset()
+        heads = _per_head(predictions, self.y_cols)
+        frame = self._read().iloc[dataset.index.positions].copy()
+        for column, scores in heads.items():
+            scores = np.asarray(scores)
+            if len(scores) != len(frame):
+                raise ValueError(f"{len(scores)} predictions for head {column!r}, but the predict "
+                                 f"dataset has {len(frame)} rows.")
+            best = scores.argmax(axis=-1)
+            frame[f"{column}_predicted"] = np.asarray(self.vocabularies[column].decode(best),
+                                                      dtype=object)
+            frame[f"{column}_score"] = scores.max(axis=-1)
+        return frame
+
+    # -- statistics ------------------------------------------------------------------------------
+
+    def class_weights(self) -> dict[str, dict[int, float]]:
+        """Balanced class weights per head, from the training split.
+
+        Returns:
+            `{head: {class_index: n_rows / (n_classes * class_count)}}`;
+            classes absent from training weigh 1.
+        """
+        self.setup("fit")
+        assert self._full is not None and self._split is not None
+        train = self._recoded(np.flatnonzero(self._split == 0), "train").index
+        weights = {}
+        for column, vocab in self.vocabularies.items():
+            counts = np.bincount(train.codes[column], minlength=vocab.num_classes)
+            present = counts > 0
+            scale = len(train) / (int(present.sum()) or 1)
+            weights[column] = {i: float(scale / c) if c else 1.0 for i, c in enumerate(counts)}
+        return weights
+
+    def summary(self, print_fn: Any = print) -> str:
+        """Prints (and returns) rows and images per split and label counts per head."""
+        self.setup("fit")
+        assert self._full is not None and self._split is not None
+        index = self._full.index
+        lines = [f"{'split':<8}{'rows':>8}{'images':>8}"]
+        for code, name in enumerate(SPLITS):
+            mask = self._split == code
+            lines.append(f"{name:<8}{int(mask.sum()):>8}{len(np.unique(index.path_ids[mask])):>8}")
+        for column in self.y_cols:
+            vocab = self._full.vocabularies[column]
+            lines.append(f"\nlabel {column!r}: " + " / ".join(SPLITS))
+            for code, label in enumerate(vocab.classes):
+                counts = [int(((self._split == s) & (index.codes[column] == code)).sum())
+                          for s in range(len(SPLITS))]
+                lines.append(f"  {label!s:<20}" + "".join(f"{c:>8}" for c in counts))
+        skipped = len(self.skipped)
+        if skipped:
+            lines.append(f"\n{skipped} row(s) skipped; see `data.skipped`.")
+        text = "\n".join(lines)
+        print_fn(text)
+        return text
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Returns split membership, vocabularies and settings as JSON-able data."""
+        self.setup("fit")
+        assert self._full is not None and self._split is not None
+        keys = self._keys(self._full.index)
+        splits: dict[str, list[Any]] = {name: [] for name in SPLITS}
+        seen: set[Any] = set()
+        for key, code in zip(keys, self._split.tolist()):
+            if (key, code) not in seen:
+                seen.add((key, code))
+                splits[SPLITS[code]].append(key)
+        state = {
+            "version": _STATE_VERSION, "seed": self.seed, "image_size": list(self.image_size),
+            "batch_size": self.batch_size, "y_cols": list(self.y_cols), "split_by": self.split_by,
+            "validation_split": self.validation_split, "test_split": self.test_split,
+            "stratify_by": self.stratify_by, "splits": splits,
+            "vocabularies": {c: v.to_dict() for c, v in self.vocabularies.items()},
+        }
+        if "train" in self._datasets:
+            state["train_state"] = self._datasets["train"].get_state()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores what `state_dict()` returned; call before `setup`.
+
+        Raises:
+            ValueError: If the state is of another version or other label columns.
+        """
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"Unsupported state version {state.get('version')!r}; "
+                             f"expected {_STATE_VERSION}.")
+        if list(state["y_cols"]) != list(self.y_cols):
+            raise ValueError(f"The state was saved for y_cols={state['y_cols']}, this module has "
+                             f"y_cols={list(self.y_cols)}.")
+        self.seed, self.batch_size = int(state["seed"]), int(state["batch_size"])
+        self.image_size = (int(state["image_size"][0]), int(state["image_size"][1]))
+        self.split_by = state["split_by"]
+        self._loaded_splits = {k: list(v) for k, v in state["splits"].items()}
+        self.vocabularies = {c: LabelVocabulary.from_dict(v) for c, v in state["vocabularies"].items()}
+        self._loaded_train_state = state.get("train_state")
+        self._split, self._datasets = None, {}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes `state_dict()` to a JSON file."""
+        Path(path).write_text(json.dumps(self.state_dict(), indent=1))
+
+    def load(self, path: str | os.PathLike[str]) -> RoiDataModule:
+        """Reads a file written by `save` into this module; returns the module."""
+        self.load_state_dict(json.loads(Path(path).read_text()))
+        return self
+
+    def __repr__(self) -> str:
+        table = "<DataFrame>" if isinstance(self.table, pd.DataFrame) else os.fspath(self.table)
+        return (f"RoiDataModule(table={table!r}, validation_split={self.validation_split}, "
+                f"test_split={self.test_split}, split_by={self.split_by!r}, "
+                f"stratify_by={self.stratify_by!r}, seed={self.seed}, batch_size={self.batch_size}, "
+                f"image_size={self.image_size}, y_cols={self.y_cols})")
+
+
+def _per_head(predictions: Any, y_cols: Sequence[str]) -> dict[str, Any]:
+    if isinstance(predictions, Mapping):
+        return {c: predictions[c] for c in y_cols}
+    if isinstance(predictions, (list, tuple)):
+        if len(predictions) != len(y_cols):
+            raise ValueError(f"Got {len(predictions)} prediction arrays for {len(y_cols)} heads.")
+        return dict(zip(y_cols, predictions))
+    if len(y_cols) != 1:
+        raise ValueError(f"Got one prediction array for {len(y_cols)} heads {list(y_cols)}.")
+    return {y_cols[0]: predictions}

@@ -1,0 +1,104 @@
+"""Reading annotation tables: VIA exports (CSV and JSON, VIA 1 to 3) and plain CSV.
+
+`read_table` is the entry point: it takes a path or a DataFrame and returns a
+DataFrame indexed by row label (CSV line number, or `"<filename>#<k>"` for VIA
+JSON), with `attrs["source"]` and `attrs["format"]` set.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pandas as pd
+
+from keras_roi_datagen.formats.generic import read_generic_csv
+from keras_roi_datagen.formats.via import (
+    STANDARD_COLUMNS,
+    ViaRecord,
+    detect_via_format,
+    iter_via_records,
+    read_via,
+    read_via_csv,
+    read_via_json,
+    sniff_csv,
+)
+
+__all__ = [
+    "STANDARD_COLUMNS",
+    "ViaRecord",
+    "detect_via_format",
+    "is_via_table",
+    "iter_via_records",
+    "read_generic_csv",
+    "read_table",
+    "read_via",
+    "read_via_csv",
+    "read_via_json",
+]
+
+
+def is_via_table(df: pd.DataFrame) -> bool:
+    """Tell whether a table has VIA's layout (a `region_shape_attributes` column).
+
+    Args:
+        df: A table.
+
+    Returns:
+        True when `df` has a `region_shape_attributes` column.
+
+    Example:
+    >>> is_via_table(pd.DataFrame({"region_shape_attributes": ["{}"]}))
+    True
+
+    """
+    return "region_shape_attributes" in df.columns
+
+
+def read_table(
+    source: pd.DataFrame | str | os.PathLike[str], *, encoding: str = "utf-8"
+) -> pd.DataFrame:
+    """Read an annotation table from a file, or copy one given as a DataFrame.
+
+    A `.json` file is read as VIA JSON (`read_via_json`). Any other file is read
+    as CSV: VIA layout when its header has `region_shape_attributes` (written
+    `#filename,...` by VIA 1 or `filename,...` by VIA 2) or it is a VIA 3 export
+    (`# CSV_HEADER = metadata_id,...`), otherwise a plain table of any columns
+    read with pandas (`attrs["format"] == "csv"`).
+
+    Args:
+        source: A path, or a DataFrame (returned as a deep copy; the caller's
+            frame is never modified).
+        encoding: The encoding of files without a byte-order mark.
+
+    Returns:
+        The table. For files: index = CSV line number (index name `"line"`) or
+        VIA JSON region label (index name `"region"`); `attrs["source"]` is
+        `str(path)`; `attrs["format"]` is e.g. `"via2-csv"` or `"csv"`.
+
+    Raises:
+        AnnotationError: The file is malformed (see `read_via`).
+        FileNotFoundError: The file does not exist.
+        TypeError: `source` is neither a path nor a DataFrame.
+
+    Example:
+    >>> df = read_table(pd.DataFrame({"filename": ["a.jpg"], "label": ["cat"]}))
+    >>> is_via_table(df)
+    False
+
+    """
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy(deep=True)
+        frame.attrs = copy.deepcopy(dict(source.attrs))
+        return frame
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"`source` must be a path or a pandas DataFrame. Received: {type(source).__name__}"
+        )
+    if not os.path.isfile(source):
+        raise FileNotFoundError(f"annotation table not found: {os.fspath(source)!r}")
+    if os.fspath(source).lower().endswith(".json"):
+        return read_via_json(source, encoding=encoding)
+    if sniff_csv(source, encoding).kind is not None:
+        return read_via_csv(source, encoding=encoding)
+    return read_generic_csv(source, encoding=encoding)

@@ -1,0 +1,440 @@
+"""Image decoding and cropping: open, orient, convert, crop, resize.
+
+This module imports only NumPy and Pillow, never Keras or a backend, so worker
+processes start fast and decoding is byte-identical on every backend.
+
+What happens to one image, in order:
+
+1. Open lazily (header only) and check the pixel count against
+   `max_image_pixels` (the decompression-bomb guard; configurable per dataset
+   without touching Pillow's global setting).
+2. Fast path (`fast=True`, JPEG only): when every region of this image in the
+   batch is at least twice as large as `image_size`, ask libjpeg to decode at
+   1/2, 1/4 or 1/8 scale (`Image.draft`, DCT-domain downscaling; for a
+   mirrored or rotated image only by a factor that divides both sides). Crops
+   then differ from the reference path by resampling noise only (tests bound it).
+3. Apply the EXIF orientation, so boxes refer to the image as displayed, which
+   is how VGG Image Annotator shows it.
+4. Convert the mode: palette, CMYK, 1-bit, 16-bit and float images become
+   8-bit; for `color_mode` `"rgb"` and `"grayscale"` any transparency is
+   composited over black (keep it with `"rgba"`).
+5. Crop and resize each region in one resampling step
+   (`Image.resize(box=...)`, sub-pixel exact, antialiased like Pillow's filters).
+
+Pixels stay `uint8` here; the dataset casts once at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
+
+__all__ = [
+    "COLOR_MODES",
+    "INTERPOLATIONS",
+    "BatchJob",
+    "BatchResult",
+    "DecodeOptions",
+    "ImageProblem",
+    "RowFailure",
+    "crop_region",
+    "decode_batch",
+    "load_image",
+    "read_image_size",
+]
+
+INTERPOLATIONS: dict[str, Image.Resampling] = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "hamming": Image.Resampling.HAMMING,
+    "box": Image.Resampling.BOX,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+COLOR_MODES: dict[str, int] = {"rgb": 3, "grayscale": 1, "rgba": 4}
+_PIL_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}
+_SWAPS_AXES = {5, 6, 7, 8}
+_ORIENTATION_TAG = 0x0112
+_OPEN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How regions become pixels.
+
+    Args:
+        image_size: `(height, width)` of every crop.
+        interpolation: One of `INTERPOLATIONS`.
+        color_mode: `"rgb"`, `"grayscale"` or `"rgba"`.
+        max_image_pixels: Refuse images with more pixels than this (`None`:
+            no limit).
+        fast: Allow DCT-domain downscaling of JPEGs (see the module docstring).
+    """
+
+    image_size: tuple[int, int]
+    interpolation: str = "bilinear"
+    color_mode: str = "rgb"
+    max_image_pixels: int | None = None
+    fast: bool = True
+
+    @property
+    def channels(self) -> int:
+        """Channels of the output."""
+        return COLOR_MODES[self.color_mode]
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """The decoding work of one batch, as plain data (it crosses process pipes).
+
+    Args:
+        paths: The distinct image files of the batch.
+        path_index: For each row of the batch, its image's position in `paths`.
+        boxes: `(rows, 4)` boxes, `xyxy`, in pixels or fractions.
+        relative: Whether `boxes` are fractions of the image size.
+        options: The `DecodeOptions`.
+    """
+
+    paths: tuple[str, ...]
+    path_index: np.ndarray
+    boxes: np.ndarray
+    relative: bool
+    options: DecodeOptions
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """A row of a batch that could not be decoded.
+
+    Args:
+        position: The row's position within the batch.
+        kind: The problem kind (see `keras_roi_datagen.errors.Problem`).
+        message: What went wrong.
+        path: The image file.
+        details: The original traceback text, for unexpected errors.
+    """
+
+    position: int
+    kind: str
+    message: str
+    path: str
+    details: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """Pixels of a batch plus the rows that failed (their pixels are zero).
+
+    Args:
+        pixels: `uint8` array of shape `(rows, height, width, channels)`.
+        failures: The rows that could not be decoded.
+        image_sizes: Displayed `(width, height)` of each image that opened.
+    """
+
+    pixels: np.ndarray
+    failures: list[RowFailure] = field(default_factory=list)
+    image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+class ImageProblem(Exception):
+    """An image could not be used; `kind` is the problem kind."""
+
+    def __init__(self, kind: str, message: str, details: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.details = details
+
+
+def _is_empty(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
+def _open(path: str, max_image_pixels: int | None) -> Image.Image:
+    # Pillow's bomb check reads a module global; we swap it under a lock only
+    # for the header read, then apply this dataset's own limit.
+    try:
+        with _OPEN_LOCK:
+            previous = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except FileNotFoundError:
+        raise ImageProblem("missing_file", f"image file not found: {path!r}.") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ImageProblem("image_unreadable", f"cannot open {path!r}: {exc.strerror}.") from None
+    except UnidentifiedImageError:
+        if _is_empty(path):  # the same kind as `paths.check_image_file` reports
+            raise ImageProblem(
+                "image_empty_file", f"image file is empty (0 bytes): {path!r}."
+            ) from None
+        raise ImageProblem(
+            "image_not_an_image",
+            f"{path!r} is not an image Pillow can read (wrong extension, or not an image at all).",
+        ) from None
+    except Exception as exc:
+        # A file cut inside its header fails here ("Truncated File Read").
+        kind = "image_truncated" if "truncated" in str(exc).lower() else "image_unreadable"
+        raise ImageProblem(kind, f"cannot open {path!r}: {exc}", traceback.format_exc()) from None
+    width, height = image.size
+    if max_image_pixels is not None and width * height > max_image_pixels:
+        image.close()
+        raise ImageProblem(
+            "image_too_large",
+            f"{path!r} has {width}x{height} = {width * height} pixels, more than "
+            f"max_image_pixels={max_image_pixels} (the decompression-bomb guard). "
+            "Raise `max_image_pixels` if the file is trusted.",
+        )
+    return image
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a corrupt EXIF block must not lose the image
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _displayed_size(image: Image.Image, orientation: int) -> tuple[int, int]:
+    width, height = image.size
+    return (height, width) if orientation in _SWAPS_AXES else (width, height)
+
+
+def read_image_size(path: str, max_image_pixels: int | None = None) -> tuple[int, int]:
+    """Reads an image's displayed `(width, height)` from its header and EXIF.
+
+    Args:
+        path: The image file.
+        max_image_pixels: Pixel-count limit, as in `DecodeOptions`.
+
+    Returns:
+        `(width, height)` after EXIF orientation.
+
+    Raises:
+        ImageProblem: If the file is missing, not an image, or too large.
+    """
+    with _open(path, max_image_pixels) as image:
+        return _displayed_size(image, _orientation(image))
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    if image.mode == "1":
+        return image.convert("L")
+    return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+
+
+def _convert(image: Image.Image, color_mode: str) -> Image.Image:
+    image = _to_eight_bit(image)
+    target = _PIL_MODES[color_mode]
+    if color_mode != "rgba" and _has_alpha(image):
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba)
+    return image if image.mode == target else image.convert(target)
+
+
+def _draft_scale(boxes: Sequence[tuple[float, float, float, float]], out_hw: tuple[int, int]) -> int:
+    ratio = min(min((b[2] - b[0]) / out_hw[1], (b[3] - b[1]) / out_hw[0]) for b in boxes)
+    scale = 1
+    while scale < 8 and scale * 2 <= ratio:
+        scale *= 2
+    return scale
+
+
+def _draft(image: Image.Image, orientation: int, scale: int, color_mode: str) -> float:
+    # libjpeg decodes at 1/scale, rounding the size up: the last column and
+    # row then hold a partial block, and pixel i covers stored pixels
+    # [scale*i, scale*(i+1)). That padding sits at the end of each axis, where
+    # it is harmless, unless the orientation mirrors an axis and moves it to
+    # the start; for those only a factor that divides both sides is used.
+    stored_w, stored_h = image.size
+    if orientation not in (1, 5):
+        while scale > 1 and (stored_w % scale or stored_h % scale):
+            scale //= 2
+    if scale == 1:
+        return 1.0
+    mode = {"rgb": "RGB", "grayscale": "L"}.get(color_mode)
+    drafted = image.draft(mode, (stored_w // scale, stored_h // scale))
+    return 1.0 if drafted is None else stored_w / drafted[1][2]
+
+
+def _prepare(
+    image: Image.Image,
+    orientation: int,
+    options: DecodeOptions,
+    pixel_boxes: Sequence[tuple[float, float, float, float]] | None,
+) -> tuple[Image.Image, float, float]:
+    path = getattr(image, "filename", "") or "<image>"
+    scale = 1.0
+    try:
+        if options.fast and pixel_boxes and image.format in ("JPEG", "MPO"):
+            wanted = _draft_scale(pixel_boxes, options.image_size)
+            scale = _draft(image, orientation, wanted, options.color_mode)
+        image.load()
+        if orientation != 1:
+            image = ImageOps.exif_transpose(image)
+        converted = _convert(image, options.color_mode)
+    except OSError as exc:
+        kind = "image_truncated" if "truncated" in str(exc).lower() else "image_unreadable"
+        raise ImageProblem(kind, f"cannot decode {path!r}: {exc}", traceback.format_exc()) from None
+    except Exception as exc:
+        raise ImageProblem(
+            "image_unreadable", f"cannot decode {path!r}: {exc}", traceback.format_exc()
+        ) from None
+    return converted, 1.0 / scale, 1.0 / scale
+
+
+def load_image(
+    path: str,
+    options: DecodeOptions,
+    pixel_boxes: Sequence[tuple[float, float, float, float]] | None = None,
+) -> tuple[Image.Image, float, float]:
+    """Opens, orients and converts an image, decoding it reduced when allowed.
+
+    Args:
+        path: The image file.
+        options: The `DecodeOptions`.
+        pixel_boxes: Boxes (displayed pixels, already clipped) that will be cut
+            from the image; they decide how far a JPEG may be reduced. `None`
+            decodes at full size.
+
+    Returns:
+        `(image, sx, sy)`: the oriented, converted image and the factors that
+        map displayed full-size coordinates to its coordinates.
+
+    Raises:
+        ImageProblem: If the file cannot be opened or decoded.
+    """
+    with _open(path, options.max_image_pixels) as image:
+        return _prepare(image, _orientation(image), options, pixel_boxes)
+
+
+def _last_float32_below(size: int) -> float:
+    return float(np.nextafter(np.float32(size), np.float32(0)))
+
+
+def crop_region(
+    image: Image.Image, box: tuple[float, float, float, float], options: DecodeOptions
+) -> np.ndarray:
+    """Cuts one region out of a loaded image and resizes it in one step.
+
+    Args:
+        image: An image from `load_image`.
+        box: `xyxy` in the image's own pixel coordinates, inside the image.
+        options: The `DecodeOptions`.
+
+    Returns:
+        `uint8` array of shape `(height, width, channels)`.
+    """
+    height, width = options.image_size
+    x0, y0, x1, y1 = box
+    # Pillow reads the box as single-precision floats: a sliver thinner than
+    # one float32 step at the right or bottom edge would round onto that edge,
+    # sample outside the image and come out black. Keep its start inside.
+    x0 = min(x0, _last_float32_below(image.width))
+    y0 = min(y0, _last_float32_below(image.height))
+    resized = image.resize(
+        (width, height), INTERPOLATIONS[options.interpolation], box=(x0, y0, x1, y1)
+    )
+    pixels = np.asarray(resized, dtype=np.uint8)
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def _clip_rows(
+    job: BatchJob, positions: list[int], size: tuple[int, int], result: BatchResult
+) -> dict[int, tuple[float, float, float, float]]:
+    path = job.paths[int(job.path_index[positions[0]])]
+    clipped = {}
+    for position in positions:
+        box = to_pixel_xyxy(job.boxes[position], job.relative, size[0], size[1])
+        inside = clip_box(box, size[0], size[1])
+        if inside is None:
+            shown = tuple(round(v, 2) for v in box)
+            result.failures.append(RowFailure(
+                position, "box_outside_image",
+                f"box {shown} (xyxy, pixels) lies wholly outside the {size[0]}x{size[1]} image.",
+                path,
+            ))
+        else:
+            clipped[position] = inside
+    return clipped
+
+
+def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: BatchResult) -> None:
+    path = job.paths[image_no]
+    options = job.options
+    try:
+        with _open(path, options.max_image_pixels) as opened:
+            orientation = _orientation(opened)
+            size = _displayed_size(opened, orientation)
+            clipped = _clip_rows(job, positions, size, result)
+            if not clipped:
+                return
+            image, sx, sy = _prepare(opened, orientation, options, list(clipped.values()))
+    except ImageProblem as problem:
+        failed = {f.position for f in result.failures}
+        _fail_all(result, [p for p in positions if p not in failed], path, problem)
+        return
+    result.image_sizes[path] = size
+    max_w, max_h = image.size
+    for position, (x0, y0, x1, y1) in clipped.items():
+        box = (x0 * sx, y0 * sy, min(x1 * sx, max_w), min(y1 * sy, max_h))
+        result.pixels[position] = crop_region(image, box, options)
+
+
+def _fail_all(result: BatchResult, positions: list[int], path: str, problem: ImageProblem) -> None:
+    for position in positions:
+        result.failures.append(RowFailure(position, problem.kind, str(problem), path, problem.details))
+
+
+def decode_batch(job: BatchJob) -> BatchResult:
+    """Decodes every region of a batch, opening each image file once.
+
+    Rows that fail are reported in `BatchResult.failures` (their pixels stay
+    zero) instead of raising, so the caller decides between raising and
+    skipping with the row's table coordinates at hand.
+
+    Args:
+        job: The `BatchJob`.
+
+    Returns:
+        The `BatchResult`.
+
+    Example:
+    >>> import numpy as np
+    >>> job = BatchJob(("missing.jpg",), np.zeros(1, np.int32),
+    ...                np.array([[0., 0., 4., 4.]]), False, DecodeOptions((8, 8)))
+    >>> [f.kind for f in decode_batch(job).failures]
+    ['missing_file']
+    """
+    height, width = job.options.image_size
+    pixels = np.zeros((len(job.path_index), height, width, job.options.channels), dtype=np.uint8)
+    result = BatchResult(pixels)
+    path_index = np.asarray(job.path_index)
+    for image_no in np.unique(path_index).tolist():
+        _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
+    result.failures.sort(key=lambda failure: failure.position)
+    return result

@@ -1,0 +1,457 @@
+"""The columnar index: a table turned into NumPy arrays, checked once.
+
+`build_index` reads an annotation table (a VIA export, any CSV, or a DataFrame),
+resolves and checks every image path, turns every region into a box and every
+label into a class index, and records each problem with its row. What comes
+out is a `RoiIndex`: a few arrays (a million rows cost tens of megabytes and
+cross process pipes cheaply), never per-row Python objects. VIA files are
+streamed record by record, so the table never has to fit in a DataFrame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from array import array
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keras_roi_datagen.boxes import (
+    BoxFormat,
+    ShapeError,
+    box_from_values,
+    box_problem,
+    shape_to_xyxy,
+)
+from keras_roi_datagen.errors import AnnotationError, Problem
+from keras_roi_datagen.imaging import BatchJob, DecodeOptions
+from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
+from keras_roi_datagen.paths import PathProblem, check_image_file, resolve_image_path
+
+__all__ = ["IndexBuild", "RoiIndex", "TableSpec", "build_index"]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Where things are in the table; mirrors `RoiDataset`'s arguments."""
+
+    image_dir: str | None = None
+    x_col: str = "filename"
+    box_col: str = "region_shape_attributes"
+    box_cols: tuple[str, str, str, str] | None = None
+    box_format: BoxFormat = BoxFormat.XYWH
+    y_cols: tuple[str, ...] = ("name", "type")
+    allow_outside_image_dir: bool = False
+    check_files: bool = True
+
+
+@dataclass(frozen=True)
+class RoiIndex:
+    """The usable rows of a table as arrays.
+
+    Args:
+        paths: Distinct image paths (absolute).
+        path_ids: Per row, the position of its image in `paths`.
+        boxes: `(n, 4)` `float64` boxes, `xyxy`, pixels or fractions.
+        relative: Whether `boxes` are fractions of the image size.
+        codes: Per label column, the class index of each row (`int32`).
+        rows: Per row, its label in the source table (CSV line number or
+            DataFrame index label), for messages.
+        positions: Per row, its position in the source table.
+        source: The table's file, if it came from one.
+    """
+
+    paths: np.ndarray
+    path_ids: np.ndarray
+    boxes: np.ndarray
+    relative: bool
+    codes: dict[str, np.ndarray]
+    rows: np.ndarray
+    positions: np.ndarray
+    source: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.path_ids)
+
+    def select(self, keep: np.ndarray) -> RoiIndex:
+        """Returns the index restricted to `keep` (a boolean mask or positions)."""
+        return replace(
+            self,
+            path_ids=self.path_ids[keep],
+            boxes=self.boxes[keep],
+            codes={k: v[keep] for k, v in self.codes.items()},
+            rows=self.rows[keep],
+            positions=self.positions[keep],
+        )
+
+    def job(self, rows: np.ndarray, options: DecodeOptions) -> BatchJob:
+        """Describes the decoding of the given rows as a `BatchJob`."""
+        ids = self.path_ids[rows]
+        distinct, local = np.unique(ids, return_inverse=True)
+        return BatchJob(
+            paths=tuple(self.paths[distinct].tolist()),
+            path_index=local.astype(np.int32),
+            boxes=self.boxes[rows],
+            relative=self.relative,
+            options=options,
+        )
+
+    def row_label(self, row: int) -> Any:
+        """Returns the source-table label of index row `row` as a plain Python value."""
+        label = self.rows[row]
+        return label.item() if isinstance(label, np.generic) else label
+
+    def path_of(self, row: int) -> str:
+        """Returns the image path of index row `row`."""
+        return str(self.paths[self.path_ids[row]])
+
+    def problem(self, row: int, kind: str, message: str, **extra: Any) -> Problem:
+        """Builds a `Problem` located at index row `row` (its table row and image)."""
+        return Problem(kind, message, source=self.source, row=self.row_label(row),
+                       path=self.path_of(row), **extra)
+
+    def fingerprint(self) -> str:
+        """Returns a sha256 of everything that decides batch contents."""
+        digest = hashlib.sha256()
+        digest.update("\n".join(self.paths.tolist()).encode())
+        for column in (self.path_ids, self.boxes, self.positions):
+            digest.update(np.ascontiguousarray(column).tobytes())
+        for name in sorted(self.codes):
+            digest.update(name.encode() + np.ascontiguousarray(self.codes[name]).tobytes())
+        digest.update(b"relative" if self.relative else b"pixels")
+        return digest.hexdigest()
+
+
+@dataclass
+class IndexBuild:
+    """What `build_index` found.
+
+    Args:
+        index: The usable rows.
+        vocabularies: One `LabelVocabulary` per label column.
+        problems: Every problem, errors (rows left out) and warnings.
+        rows_without_regions: Images listed in a VIA export with no region,
+            as `{"row": ..., "filename": ...}` dicts (dropped, not errors).
+        n_rows: Rows read from the table (regions, good and bad).
+    """
+
+    index: RoiIndex
+    vocabularies: dict[str, LabelVocabulary]
+    problems: list[Problem] = field(default_factory=list)
+    rows_without_regions: list[dict[str, Any]] = field(default_factory=list)
+    n_rows: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems that excluded a row."""
+        return [p for p in self.problems if p.severity == "error"]
+
+
+@dataclass(frozen=True)
+class _RawRow:
+    row: Any
+    position: int
+    filename: Any
+    box: Any
+    labels: dict[str, Any]
+    problem: Problem | None = None
+
+
+class _Collector:
+    """Accumulates rows into compact arrays while recording problems."""
+
+    def __init__(self, spec: TableSpec, source: str | None) -> None:
+        self.spec, self.source = spec, source
+        self.path_table: dict[str, int] = {}
+        self.path_checked: dict[str, PathProblem | str] = {}
+        # array.array keeps a million rows in tens of megabytes, not hundreds.
+        self.path_ids = array("i")
+        self.boxes = array("d")
+        self.rows: array[int] | list[Any] = array("q")
+        self.positions = array("q")
+        self.labels: dict[str, list[Hashable]] = {c: [] for c in spec.y_cols}
+        self.problems: list[Problem] = []
+        self.stripped: dict[tuple[str, str], list[Any]] = {}
+        self.n_rows = 0
+
+    def fail(self, raw: _RawRow, kind: str, message: str, column: str | None, value: Any,
+             path: str | None = None) -> None:
+        self.problems.append(Problem(kind, message, source=self.source, row=raw.row,
+                                     column=column, value=value, path=path))
+
+    def add(self, raw: _RawRow) -> None:
+        self.n_rows += 1
+        if raw.problem is not None:
+            self.problems.append(raw.problem)
+            return
+        path = self._path(raw)
+        if path is None:
+            return
+        box = self._box(raw, path)
+        if box is None:
+            return
+        labels = self._labels(raw, path)
+        if labels is None:
+            return
+        self.path_ids.append(self.path_table.setdefault(path, len(self.path_table)))
+        self.boxes.extend(box)
+        self._append_row(raw.row)
+        self.positions.append(raw.position)
+        for column, label in labels.items():
+            self.labels[column].append(label)
+
+    def _append_row(self, row: Any) -> None:
+        if isinstance(self.rows, array):
+            if isinstance(row, (int, np.integer)) and not isinstance(row, bool):
+                self.rows.append(int(row))
+                return
+            self.rows = list(self.rows)
+        self.rows.append(row)
+
+    def _path(self, raw: _RawRow) -> str | None:
+        spec = self.spec
+        resolved = resolve_image_path(raw.filename, spec.image_dir, spec.allow_outside_image_dir)
+        if isinstance(resolved, PathProblem):
+            self.fail(raw, resolved.kind, resolved.message, spec.x_col, raw.filename)
+            return None
+        if spec.check_files:
+            if resolved not in self.path_checked:
+                self.path_checked[resolved] = check_image_file(resolved) or resolved
+            checked = self.path_checked[resolved]
+            if isinstance(checked, PathProblem):
+                self.fail(raw, checked.kind, checked.message, spec.x_col, raw.filename, resolved)
+                return None
+        return resolved
+
+    def _box(self, raw: _RawRow, path: str) -> tuple[float, ...] | None:
+        spec = self.spec
+        column = spec.box_col if spec.box_cols is None else ",".join(spec.box_cols)
+        try:
+            box = _to_xyxy(raw.box, spec.box_format)
+        except ShapeError as exc:
+            self.fail(raw, exc.kind, str(exc), column, raw.box, path)
+            return None
+        found = box_problem(box, spec.box_format.relative)
+        if found is not None:
+            self.fail(raw, found[0], found[1], column, raw.box, path)
+            return None
+        return box
+
+    def _labels(self, raw: _RawRow, path: str) -> dict[str, Hashable] | None:
+        labels = {}
+        for column in self.spec.y_cols:
+            value = raw.labels.get(column)
+            try:
+                label = normalize_label(value)
+            except LabelValueError as exc:
+                self.fail(raw, exc.kind, f"label {column!r}: {exc}", column, value, path)
+                return None
+            if isinstance(value, str) and label != value:
+                self.stripped.setdefault((column, value), []).append(raw.row)
+            labels[column] = label
+        return labels
+
+
+def _to_xyxy(value: Any, box_format: BoxFormat) -> tuple[float, ...]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ShapeError("bad_json", f"the box is not valid JSON ({exc.msg}).") from None
+    if isinstance(value, Mapping):
+        return shape_to_xyxy(value)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return box_from_values(list(value), box_format)
+    raise ShapeError("box_not_a_number", "the box must be a VIA shape object or four numbers.")
+
+
+def _first_present(key: str, *sources: Mapping[str, Any]) -> Any:
+    for source in sources:
+        value = source.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _via_rows(path: str, spec: TableSpec, without: list[dict[str, Any]]) -> Iterator[_RawRow]:
+    from keras_roi_datagen.formats.via import iter_via_records
+
+    position = 0
+    for record in iter_via_records(path, on_error="collect"):
+        if record.problem is None and not record.shape and not record.region_count:
+            without.append({"row": record.row, "filename": record.filename})
+            continue
+        # A label is a region attribute, else a plain column of the row (a script
+        # flattened it), else an attribute of the whole image.
+        labels = {c: _first_present(c, record.attributes, record.extra, record.file_attributes)
+                  for c in spec.y_cols}
+        yield _RawRow(record.row, position, record.filename, record.shape, labels, record.problem)
+        position += 1
+
+
+def _frame_rows(frame: pd.DataFrame, spec: TableSpec, source: str | None) -> Iterator[_RawRow]:
+    needed = [spec.x_col, *(spec.box_cols or (spec.box_col,)), *spec.y_cols]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        hint = "" if spec.box_cols or spec.box_col in frame.columns else (
+            " For four numeric box columns pass `box_cols=(...)`.")
+        raise AnnotationError.from_problems([Problem(
+            "missing_column",
+            f"the table has no column(s) {missing}; it has {list(frame.columns)}.{hint}",
+            source=source, column=missing[0])])
+    boxes: Iterator[Any] = (
+        zip(*(frame[c].tolist() for c in spec.box_cols)) if spec.box_cols
+        else iter(frame[spec.box_col].tolist()))
+    label_lists = {c: frame[c].tolist() for c in spec.y_cols}
+    for position, (row, filename, box) in enumerate(
+        zip(frame.index.tolist(), frame[spec.x_col].tolist(), boxes)
+    ):
+        labels = {c: values[position] for c, values in label_lists.items()}
+        yield _RawRow(row, position, filename, list(box) if spec.box_cols else box, labels)
+
+
+def _is_via_file(path: str) -> bool:
+    if path.lower().endswith(".json"):
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    return b"region_shape_attributes" in head or b"spatial_coordinates" in head
+
+
+def _resolve_vocabularies(
+    collected: _Collector, given: Mapping[str, Any] | None
+) -> dict[str, LabelVocabulary]:
+    vocabularies = {}
+    for column in collected.spec.y_cols:
+        provided = (given or {}).get(column)
+        if provided is None:
+            vocabularies[column] = LabelVocabulary.from_values(collected.labels[column], name=column)
+        elif isinstance(provided, LabelVocabulary):
+            vocabularies[column] = provided
+        else:
+            vocabularies[column] = LabelVocabulary(provided, name=column)
+    return vocabularies
+
+
+def _encode(
+    collected: _Collector, vocabularies: dict[str, LabelVocabulary]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    n = len(collected.path_ids)
+    ok = np.ones(n, dtype=bool)
+    codes = {}
+    for column, vocab in vocabularies.items():
+        lookup = {value: vocab.lookup(value) for value in set(collected.labels[column])}
+        column_codes = np.empty(n, dtype=np.int32)
+        for i, value in enumerate(collected.labels[column]):
+            code = lookup[value]
+            if code is None:
+                ok[i] = False
+                collected.problems.append(Problem(
+                    "label_unknown",
+                    f"label {column!r}: {value!r} is not in the given vocabulary "
+                    f"({len(vocab)} classes: {list(vocab.classes)[:10]}).",
+                    source=collected.source, row=collected.rows[i], column=column, value=value))
+                code = 0
+            column_codes[i] = code
+        codes[column] = column_codes
+    return codes, ok
+
+
+def _warnings(collected: _Collector, index: RoiIndex) -> list[Problem]:
+    found = []
+    for (column, raw), rows in collected.stripped.items():
+        found.append(Problem(
+            "label_whitespace",
+            f"label {column!r}: {raw!r} was read as {raw.strip()!r} (surrounding whitespace "
+            f"stripped) in {len(rows)} row(s).",
+            source=index.source, row=rows[0], column=column, value=raw, severity="warning"))
+    if len(index):
+        key = np.column_stack([index.path_ids.astype(np.float64), index.boxes,
+                               *(c.astype(np.float64) for c in index.codes.values())])
+        _, first, inverse, counts = np.unique(key, axis=0, return_index=True,
+                                              return_inverse=True, return_counts=True)
+        for group in np.flatnonzero(counts > 1).tolist():
+            members = np.flatnonzero(inverse.ravel() == group)
+            rows = [index.row_label(m) for m in members.tolist()]
+            found.append(Problem(
+                "duplicate_row",
+                f"{len(rows)} rows are identical (same image, box and labels): rows {rows[:10]}; "
+                "all are kept.",
+                source=index.source, row=rows[0], path=str(index.paths[index.path_ids[first[group]]]),
+                severity="warning"))
+    return found
+
+
+def build_index(
+    table: pd.DataFrame | str | os.PathLike[str],
+    spec: TableSpec,
+    vocabularies: Mapping[str, Any] | None = None,
+) -> IndexBuild:
+    """Reads a table into a `RoiIndex`, recording every problem with its row.
+
+    Nothing is raised for bad rows: they are left out of the index and listed
+    in `IndexBuild.problems`, so the caller chooses between raising and
+    skipping. Table-wide faults (a missing column, an unreadable file) raise.
+
+    Args:
+        table: A DataFrame, or the path of a VIA export (CSV or JSON) or of a
+            plain CSV file.
+        spec: The `TableSpec`.
+        vocabularies: Optional given vocabularies per label column (a
+            `LabelVocabulary` or a list of classes). Columns not given get a
+            vocabulary built from the usable rows, sorted.
+
+    Returns:
+        The `IndexBuild`.
+
+    Raises:
+        AnnotationError: For table-wide faults.
+    """
+    source = None
+    without: list[dict[str, Any]] = []
+    if isinstance(table, pd.DataFrame):
+        source = table.attrs.get("source")
+        without = list(table.attrs.get("rows_without_regions", []))
+        raw_rows = _frame_rows(table, spec, source)
+    else:
+        source = os.fspath(table)
+        if spec.image_dir is None:
+            spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
+        if _is_via_file(source):
+            raw_rows = _via_rows(source, spec, without)
+        else:
+            from keras_roi_datagen.formats import read_table
+
+            raw_rows = _frame_rows(read_table(source), spec, source)
+    collected = _Collector(spec, source)
+    for raw in raw_rows:
+        collected.add(raw)
+    vocabs = _resolve_vocabularies(collected, vocabularies)
+    codes, ok = _encode(collected, vocabs)
+    index = RoiIndex(
+        paths=np.asarray(list(collected.path_table), dtype=str),
+        path_ids=np.frombuffer(collected.path_ids, dtype=np.int32).copy(),
+        boxes=np.frombuffer(collected.boxes, dtype=np.float64).reshape(-1, 4).copy(),
+        relative=spec.box_format.relative,
+        codes=codes,
+        rows=_row_array(collected.rows),
+        positions=np.frombuffer(collected.positions, dtype=np.int64).copy(),
+        source=source,
+    )
+    if not ok.all():
+        index = index.select(ok)
+    problems = collected.problems + _warnings(collected, index)
+    return IndexBuild(index, vocabs, problems, without, collected.n_rows)
+
+
+def _row_array(rows: array[int] | Sequence[Any]) -> np.ndarray:
+    if isinstance(rows, array):
+        return np.frombuffer(rows, dtype=np.int64).copy()
+    labels = np.empty(len(rows), dtype=object)
+    labels[:] = list(rows)
+    return labels

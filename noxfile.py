@@ -1,0 +1,122 @@
+"""Sessions that prove keras-roi-datagen on every Keras backend.
+
+`nox` alone runs the CPU matrix that CI runs (the README's test command):
+`tests` on TensorFlow, JAX and PyTorch (each in its own venv, so a dependency
+missing on one backend is caught), `parity` (same batches everywhere), `train`
+(the example learns on every backend) and `lint`.
+
+Other sessions: `demo` (the README's main job), `bench` (benchmarks),
+`gpu` (parity and training on a GPU; skips cleanly without one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests", "parity", "train"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+ROOT = Path(__file__).parent
+REPORTS = ROOT / "reports"
+BACKENDS = ("tensorflow", "jax", "torch")
+# CPU builds. torch is pinned here only (never in the library): 2.13.0 is the
+# CPU wheel this project's machines carry; a plain `torch` pulls a CUDA build.
+BACKEND_PINS = {
+    "tensorflow": [".[tensorflow-cpu,test]", "tensorflow-cpu==2.21.0"],
+    "jax": [".[jax,test]", "jax[cpu]"],
+    "torch": [".[torch,test]", "torch==2.13.0"],
+}
+ALL_BACKENDS = [".[test]", "tensorflow-cpu==2.21.0", "jax[cpu]", "torch==2.13.0"]
+
+
+def _env(backend: str) -> dict[str, str]:
+    return {
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONHASHSEED": "0",
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+    }
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    """Runs the test suite on one backend (CPU)."""
+    session.install(*BACKEND_PINS[backend])
+    args = session.posargs or ["-q", "-p", "no:cacheprovider"]
+    session.run("python", "-m", "pytest", *args, env=_env(backend))
+
+
+@nox.session
+def parity(session: nox.Session) -> None:
+    """Same bytes on 3 backends x 3 worker modes x (ds[i], the fit path), 3 epochs."""
+    session.install(*ALL_BACKENDS)
+    REPORTS.mkdir(exist_ok=True)
+    session.run("python", "tests/tools/parity.py", "--report", str(REPORTS / "parity.json"),
+                env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def train(session: nox.Session, backend: str) -> None:
+    """Trains the example's two-head model and asserts both heads learn."""
+    session.install(*BACKEND_PINS[backend])
+    REPORTS.mkdir(exist_ok=True)
+    session.run(
+        "python", "examples/train_two_heads.py", "--data", str(ROOT / ".nox" / "demo_data"),
+        "--epochs", "10", "--min-accuracy", "0.9",
+        "--report", str(REPORTS / f"train-{backend}.json"), env=_env(backend),
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy, configured in pyproject.toml."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: writes the demo dataset and trains the two-head model on it."""
+    backend = os.environ.get("KERAS_BACKEND", "jax")
+    session.install(*BACKEND_PINS[backend])
+    session.run("python", "examples/train_two_heads.py", "--data", "demo_data",
+                *session.posargs, env=_env(backend))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against tf.data, torch DataLoader and the classic generator."""
+    session.install(*ALL_BACKENDS, ".[fast]")
+    REPORTS.mkdir(exist_ok=True)
+    session.run("python", "benchmarks/run.py", "--report", str(REPORTS / "bench.json"),
+                *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+
+
+@nox.session(venv_backend="none")
+@nox.parametrize("backend", BACKENDS)
+def gpu(session: nox.Session, backend: str) -> None:
+    """Parity and training on a GPU, from the system Python.
+
+    Offline machines: put wheels in a folder and set `ROI_WHEELS=/that/folder`;
+    they are installed with `--no-index --find-links` into `.nox/gpu-site`.
+    Skips with a message when no GPU is visible to the backend.
+    """
+    env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    wheels = os.environ.get("ROI_WHEELS")
+    if wheels:
+        site = ROOT / ".nox" / "gpu-site"
+        shutil.rmtree(site, ignore_errors=True)
+        session.run("python3", "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels,
+                    "--target", str(site), ".", external=True)
+        env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+    REPORTS.mkdir(exist_ok=True)
+    session.run("python3", "tests/tools/gpu_check.py", "--report",
+                str(REPORTS / f"gpu-{backend}.json"), env=env, external=True)
