@@ -103,15 +103,19 @@ class Results:
 # -- printing -----------------------------------------------------------------------------
 
 
-def _num(value: float | None, digits: int = 1, width: int = 8) -> str:
-    return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+def _num(value: float | None, digits: int = 1, width: int = 9) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    return f"{value:{width}.{digits if value < 1000 else 0}f}"
 
 
 def _ratio(value: float | None, width: int = 8) -> str:
-    return f"{value:{width - 1}.2f}x" if value is not None else f"{'-':>{width}}"
+    if value is None:
+        return f"{'-':>{width}}"
+    return f"{value:{width - 1}.{2 if value < 100 else 0}f}x"
 
 
-HEADER = (f"{'contender':<50}{'crops/s':>8}{'MB/s':>7}{'/tf.al':>8}{'/tf.aa':>8}"
+HEADER = (f"{'contender':<50}{'crops/s':>9}{'MB/s':>8}{'/tf.al':>8}{'/tf.aa':>8}"
           f"{'/classic':>9}{'MAE':>6}{'spread':>7}")
 
 
@@ -130,7 +134,7 @@ def workload_table(results: Results, workload: str, title: str) -> list[str]:
         mae = results.mae.get(key)
         lines.append(
             f"{contender.label:<50}{_num(results.rate(workload, contender.key))}"
-            f"{_num(mbps, 1, 7)}"
+            f"{_num(mbps, 1, 8)}"
             f"{_ratio(results.ratio(workload, contender.key, 'tf_aliased'))}"
             f"{_ratio(results.ratio(workload, contender.key, 'tf_antialias'))}"
             f"{_ratio(results.ratio(workload, contender.key, 'classic'), 9)}"

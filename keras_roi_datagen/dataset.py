@@ -248,6 +248,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self._epoch, self._start, self._served = 0, 0, set[int]()
         self._decode_skips: dict[Any, Problem] = {}
         self._executor: BatchExecutor | None = None
+        self._pending_error: Exception | None = None
         self._plan_cache: tuple[int, EpochPlan] | None = None
 
     # -- building -----------------------------------------------------------------------------
@@ -422,6 +423,9 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         the model from a first batch, or with `steps_per_epoch`); those calls
         keep the epoch, so no row is seen twice or missed.
         """
+        error, self._pending_error = self._pending_error, None
+        if error is not None:
+            raise error
         if self._served.issuperset(range(self._start, len(self))):
             self.set_epoch(self._epoch + 1)
 
@@ -479,7 +483,16 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """Keras `DataAdapter` hook: the pass as a `tf.data.Dataset` (no extra prefetch)."""
         import tensorflow as tf
 
-        return tf.data.Dataset.from_generator(self.iter_batches, output_signature=self._tf_signature())
+        return tf.data.Dataset.from_generator(self._tf_batches, output_signature=self._tf_signature())
+
+    def _tf_batches(self) -> Iterator[Batch]:
+        # TensorFlow turns an exception in a generator into an opaque op error.
+        # Instead the pass ends, and `on_epoch_end` (which Keras calls in the
+        # training thread when the data ends) raises the library's own error.
+        try:
+            yield from self.iter_batches()
+        except Exception as error:
+            self._pending_error = error
 
     def _tf_signature(self) -> Any:
         import tensorflow as tf
@@ -579,6 +592,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_executor"] = None  # workers belong to the process that started them
+        state["_pending_error"] = None
         return state
 
     # -- display -----------------------------------------------------------------

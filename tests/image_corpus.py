@@ -131,9 +131,7 @@ def paint(size: tuple[int, int], background: RGBA, rects: Sequence[tuple[Box, RG
     return pixels
 
 
-def quadrant_boxes(
-    size: tuple[int, int] = QUAD_SIZE, split: tuple[int, int] = QUAD_SPLIT
-) -> dict[str, Box]:
+def quadrant_boxes(size: tuple[int, int] = QUAD_SIZE, split: tuple[int, int] = QUAD_SPLIT) -> dict[str, Box]:
     """Returns the four displayed quadrant boxes of the shared layout."""
     (width, height), (sx, sy) = size, split
     return {
@@ -146,9 +144,7 @@ def quadrant_boxes(
 
 def _quadrant_sample(path: Path, colors: Sequence[RGBA], tolerance: int, notes: str = "") -> Sample:
     boxes = quadrant_boxes()
-    regions = tuple(
-        Region(name, boxes[name], tuple(c)) for name, c in zip(QUADRANTS, colors, strict=True)
-    )
+    regions = tuple(Region(name, boxes[name], tuple(c)) for name, c in zip(QUADRANTS, colors, strict=True))
     truth = paint(QUAD_SIZE, BLACK, [(r.box, r.rgba) for r in regions])
     return Sample(str(path), QUAD_SIZE, regions, tolerance, truth, notes)
 
@@ -200,9 +196,7 @@ SCENE_RECTS: tuple[tuple[str, Box, RGBA], ...] = (
 )
 
 
-def write_scene(
-    folder: str | Path, name: str = "scene.png", image_format: str | None = None
-) -> Sample:
+def write_scene(folder: str | Path, name: str = "scene.png", image_format: str | None = None) -> Sample:
     """A grey scene with four solid rectangles (on 8-pixel boundaries).
 
     Args:
@@ -247,9 +241,7 @@ def write_oriented(folder: str | Path, orientation: int, image_format: str = "JP
     colors = (RED, GREEN, BLUE, YELLOW)
     extension = "jpg" if image_format == "JPEG" else image_format.lower()
     path = Path(folder) / f"orientation_{orientation}.{extension}"
-    sample = _quadrant_sample(
-        path, colors, 6 if image_format == "JPEG" else 0, f"EXIF {orientation}"
-    )
+    sample = _quadrant_sample(path, colors, 6 if image_format == "JPEG" else 0, f"EXIF {orientation}")
     stored = _rgb(stored_from_displayed(sample.truth, orientation))
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -318,9 +310,7 @@ def png_bytes(
     """
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     body = b"".join(chunk(kind, data) for kind, data in extra_chunks)
@@ -406,9 +396,7 @@ def write_gray_jpeg(folder: str | Path, name: str = "gray.jpg") -> Sample:
     path = Path(folder) / name
     values = (30, 90, 160, 230)
     sample = _quadrant_sample(path, tuple((v, v, v, 255) for v in values), 3, "L JPEG")
-    Image.fromarray(np.ascontiguousarray(sample.truth[..., 0]), "L").save(
-        path, format="JPEG", quality=95
-    )
+    Image.fromarray(np.ascontiguousarray(sample.truth[..., 0]), "L").save(path, format="JPEG", quality=95)
     return sample
 
 
@@ -437,9 +425,7 @@ def photo_like(size: tuple[int, int], seed: int = 0) -> np.ndarray:
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.rfftfreq(width)[None, :]
     amplitude = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / max(width, height))
-    shared = rng.standard_normal((height, fx.shape[1])) + 1j * rng.standard_normal(
-        (height, fx.shape[1])
-    )
+    shared = rng.standard_normal((height, fx.shape[1])) + 1j * rng.standard_normal((height, fx.shape[1]))
     channels = []
     for _ in range(3):
         own = rng.standard_normal(shared.shape) + 1j * rng.standard_normal(shared.shape)
@@ -482,9 +468,7 @@ def write_photo_jpeg(
         exif[0x0112] = orientation
     if image_format == "MPO":
         preview = stored.resize((max(1, stored.width // 8), max(1, stored.height // 8)))
-        stored.save(
-            path, format="MPO", quality=quality, exif=exif, save_all=True, append_images=[preview]
-        )
+        stored.save(path, format="MPO", quality=quality, exif=exif, save_all=True, append_images=[preview])
     else:
         stored.save(path, format="JPEG", quality=quality, exif=exif)
     alpha = np.full((*truth.shape[:2], 1), 255, np.uint8)
@@ -503,9 +487,7 @@ def write_empty_file(folder: str | Path, name: str = "empty.jpg") -> Sample:
     return Sample(str(path), notes="0 bytes")
 
 
-def write_truncated_jpeg(
-    folder: str | Path, name: str = "truncated.jpg", fraction: float = 0.5
-) -> Sample:
+def write_truncated_jpeg(folder: str | Path, name: str = "truncated.jpg", fraction: float = 0.5) -> Sample:
     """A valid photo-like JPEG cut after `fraction` of its bytes (an interrupted download)."""
     buffer = io.BytesIO()
     Image.fromarray(photo_like((256, 192), seed=1), "RGB").save(buffer, format="JPEG", quality=90)
