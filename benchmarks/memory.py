@@ -20,7 +20,9 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,69 @@ def write_via_csv(path: Path, rows: int, images: list[Path]) -> Path:
     return path
 
 
+class StackSampler:
+    """Samples RSS and the main thread's stack every `interval` s (a poor man's py-spy).
+
+    Reports where the build spends its time (innermost `keras_roi_datagen`
+    function of each sample) and the stack when RSS peaked. Costs a little
+    CPU in a background thread; no tracing of allocations.
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.samples: Counter[str] = Counter()
+        self.peak = (0.0, "")
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> StackSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _stack(self) -> list[str]:
+        frame = sys._current_frames().get(self._main)  # noqa: SLF001
+        names = []
+        while frame is not None:
+            code = frame.f_code
+            names.append(f"{Path(code.co_filename).name}:{code.co_name}")
+            frame = frame.f_back
+        return names[::-1]
+
+    def _run(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self._stop.wait(self.interval):
+            stack = self._stack()
+            ours = [n for n in stack if not n.startswith(("<", "threading"))]
+            library = [n for n in ours if n.split(":")[0] in _LIBRARY_FILES]
+            self.samples[library[-1] if library else (ours[-1] if ours else "?")] += 1
+            with open("/proc/self/statm") as handle:
+                rss = int(handle.read().split()[1]) * page_mb
+            if rss > self.peak[0]:
+                self.peak = (rss, " > ".join(library[-4:] or ours[-3:]))
+
+    def report(self, top: int = 8) -> dict[str, Any]:
+        """Share of samples per innermost library function, and the stack at peak RSS."""
+        total = sum(self.samples.values()) or 1
+        return {"time_share": {name: round(count / total, 3)
+                               for name, count in self.samples.most_common(top)},
+                "peak_rss_mb": round(self.peak[0], 1), "stack_at_peak": self.peak[1]}
+
+
+def _library_files() -> set[str]:
+    import keras_roi_datagen
+
+    root = Path(keras_roi_datagen.__file__).parent
+    return {p.name for p in root.rglob("*.py")}
+
+
+_LIBRARY_FILES: set[str] = set()
+
+
 def _top_allocations(snapshot: Any, limit: int = 8) -> list[dict[str, Any]]:
     stats = snapshot.statistics("lineno")[:limit]
     return [{"site": f"{s.traceback[0].filename}:{s.traceback[0].lineno}",
@@ -80,15 +145,18 @@ def measure_child(csv: str, trace: bool) -> dict[str, Any]:
     from keras_roi_datagen import RoiDataset
 
     baseline = peak_rss_mb()
+    _LIBRARY_FILES.update(_library_files())
+    sampler = StackSampler()
     if trace:
         import tracemalloc
 
         tracemalloc.start()
     start = time.perf_counter()
-    dataset = RoiDataset(csv, y_cols=("name",), image_size=(224, 224), batch_size=32,
-                         shuffle=True, seed=0, dtype="uint8")
+    with sampler:
+        dataset = RoiDataset(csv, y_cols=("name",), image_size=(224, 224), batch_size=32,
+                             shuffle=True, seed=0, dtype="uint8")
     built = time.perf_counter()
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"build_profile": sampler.report()}
     if trace:
         result["top_allocations"] = _top_allocations(tracemalloc.take_snapshot())
         result["traced_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contenders import BY_KEY, CONTENDERS
+from contenders import CONTENDERS
 
 ROI_BACKENDS = ("roi_tensorflow", "roi_jax", "roi_torch")
 MEMORY_TARGET_MB = 300.0
@@ -45,7 +45,11 @@ class Results:
         self.mbps: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         self.mae: dict[tuple[str, str], float] = {}
         self.errors: dict[tuple[str, str], str] = {}
+        self.foreign: list[float] = []
+        self.retried = sum(bool(record.get("discarded")) for record in records)
         for record in records:
+            if record.get("discarded"):
+                continue
             key = (record["workload"], record["contender"])
             if "error" in record:
                 self.errors[key] = record["error"].strip().splitlines()[-1]
@@ -55,6 +59,8 @@ class Results:
             if record["repeat"] < 0:
                 continue
             self.rates[key][record["repeat"]] = record["crops"] / record["seconds"]
+            if record.get("foreign_cores") is not None:
+                self.foreign.append(record["foreign_cores"])
             self.mbps[key][record["repeat"]] = record["source_bytes"] / record["seconds"] / 1e6
 
     def rate(self, workload: str, contender: str) -> float | None:
@@ -222,16 +228,12 @@ def _memory_target(memory: dict[str, Any] | None) -> Target:
     return Target(name, difference <= MEMORY_TARGET_MB, detail)
 
 
-def configurations() -> list[str]:
-    """Footnotes: which RoiDataset configuration each row uses."""
-    lines = []
-    for contender in CONTENDERS:
-        if contender.kind == "roi":
-            options = ", ".join(f"{k}={v}" for k, v in contender.options.items())
-            lines.append(f"  {contender.key}: {options}")
-    return lines
-
-
-def contender_label(key: str) -> str:
-    """The printed label of a contender key."""
-    return BY_KEY[key].label
+def noise_line(results: Results, threshold: float) -> str:
+    """How much other programs ran during the timed measurements that were kept."""
+    if not results.foreign:
+        return "foreign CPU load: not measured (no /proc)"
+    noisy = sum(load > threshold for load in results.foreign)
+    return (f"foreign CPU load (other programs) during kept measurements: median "
+            f"{statistics.median(results.foreign):.2f} cores, max {max(results.foreign):.2f}; "
+            f"{noisy} of {len(results.foreign)} above {threshold} cores after {results.retried} "
+            "re-measurements")

@@ -28,7 +28,7 @@ _STATE_FILE = "dataset_state.json"
 _RAN_OUT = "Your input ran out of data"
 
 
-class DatasetCheckpoint(keras.callbacks.Callback):
+class DatasetCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]
     """Saves a `RoiDataset`'s position during `fit` and restores it on restart.
 
     Put it in `callbacks` after `keras.callbacks.BackupAndRestore(backup_dir,
@@ -80,7 +80,7 @@ class DatasetCheckpoint(keras.callbacks.Callback):
         self._epoch_start = (0, 0)
         self._steps = 0
         self._since_save = 0
-        self._filters: list[Any] | None = None
+        self._quiet: warnings.catch_warnings[None] | None = None
 
     # -- position bookkeeping -------------------------------------------------------------------
 
@@ -109,7 +109,8 @@ class DatasetCheckpoint(keras.callbacks.Callback):
             saved = json.loads(self.path.read_text())
             self.dataset.set_state(saved)
             if saved["next_batch"] > 0:
-                self._filters = list(warnings.filters)
+                self._quiet = warnings.catch_warnings()
+                self._quiet.__enter__()
                 warnings.filterwarnings("ignore", message=_RAN_OUT)
         state = self.dataset.get_state()
         self._position = (state["epoch"], state["next_batch"])
@@ -130,9 +131,9 @@ class DatasetCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Records the position after this epoch; saves when `save_freq="epoch"`."""
         self._position = self._advance(self._epoch_start, self._steps)
-        if self._filters is not None:
-            warnings.filters[:] = self._filters
-            self._filters = None
+        if self._quiet is not None:
+            self._quiet.__exit__(None, None, None)
+            self._quiet = None
         if self.save_freq == "epoch":
             self._save()
 

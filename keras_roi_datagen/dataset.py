@@ -343,7 +343,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             keep = np.ones(len(self.index), dtype=bool)
             keep[[row for row, problem in found if problem.severity == "error"]] = False
             if not keep.any():
-                raise_problems(errors, "Every row is unusable.")
+                raise_problems([*self._build_skips, *errors], "Every row is unusable.")
             self._build_skips = self._build_skips + errors
             self._build(IndexBuild(self.index.select(keep), self.vocabularies, self.problems,
                                    self.rows_without_regions, self._rows_read),
@@ -455,6 +455,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 if epoch == self._epoch:
                     self._served.add(number)
                 yield number, batch, rows
+            if epoch == self._epoch:  # a last batch emptied by skips counts as served
+                self._served.update(range(start, len(plan)))
         finally:
             executor.close()
             if self._executor is executor:

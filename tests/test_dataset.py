@@ -141,7 +141,7 @@ def test_on_epoch_end_after_a_cut_short_pass_keeps_the_epoch(scenes):
 
 def test_dict_output_and_single_head_and_no_head(scenes):
     table, folder = scenes
-    x, y = make(table, folder, output_format="dict")[0]
+    _, y = make(table, folder, output_format="dict")[0]
     assert set(y) == {"name", "type"}
     _, y = make(table, folder, y_cols=("name",))[0]
     assert isinstance(y, np.ndarray) and y.shape == (4, 4)

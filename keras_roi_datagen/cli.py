@@ -1,0 +1,712 @@
+"""The `keras-roi-datagen` command: look at your data before you train.
+
+Commands (each has `--help` with an example):
+
+- `demo DIR`: write the demo dataset (JPEG scenes and their VIA CSV export).
+- `inspect TABLE`: what the table holds: rows, images, regions per image, box
+  sizes, label counts, shape kinds, images without regions.
+- `validate TABLE`: every problem of the table and its images, listed; exit
+  status 0 when clean, 1 when problems are found, 2 on usage errors.
+- `preview TABLE -o sheet.png`: a contact sheet of the crops as the model will
+  see them, or (`--boxes`) of the source images with their boxes drawn.
+
+None of them imports Keras: the index is built with `index.build_index` and
+images are checked with `validation.scan_images`, as `RoiDataset` does, so the
+command starts in well under a second. Errors are one line on stderr
+(`keras-roi-datagen: error: ...`); `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+import traceback
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from keras_roi_datagen.errors import Problem
+    from keras_roi_datagen.imaging import DecodeOptions
+    from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec
+    from keras_roi_datagen.labels import LabelVocabulary
+    from keras_roi_datagen.validation import ValidationReport
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+PROG = "keras-roi-datagen"
+_BOX_FORMATS = ("xywh", "xyxy", "rel_xywh", "rel_xyxy")
+_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "hamming", "box", "lanczos")
+_COLOR_MODES = ("rgb", "grayscale", "rgba")
+_PERCENTILES = {"min": 0, "p5": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
+_MAX_CLASSES_SHOWN = 15
+
+
+class UsageError(Exception):
+    """The command line is wrong (bad option, table not found): exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose errors are one line, raised as `UsageError`."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raises `UsageError` instead of printing the usage and exiting."""
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# -- argument types ---------------------------------------------------------------------------
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _four_columns(text: str) -> tuple[str, str, str, str]:
+    columns = _columns(text)
+    if len(columns) != 4:
+        raise argparse.ArgumentTypeError(f"expected four column names, got {len(columns)}: {text!r}")
+    return (columns[0], columns[1], columns[2], columns[3])
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 96x96, got {text!r}")
+    return (sizes[0], sizes[1])
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _row_labels(text: str) -> list[Hashable]:
+    """Parses `--rows`: labels separated by commas; `a-b` is a range of line numbers."""
+    labels: list[Hashable] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        if dash and first.isdigit() and last.isdigit():
+            labels.extend(range(int(first), int(last) + 1))
+        else:
+            labels.append(int(part) if part.lstrip("-").isdigit() else part)
+    if not labels:
+        raise argparse.ArgumentTypeError(f"expected row labels such as 2,5,9 or 2-9, got {text!r}")
+    return labels
+
+
+# -- the parser -------------------------------------------------------------------------------
+
+
+def _text(paragraph: str) -> str:
+    return textwrap.fill(paragraph, 79)
+
+
+def _epilog(*examples: str) -> str:
+    return "example:\n" + "\n".join(f"  {PROG} {e}" for e in examples)
+
+
+def _common_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of errors")
+    return parent
+
+
+def _table_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("table", metavar="TABLE",
+                        help="VIA export (CSV or JSON, VIA 1 to 3) or a CSV table, one row per region")
+    parent.add_argument("--image-dir", metavar="DIR",
+                        help="folder the file names are relative to (default: the table's folder)")
+    parent.add_argument("--y-cols", type=_columns, metavar="A,B",
+                        help="label columns (default: for VIA exports, every region attribute "
+                             "found; otherwise name,type)")
+    parent.add_argument("--x-col", default="filename", metavar="COL",
+                        help="column of image file names in a plain CSV (default: filename)")
+    parent.add_argument("--box-col", default="region_shape_attributes", metavar="COL",
+                        help="column holding each box as a VIA shape or four numbers, in a plain "
+                             "CSV (default: region_shape_attributes)")
+    parent.add_argument("--box-cols", type=_four_columns, metavar="A,B,C,D",
+                        help="four numeric box columns instead of --box-col")
+    parent.add_argument("--box-format", choices=_BOX_FORMATS, default="xywh",
+                        help="how four box numbers are read (default: xywh)")
+    parent.add_argument("--allow-outside-image-dir", action="store_true",
+                        help="accept file names that lead outside the image folder")
+    return parent
+
+
+def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "demo", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="write the demo dataset", description=_text("Writes JPEG scenes of coloured shapes and "
+        "their VIA 2 CSV export (via_region_data.csv), labels `name` and `type`."),
+        epilog=_epilog("demo data/ --images 40 --seed 1"))
+    parser.add_argument("directory", metavar="DIR", help="where to write (created if missing)")
+    parser.add_argument("--images", type=_positive, default=160, metavar="N",
+                        help="number of images (default: 160, about 700 regions)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything drawn (default: 0)")
+    parser.set_defaults(handler=_cmd_demo)
+
+
+def _add_inspect(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "inspect", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="summarise a table: rows, images, box sizes, labels",
+        description=_text("Reads the table (images are not opened) and reports rows, images, regions "
+        "per image, box size percentiles, label counts per column, shape kinds and images "
+        "without regions."),
+        epilog=_epilog("inspect data/via_region_data.csv",
+                       "inspect boxes.csv --y-cols species --box-cols x,y,w,h --json"))
+    parser.add_argument("--json", action="store_true", help="print the facts as JSON")
+    parser.set_defaults(handler=_cmd_inspect)
+
+
+def _add_validate(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "validate", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="list every problem of a table and its images",
+        description=_text("Reads the table and every image header (with --decode, decodes every "
+        "image), checks every box against its image and lists every problem found. Exit "
+        "status: 0 when no row has an error, 1 when problems are found, 2 on usage errors."),
+        epilog=_epilog("validate data/via_region_data.csv --decode",
+                       "validate export.json --image-dir photos/ --json > problems.json"))
+    parser.add_argument("--decode", action="store_true",
+                        help="decode every image fully (finds truncated files; slower)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON only (the progress bar goes to stderr)")
+    parser.add_argument("--limit", type=_count, default=50, metavar="N",
+                        help="problems listed in the text report (default: 50; 0: all)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (it is shown only when stderr is a terminal)")
+    parser.set_defaults(handler=_cmd_validate)
+
+
+def _add_preview(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "preview", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="draw a contact sheet of the crops (or of the images with boxes)",
+        description=_text("Writes a PNG contact sheet of the regions cropped and resized exactly as "
+        "the model will see them, each captioned with its row and labels. Rows that cannot be "
+        "decoded get a red tile naming the problem. With --boxes: the source images, scaled "
+        "down, with every box drawn and labelled."),
+        epilog=_epilog("preview data/via_region_data.csv --sample 24 -o sheet.png",
+                       "preview data/via_region_data.csv --rows 2,5,9-12 --image-size 64x64 -o rows.png",
+                       "preview data/via_region_data.csv --boxes --sample 4 -o boxes.png"))
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--rows", type=_row_labels, metavar="R,R,...",
+                       help="rows to draw, named as in the table (CSV line numbers; 9-12 is a range)")
+    which.add_argument("--sample", type=_positive, metavar="N",
+                       help="draw N rows sampled with --seed (default: 16; with --boxes, 6 images)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
+    parser.add_argument("--boxes", action="store_true",
+                        help="draw the source images with their boxes instead of the crops")
+    parser.add_argument("-o", "--output", required=True, metavar="PNG", help="the PNG file to write")
+    parser.add_argument("--image-size", type=_image_size, default=(96, 96), metavar="HxW",
+                        help="size of the crops, height x width (default: 96x96)")
+    parser.add_argument("--interpolation", choices=_INTERPOLATIONS, default="bilinear",
+                        help="resampling filter (default: bilinear)")
+    parser.add_argument("--color-mode", choices=_COLOR_MODES, default="rgb",
+                        help="colour mode of the crops (default: rgb)")
+    parser.add_argument("--columns", type=_positive, metavar="N",
+                        help="tiles per row of the sheet (default: a square-ish grid)")
+    parser.add_argument("--max-width", type=_positive, default=480, metavar="PX",
+                        help="widest an image is drawn with --boxes (default: 480)")
+    parser.add_argument("--no-row-labels", dest="show_rows", action="store_false",
+                        help="leave the row label out of the captions")
+    parser.set_defaults(handler=_cmd_preview)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the `keras-roi-datagen` argument parser.
+
+    Returns:
+        The parser; parsed arguments carry a `handler(args) -> int`.
+    """
+    parser = _Parser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_text("Look at a region-of-interest table (a VGG Image Annotator export or any "
+        "CSV) before training on it."),
+        epilog=_epilog("demo data/", "inspect data/via_region_data.csv",
+                       "validate data/via_region_data.csv",
+                       "preview data/via_region_data.csv -o sheet.png"))
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show the traceback of errors")
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
+                                     parser_class=_Parser)
+    commands.required = True
+    common = _common_parent()
+    table = [common, _table_parent()]
+    _add_demo(commands, common)
+    _add_inspect(commands, table)
+    _add_validate(commands, table)
+    _add_preview(commands, table)
+    return parser
+
+
+# -- reading the table ------------------------------------------------------------------------
+
+
+@dataclass
+class _ViaSurvey:
+    """What one pass over a VIA file's records tells, before the index is built."""
+
+    attribute_keys: list[str]
+    shapes: Counter[str]
+
+
+@dataclass
+class _Table:
+    """A table read for a command."""
+
+    path: str
+    format: str
+    spec: TableSpec
+    build: IndexBuild
+    survey: _ViaSurvey | None
+
+
+@dataclass
+class _Preview:
+    """What `preview.contact_sheet` needs, without a `RoiDataset` (and so without Keras)."""
+
+    index: RoiIndex
+    options: DecodeOptions
+    vocabularies: dict[str, LabelVocabulary]
+    skipped: list[Problem]
+
+
+def _table_path(args: argparse.Namespace) -> str:
+    path = str(os.fspath(args.table))
+    if not os.path.isfile(path):
+        raise UsageError(f"annotation table not found: {path!r}")
+    if args.image_dir is not None and not os.path.isdir(args.image_dir):
+        raise UsageError(f"--image-dir is not a folder: {args.image_dir!r}")
+    return path
+
+
+def _survey_via(path: str) -> _ViaSurvey:
+    from keras_roi_datagen.formats import iter_via_records
+
+    keys: dict[str, None] = {}
+    shapes: Counter[str] = Counter()
+    for record in iter_via_records(path, on_error="collect"):
+        if record.problem is not None or not record.shape:
+            continue
+        keys.update(dict.fromkeys(k for k in record.attributes if k))
+        shapes[str(record.shape.get("name", "?"))] += 1
+    return _ViaSurvey(list(keys), shapes)
+
+
+def _with_cli_hint(exc: Exception) -> Exception:
+    """Says which options name the columns when the table lacks one."""
+    from keras_roi_datagen.errors import RoiDatagenError
+
+    if not isinstance(exc, RoiDatagenError) or not exc.problems:
+        return exc
+    first = exc.problems[0]
+    if first.kind != "missing_column":
+        return exc
+    message = first.message.replace(" For four numeric box columns pass `box_cols=(...)`.", "")
+    hinted = replace(first, message=message + " Name the columns with --x-col, --box-col or "
+                     "--box-cols, and --y-cols.")
+    return type(exc)(hinted.describe(), [hinted, *exc.problems[1:]])
+
+
+def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False) -> _Table:
+    from keras_roi_datagen.boxes import BoxFormat
+    from keras_roi_datagen.formats import detect_via_format
+    from keras_roi_datagen.index import TableSpec, build_index
+
+    path = _table_path(args)
+    fmt = detect_via_format(path)
+    survey = _survey_via(path) if fmt and (shapes or args.y_cols is None) else None
+    y_cols = args.y_cols if args.y_cols is not None else (
+        tuple(survey.attribute_keys) if survey else ("name", "type"))
+    spec = TableSpec(
+        image_dir=args.image_dir, x_col=args.x_col, box_col=args.box_col, box_cols=args.box_cols,
+        box_format=BoxFormat.parse(args.box_format), y_cols=tuple(y_cols),
+        allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files)
+    try:
+        build = build_index(path, spec)
+    except Exception as exc:
+        hinted = _with_cli_hint(exc)
+        if hinted is exc:
+            raise
+        raise hinted from exc
+    return _Table(path, fmt or "csv", spec, build, survey)
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from keras_roi_datagen.demo import make_demo_dataset
+
+    path = make_demo_dataset(args.directory, n_images=args.images, seed=args.seed)
+    print(f"Wrote {args.images} images and their VIA export {path}")
+    print(f"Next: {PROG} inspect {path}")
+    return 0
+
+
+# -- inspect ----------------------------------------------------------------------------------
+
+
+def _percentiles(values: np.ndarray) -> dict[str, float]:
+    import numpy as np
+
+    if not len(values):
+        return {}
+    found = np.percentile(values, list(_PERCENTILES.values()))
+    return {name: float(v) for name, v in zip(_PERCENTILES, found.tolist())}
+
+
+def _label_counts(index: RoiIndex, vocabularies: dict[str, LabelVocabulary]) -> dict[str, Any]:
+    import numpy as np
+
+    counts: dict[str, Any] = {}
+    for column, vocab in vocabularies.items():
+        found = np.bincount(index.codes[column], minlength=vocab.num_classes).tolist()
+        pairs = sorted(zip(vocab.decode(range(vocab.num_classes)), found), key=lambda p: -p[1])
+        counts[column] = {str(label): int(n) for label, n in pairs}
+    return counts
+
+
+def _generic_shapes(table: _Table) -> dict[str, int]:
+    import json
+
+    from keras_roi_datagen.formats import read_table
+
+    spec = table.spec
+    if spec.box_cols:
+        return {f"four columns ({spec.box_format.value})": table.build.n_rows}
+    shapes: Counter[str] = Counter()
+    for value in read_table(table.path)[spec.box_col].tolist():
+        if isinstance(value, str) and value.strip().startswith("{"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = None
+        if isinstance(value, dict):
+            shapes[str(value.get("name", "?"))] += 1
+        elif value is not None:
+            shapes[f"four numbers ({spec.box_format.value})"] += 1
+    return dict(shapes.most_common())
+
+
+def _missing_images(index: RoiIndex) -> tuple[int, int]:
+    import numpy as np
+
+    used = np.unique(index.path_ids)
+    missing = [int(i) for i in used.tolist() if not os.path.isfile(str(index.paths[i]))]
+    return len(missing), int(np.isin(index.path_ids, missing).sum())
+
+
+def _inspect_facts(table: _Table) -> dict[str, Any]:
+    import numpy as np
+
+    build, index = table.build, table.build.index
+    per_image = np.unique(index.path_ids, return_counts=True)[1]
+    missing_images, missing_rows = _missing_images(index)
+    shapes = dict(table.survey.shapes.most_common()) if table.survey else _generic_shapes(table)
+    return {
+        "table": table.path, "format": table.format, "rows": build.n_rows,
+        "usable_rows": len(index), "images": len(per_image), "y_cols": list(table.spec.y_cols),
+        "images_missing": missing_images, "rows_with_missing_image": missing_rows,
+        "regions_per_image": {"min": int(per_image.min()), "median": float(np.median(per_image)),
+                              "max": int(per_image.max())} if len(per_image) else {},
+        "box_unit": "fraction of the image" if index.relative else "pixels",
+        "box_width": _percentiles(index.boxes[:, 2] - index.boxes[:, 0]),
+        "box_height": _percentiles(index.boxes[:, 3] - index.boxes[:, 1]),
+        "labels": _label_counts(index, build.vocabularies),
+        "shape_kinds": shapes,
+        "rows_without_regions": [dict(r) for r in build.rows_without_regions],
+        "errors": dict(Counter(p.kind for p in build.errors).most_common()),
+        "warnings": dict(Counter(p.kind for p in build.problems if p.severity == "warning")),
+    }
+
+
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _number(value: float, relative: bool) -> str:
+    return f"{value:.3f}" if relative else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {count}" for kind, count in counts.items())
+
+
+def _render_boxes(facts: dict[str, Any]) -> list[str]:
+    relative = facts["box_unit"] != "pixels"
+    if not facts["box_width"]:
+        return []
+    head = f"box size ({facts['box_unit']})"
+    width = max(22, len(head) + 1)
+    lines = [f"{head:<{width}}" + "".join(f"{name:>8}" for name in _PERCENTILES)]
+    for what in ("width", "height"):
+        values = facts[f"box_{what}"]
+        lines.append(f"{'  ' + what:<{width}}"
+                     + "".join(f"{_number(values[n], relative):>8}" for n in _PERCENTILES))
+    return lines
+
+
+def _render_labels(facts: dict[str, Any]) -> list[str]:
+    lines = []
+    for column, counts in facts["labels"].items():
+        lines.append(f"label {column!r} ({_plural(len(counts), 'class', 'classes')})")
+        shown = list(counts.items())[:_MAX_CLASSES_SHOWN]
+        width = max(len(label) for label, _ in shown) if shown else 0
+        lines.extend(f"  {label:<{width}}  {count:>7}" for label, count in shown)
+        if len(counts) > len(shown):
+            lines.append(f"  ... and {len(counts) - len(shown)} more classes (--json lists all)")
+    return lines
+
+
+def _render_inspect(facts: dict[str, Any]) -> str:
+    per = facts["regions_per_image"]
+    without = facts["rows_without_regions"]
+    listed = "; ".join(f"line {r['row']} {r['filename']}" for r in without[:5])
+    lines = [
+        f"{'table':<22}{facts['table']} ({facts['format']})",
+        f"{'regions':<22}{_plural(facts['rows'], 'row')}, {facts['usable_rows']} usable, "
+        f"in {_plural(facts['images'], 'image')}",
+        f"{'image files':<22}{facts['images'] - facts['images_missing']} found, "
+        f"{facts['images_missing']} missing"
+        + (f" ({_plural(facts['rows_with_missing_image'], 'row')})" if facts["images_missing"] else ""),
+        f"{'regions per image':<22}" + (f"min {per['min']}, median {per['median']:g}, "
+                                         f"max {per['max']}" if per else "-"),
+        f"{'shape kinds':<22}{_kinds(facts['shape_kinds']) or '-'}",
+        f"{'label columns':<22}{', '.join(facts['y_cols']) or '-'} (choose with --y-cols)",
+        f"{'images w/o regions':<22}{len(without)}" + (f" ({listed}"
+                                                        f"{', ...' if len(without) > 5 else ''})"
+                                                        if without else ""),
+        "", *_render_boxes(facts), "", *_render_labels(facts), "",
+    ]
+    if facts["errors"]:
+        lines.append(f"{'rows left out':<22}{sum(facts['errors'].values())} "
+                     f"({_kinds(facts['errors'])}); `{PROG} validate` lists them")
+    if facts["warnings"]:
+        lines.append(f"{'warnings':<22}{_kinds(facts['warnings'])}")
+    if not facts["errors"]:
+        lines.append(f"No problems reading the table; `{PROG} validate` also checks the images.")
+    return "\n".join(lines)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    facts = _inspect_facts(_load(args, check_files=False, shapes=True))
+    print(json.dumps(facts, indent=1, default=str) if args.json else _render_inspect(facts))
+    return 0
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A one-line progress bar on stderr (drawn only when stderr is a terminal)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and total > 0 and sys.stderr.isatty()
+
+    def update(self, done: int) -> None:
+        """Redraws the bar at `done` of `total`."""
+        if self.enabled:
+            filled = 30 * done // self.total
+            bar = "#" * filled + "." * (30 - filled)
+            end = "\n" if done >= self.total else ""
+            sys.stderr.write(f"\rchecking images [{bar}] {done}/{self.total}{end}")
+            sys.stderr.flush()
+
+
+def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
+          ) -> list[tuple[int, Problem]]:
+    """Runs `scan_images` over chunks of images, to draw a progress bar without Keras."""
+    import numpy as np
+
+    from keras_roi_datagen.validation import scan_images
+
+    order = np.argsort(index.path_ids, kind="stable")
+    ids = index.path_ids[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, int)
+    per_chunk = max(16, -(-len(starts) // 100))
+    bar = _Progress(len(starts), progress)
+    threads = min(8, os.cpu_count() or 4)
+    found: list[tuple[int, Problem]] = []
+    for first in range(0, len(starts), per_chunk):
+        last = first + per_chunk
+        end = int(starts[last]) if last < len(starts) else len(order)
+        positions = np.sort(order[int(starts[first]):end])
+        part = scan_images(index.select(positions), options, decode=decode, progress=False,
+                           threads=threads)
+        found.extend((int(positions[row]), problem) for row, problem in part)
+        bar.update(min(last, len(starts)))
+    found.sort(key=lambda pair: pair[0])
+    return found
+
+
+def _print_report(report: ValidationReport, args: argparse.Namespace,
+                  without: Sequence[dict[str, Any]]) -> int:
+    failed = not report.ok or (args.strict and bool(report.warnings))
+    if args.json:
+        print(report.to_json())
+        return 1 if failed else 0
+    limit = args.limit or max(1, len(report.problems))
+    print(report.summary(limit).replace("see `report.to_frame()`", "`--limit 0` lists all"))
+    if without:
+        print(f"{len(without)} image(s) listed without regions (not errors): "
+              + ", ".join(str(r["filename"]) for r in without[:5]) + (", ..." if len(without) > 5 else ""))
+    print(("Problems found." if failed else "OK.") + (" (warnings count with --strict)"
+                                                      if report.warnings and not args.strict else ""))
+    return 1 if failed else 0
+
+
+def _decode_options(args: argparse.Namespace) -> DecodeOptions:
+    from PIL import Image
+
+    from keras_roi_datagen.imaging import DecodeOptions
+
+    return DecodeOptions(
+        image_size=getattr(args, "image_size", (96, 96)),
+        interpolation=getattr(args, "interpolation", "bilinear"),
+        color_mode=getattr(args, "color_mode", "rgb"),
+        max_image_pixels=Image.MAX_IMAGE_PIXELS, fast=True)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from keras_roi_datagen.errors import Problem, RoiDatagenError
+    from keras_roi_datagen.validation import ValidationReport
+
+    try:
+        table = _load(args, check_files=True)
+    except RoiDatagenError as exc:  # the whole table is unusable: report it, exit 1
+        problems = exc.problems or [Problem("table_unreadable", str(exc), source=args.table)]
+        return _print_report(ValidationReport(list(problems)), args, [])
+    build = table.build
+    found = _scan(build.index, _decode_options(args), args.decode, args.progress)
+    report = ValidationReport(
+        [*build.problems, *(problem for _, problem in found)], n_rows=build.n_rows,
+        n_images=len(np.unique(build.index.path_ids)), decoded=args.decode)
+    return _print_report(report, args, build.rows_without_regions)
+
+
+# -- preview ----------------------------------------------------------------------------------
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from keras_roi_datagen.preview import render_sheet
+
+    table = _load(args, check_files=False)
+    source = _Preview(table.build.index, _decode_options(args), table.build.vocabularies,
+                      table.build.errors)
+    n = args.sample or (6 if args.boxes else 16)
+    try:
+        sheet = render_sheet(source, n, rows=args.rows, seed=args.seed, columns=args.columns,
+                             boxes=args.boxes, show_rows=args.show_rows, max_width=args.max_width)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from exc
+    sheet.image.save(args.output, format="PNG")
+    width, height = sheet.image.size
+    what = "images" if args.boxes else "regions"
+    print(f"Wrote {args.output}: {len(sheet.tiles)} {what}, {width}x{height} pixels.")
+    for tile in sheet.errors:
+        assert tile.problem is not None
+        print(f"  error tile ({tile.problem.kind}): {tile.problem.describe()}", file=sys.stderr)
+    return 0
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def _error_line(exc: BaseException) -> str:
+    problems = getattr(exc, "problems", None)
+    if problems:
+        more = f" (and {len(problems) - 1} more; `{PROG} validate` lists them)" if len(problems) > 1 else ""
+        return str(problems[0].describe()) + more
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename!r}"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _fail(exc: BaseException, debug: bool, code: int, hint: str = "") -> int:
+    if debug:
+        traceback.print_exception(exc)
+    print(f"{PROG}: error: {_error_line(exc)}{hint}", file=sys.stderr)
+    return code
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    from keras_roi_datagen.errors import RoiDatagenError
+
+    try:
+        return int(handler(args))
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except (RoiDatagenError, OSError, ValueError) as exc:
+        return _fail(exc, args.debug, 1)
+    except Exception as exc:
+        return _fail(exc, args.debug, 1, f" ({type(exc).__name__}; --debug shows the traceback)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the `keras-roi-datagen` command line.
+
+    Args:
+        argv: The arguments, without the program name. Defaults to `sys.argv[1:]`.
+
+    Returns:
+        The exit status: 0 on success (`validate`: no problems), 1 when the
+        data has problems, 2 on usage errors.
+
+    Example:
+    ```python
+    from keras_roi_datagen.cli import main
+    status = main(["validate", "via_region_data.csv", "--json"])
+    ```
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    try:
+        args = build_parser().parse_args(arguments)
+        return _run(args.handler, args)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    except UsageError as exc:
+        return _fail(exc, debug, 2)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
