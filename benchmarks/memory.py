@@ -15,6 +15,7 @@ allocation sites at the end of the build.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +68,17 @@ def write_via_csv(path: Path, rows: int, images: list[Path]) -> Path:
 
 
 class StackSampler:
-    """Samples RSS and the main thread's stack every `interval` s (a poor man's py-spy).
+    """Samples RSS and the main thread's stack every `interval` s.
 
-    Reports where the build spends its time (innermost `keras_roi_datagen`
-    function of each sample) and the stack when RSS peaked. Costs a little
-    CPU in a background thread; no tracing of allocations.
+    Reports the peak RSS seen during each step of `build_index` and the stack
+    when RSS peaked. Costs a little CPU in a background thread; no tracing of
+    allocations. (It says nothing reliable about *time*: the sampling thread
+    mostly gets the GIL when the main thread does I/O. Use cProfile for that.)
     """
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
-        self.samples: Counter[str] = Counter()
+        self.stage_peaks: dict[str, float] = {}
         self.peak = (0.0, "")
         self._main = threading.main_thread().ident
         self._stop = threading.Event()
@@ -92,7 +93,7 @@ class StackSampler:
         self._thread.join()
 
     def _stack(self) -> list[str]:
-        frame = sys._current_frames().get(self._main)  # noqa: SLF001
+        frame = sys._current_frames().get(self._main)
         names = []
         while frame is not None:
             code = frame.f_code
@@ -106,18 +107,25 @@ class StackSampler:
             stack = self._stack()
             ours = [n for n in stack if not n.startswith(("<", "threading"))]
             library = [n for n in ours if n.split(":")[0] in _LIBRARY_FILES]
-            self.samples[library[-1] if library else (ours[-1] if ours else "?")] += 1
             with open("/proc/self/statm") as handle:
                 rss = int(handle.read().split()[1]) * page_mb
             if rss > self.peak[0]:
                 self.peak = (rss, " > ".join(library[-4:] or ours[-3:]))
+            stage = _stage_of(stack)
+            self.stage_peaks[stage] = max(rss, self.stage_peaks.get(stage, 0.0))
 
-    def report(self, top: int = 8) -> dict[str, Any]:
-        """Share of samples per innermost library function, and the stack at peak RSS."""
-        total = sum(self.samples.values()) or 1
-        return {"time_share": {name: round(count / total, 3)
-                               for name, count in self.samples.most_common(top)},
+    def report(self) -> dict[str, Any]:
+        """Peak RSS per step of the build, and the stack at the overall peak."""
+        return {"peak_rss_mb_by_stage": {k: round(v, 1) for k, v in self.stage_peaks.items()},
                 "peak_rss_mb": round(self.peak[0], 1), "stack_at_peak": self.peak[1]}
+
+
+def _stage_of(stack: list[str]) -> str:
+    """The step of `build_index` a stack is in (the frame that `build_index` called)."""
+    for outer, inner in itertools.pairwise(stack):
+        if outer == "index.py:build_index":
+            return inner
+    return "index.py:build_index" if "index.py:build_index" in stack else stack[-1]
 
 
 def _library_files() -> set[str]:

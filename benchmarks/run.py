@@ -308,6 +308,26 @@ def describe_workloads(workloads: dict[str, Workload]) -> dict[str, Any]:
                      "folder": w.image_dir} for w in workloads.values()}
 
 
+def memory_lines(memory_result: dict[str, Any]) -> list[str]:
+    """The memory test, one line per table size, plus where the large build peaked."""
+    lines = []
+    for result in memory_result.values():
+        if "error" in result:
+            lines.append(f"memory: failed: {result['error'].strip().splitlines()[-1]}")
+            continue
+        lines.append(
+            f"memory, {result['rows']:,}-row VIA CSV ({result['csv_mb']} MB): peak RSS "
+            f"{result['peak_mb']:.0f} MB = {result['baseline_mb']:.0f} after importing keras+numpy"
+            f"+pandas + {result['dataset_mb']:.0f} for the dataset; build {result['build_s']} s, "
+            f"first batch {result['first_batch_s']} s")
+    large = max(memory_result.values(), key=lambda r: r.get("rows", 0))
+    stages = large.get("build_profile", {}).get("peak_rss_mb_by_stage", {})
+    if stages:
+        lines.append(f"  peak RSS by build step ({large['rows']:,} rows): " + ", ".join(
+            f"{name.split(':')[-1]} {mb:.0f}" for name, mb in stages.items()) + " MB")
+    return lines
+
+
 def render(results: report.Results, workloads: dict[str, Workload], env: dict[str, Any],
            found: list[report.Target], memory_result: dict[str, Any] | None) -> str:
     """The printed report."""
@@ -338,9 +358,7 @@ def render(results: report.Results, workloads: dict[str, Workload], env: dict[st
         *(f"  {target.line()}" for target in found),
     ]
     if memory_result:
-        lines.append("")
-        for name, result in memory_result.items():
-            lines.append(f"memory {name}: {json.dumps(result)}")
+        lines += ["", *memory_lines(memory_result)]
     return "\n".join(lines)
 
 

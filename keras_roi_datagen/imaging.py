@@ -27,6 +27,7 @@ Pixels stay `uint8` here; the dataset casts once at the end.
 from __future__ import annotations
 
 import os
+import math
 import threading
 import traceback
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from keras_roi_datagen import jpeg_region
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
 
 __all__ = [
@@ -63,6 +65,7 @@ COLOR_MODES: dict[str, int] = {"rgb": 3, "grayscale": 1, "rgba": 4}
 _PIL_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}
 _SWAPS_AXES = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
+_JPEG_FORMATS = ("JPEG", "MPO")
 _OPEN_LOCK = threading.Lock()
 
 
@@ -264,39 +267,29 @@ def _draft_scale(boxes: Sequence[tuple[float, float, float, float]], out_hw: tup
     return scale
 
 
-def _draft(image: Image.Image, orientation: int, scale: int, color_mode: str) -> float:
+def _draft(image: Image.Image, orientation: int, scale: int, color_mode: str) -> None:
     # libjpeg decodes at 1/scale, rounding the size up: the last column and
     # row then hold a partial block, and pixel i covers stored pixels
     # [scale*i, scale*(i+1)). That padding sits at the end of each axis, where
     # it is harmless, unless the orientation mirrors an axis and moves it to
-    # the start; for those only a factor that divides both sides is used.
+    # the start; for those `_reduction` only picks a factor dividing both sides.
     stored_w, stored_h = image.size
-    if orientation not in (1, 5):
-        while scale > 1 and (stored_w % scale or stored_h % scale):
-            scale //= 2
-    if scale == 1:
-        return 1.0
     mode = {"rgb": "RGB", "grayscale": "L"}.get(color_mode)
-    drafted = image.draft(mode, (stored_w // scale, stored_h // scale))
-    return 1.0 if drafted is None else stored_w / drafted[1][2]
+    image.draft(mode, (stored_w // scale, stored_h // scale))
 
 
-def _prepare(
-    image: Image.Image,
-    orientation: int,
-    options: DecodeOptions,
-    pixel_boxes: Sequence[tuple[float, float, float, float]] | None,
-) -> tuple[Image.Image, float, float]:
+def _prepare(image: Image.Image, orientation: int, options: DecodeOptions, scale: int) -> Image.Image:
+    """Decodes (at 1/scale when allowed), orients and converts an opened image."""
     path = getattr(image, "filename", "") or "<image>"
-    scale = 1.0
     try:
-        if options.fast and pixel_boxes and image.format in ("JPEG", "MPO"):
-            wanted = _draft_scale(pixel_boxes, options.image_size)
-            scale = _draft(image, orientation, wanted, options.color_mode)
+        if options.fast and image.format in _JPEG_FORMATS:
+            # Also at scale 1: grayscale then comes straight from libjpeg's luma,
+            # as on the region-decode path.
+            _draft(image, orientation, scale, options.color_mode)
         image.load()
         if orientation != 1:
             image = ImageOps.exif_transpose(image)
-        converted = _convert(image, options.color_mode)
+        return _convert(image, options.color_mode)
     except OSError as exc:
         kind = "image_truncated" if "truncated" in str(exc).lower() else "image_unreadable"
         raise ImageProblem(kind, f"cannot decode {path!r}: {exc}", traceback.format_exc()) from None
@@ -304,7 +297,19 @@ def _prepare(
         raise ImageProblem(
             "image_unreadable", f"cannot decode {path!r}: {exc}", traceback.format_exc()
         ) from None
-    return converted, 1.0 / scale, 1.0 / scale
+
+
+def _reduction(image: Image.Image, orientation: int, options: DecodeOptions,
+               pixel_boxes: Sequence[tuple[float, float, float, float]] | None) -> int:
+    """The DCT scale the fast path may decode at for these boxes (1: full size)."""
+    if not (options.fast and pixel_boxes and image.format in _JPEG_FORMATS):
+        return 1
+    wanted = _draft_scale(pixel_boxes, options.image_size)
+    stored_w, stored_h = image.size
+    if orientation not in (1, 5):
+        while wanted > 1 and (stored_w % wanted or stored_h % wanted):
+            wanted //= 2
+    return wanted
 
 
 def load_image(
@@ -329,7 +334,9 @@ def load_image(
         ImageProblem: If the file cannot be opened or decoded.
     """
     with _open(path, options.max_image_pixels) as image:
-        return _prepare(image, _orientation(image), options, pixel_boxes)
+        orientation = _orientation(image)
+        scale = _reduction(image, orientation, options, pixel_boxes)
+        return _prepare(image, orientation, options, scale), 1.0 / scale, 1.0 / scale
 
 
 def _last_float32_below(size: int) -> float:
@@ -337,30 +344,67 @@ def _last_float32_below(size: int) -> float:
 
 
 def crop_region(
-    image: Image.Image, box: tuple[float, float, float, float], options: DecodeOptions
+    image: Image.Image | np.ndarray,
+    box: tuple[float, float, float, float],
+    options: DecodeOptions,
+    origin: tuple[int, int] = (0, 0),
+    bounds: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Cuts one region out of a loaded image and resizes it in one step.
 
+    The region is first cut out with a margin as wide as the filter's reach
+    (a "window"), then resized from that window. Pillow's rounding depends
+    on the source's shape, so resizing from a window that depends only on
+    the box makes the crop the same whether the source is the whole image or
+    a strip of it (the region-decode fast path).
+
     Args:
-        image: An image from `load_image`.
-        box: `xyxy` in the image's own pixel coordinates, inside the image.
+        image: An image from `load_image` (or its pixels as an array, which
+            is faster for many crops), or a strip of one.
+        box: `xyxy` in pixels of the whole (possibly reduced) image, inside it.
         options: The `DecodeOptions`.
+        origin: Where `image` starts within the whole image (for strips).
+        bounds: `(width, height)` of the whole image; defaults to `image.size`.
 
     Returns:
         `uint8` array of shape `(height, width, channels)`.
     """
     height, width = options.image_size
+    pixels = np.asarray(image) if isinstance(image, Image.Image) else image
+    full_w, full_h = bounds or (pixels.shape[1], pixels.shape[0])
     x0, y0, x1, y1 = box
     # Pillow reads the box as single-precision floats: a sliver thinner than
     # one float32 step at the right or bottom edge would round onto that edge,
     # sample outside the image and come out black. Keep its start inside.
-    x0 = min(x0, _last_float32_below(image.width))
-    y0 = min(y0, _last_float32_below(image.height))
-    resized = image.resize(
-        (width, height), INTERPOLATIONS[options.interpolation], box=(x0, y0, x1, y1)
+    x0 = min(x0, _last_float32_below(full_w))
+    y0 = min(y0, _last_float32_below(full_h))
+    wx0, wy0, wx1, wy1 = filter_window((x0, y0, x1, y1), options, (full_w, full_h))
+    left, top = origin
+    # Slicing the array (not Image.crop, which applies Pillow's global pixel
+    # limit to the window) copies just the window.
+    window = Image.fromarray(np.ascontiguousarray(pixels[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
+    resized = window.resize(
+        (width, height), INTERPOLATIONS[options.interpolation],
+        box=(x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0),
     )
-    pixels = np.asarray(resized, dtype=np.uint8)
-    return pixels[..., None] if pixels.ndim == 2 else pixels
+    out = np.asarray(resized, dtype=np.uint8)
+    return out[..., None] if out.ndim == 2 else out
+
+
+# Half-width of each Pillow filter's kernel, in source pixels when not shrinking.
+_SUPPORT = {"nearest": 0.0, "box": 0.5, "bilinear": 1.0, "hamming": 1.0, "bicubic": 2.0,
+            "lanczos": 3.0}
+
+
+def filter_window(box: tuple[float, float, float, float], options: DecodeOptions,
+                  bounds: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The integer window of pixels that resizing `box` can read, within `bounds`."""
+    height, width = options.image_size
+    x0, y0, x1, y1 = box
+    shrink = max(1.0, (x1 - x0) / width, (y1 - y0) / height)
+    margin = math.ceil(_SUPPORT[options.interpolation] * shrink) + 2
+    return (max(0, math.floor(x0) - margin), max(0, math.floor(y0) - margin),
+            min(bounds[0], math.ceil(x1) + margin), min(bounds[1], math.ceil(y1) + margin))
 
 
 def _clip_rows(
@@ -383,26 +427,66 @@ def _clip_rows(
     return clipped
 
 
+def _pillow_crops(opened: Image.Image, orientation: int, options: DecodeOptions, scale: int,
+                  boxes: dict[int, tuple[float, float, float, float]]) -> dict[int, np.ndarray]:
+    image = _prepare(opened, orientation, options, scale)
+    max_w, max_h = image.size
+    pixels = np.asarray(image)
+    return {
+        position: crop_region(
+            pixels, (x0 / scale, y0 / scale, min(x1 / scale, max_w), min(y1 / scale, max_h)), options)
+        for position, (x0, y0, x1, y1) in boxes.items()
+    }
+
+
+def _native_crops(path: str, size: tuple[int, int], options: DecodeOptions, scale: int,
+                  boxes: dict[int, tuple[float, float, float, float]]) -> dict[int, np.ndarray] | None:
+    if options.color_mode not in ("rgb", "grayscale"):
+        return None
+    # The reduced image's size, as libjpeg rounds it (up).
+    bounds = (-(-size[0] // scale), -(-size[1] // scale))
+    scaled = {p: (x0 / scale, y0 / scale, min(x1 / scale, bounds[0]), min(y1 / scale, bounds[1]))
+              for p, (x0, y0, x1, y1) in boxes.items()}
+    windows = {p: filter_window(b, options, bounds) for p, b in scaled.items()}
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return jpeg_region.crop_rows(
+        data, windows, scale, options.color_mode == "grayscale",
+        lambda strip, p, origin, full: crop_region(strip, scaled[p], options, origin, full))
+
+
 def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: BatchResult) -> None:
     path = job.paths[image_no]
     options = job.options
+    done: set[int] = set()
     try:
-        with _open(path, options.max_image_pixels) as opened:
-            orientation = _orientation(opened)
-            size = _displayed_size(opened, orientation)
+        with _open(path, options.max_image_pixels) as header:
+            orientation = _orientation(header)
+            size = _displayed_size(header, orientation)
             clipped = _clip_rows(job, positions, size, result)
-            if not clipped:
-                return
-            image, sx, sy = _prepare(opened, orientation, options, list(clipped.values()))
+            # Each row's own reduction: a crop never depends on its batch neighbours.
+            by_scale: dict[int, dict[int, tuple[float, float, float, float]]] = {}
+            for position, box in clipped.items():
+                scale = _reduction(header, orientation, options, [box])
+                by_scale.setdefault(scale, {})[position] = box
+            native = (options.fast and jpeg_region.AVAILABLE and orientation == 1
+                      and header.format in _JPEG_FORMATS and header.mode in ("RGB", "L"))
+            unused: Image.Image | None = header  # the open file serves the first Pillow decode
+            for scale, boxes in sorted(by_scale.items()):
+                crops = _native_crops(path, size, options, scale, boxes) if native else None
+                if crops is None and unused is not None:
+                    crops, unused = _pillow_crops(unused, orientation, options, scale, boxes), None
+                elif crops is None:
+                    with _open(path, options.max_image_pixels) as again:
+                        crops = _pillow_crops(again, orientation, options, scale, boxes)
+                for position, pixels in crops.items():
+                    result.pixels[position] = pixels
+                    done.add(position)
     except ImageProblem as problem:
-        failed = {f.position for f in result.failures}
+        failed = {f.position for f in result.failures} | done
         _fail_all(result, [p for p in positions if p not in failed], path, problem)
         return
     result.image_sizes[path] = size
-    max_w, max_h = image.size
-    for position, (x0, y0, x1, y1) in clipped.items():
-        box = (x0 * sx, y0 * sy, min(x1 * sx, max_w), min(y1 * sy, max_h))
-        result.pixels[position] = crop_region(image, box, options)
 
 
 def _fail_all(result: BatchResult, positions: list[int], path: str, problem: ImageProblem) -> None:

@@ -401,9 +401,21 @@ def test_a_batch_opens_each_image_once(
     rows = [(scene.path, r.inner(8)) for r in scene.regions]
     rows += [(other.path, r.inner(6)) for r in other.regions]
     rows += [(scene.path, (0, 0, 30, 30)), (other.path, (500, 500, 600, 600))]
-    result = decode(rows[::-1])
+    # With the fast path, an image is decoded once per DCT reduction its rows
+    # need (so each crop depends on its own row only); without, exactly once.
+    result = decode(rows[::-1], fast=False)
     assert opened == {scene.path: 1, other.path: 1}
     assert [f.kind for f in result.failures] == ["box_outside_image"]
+
+
+def test_a_crop_does_not_depend_on_its_batch_neighbours(folder: Path) -> None:
+    photo = corpus.write_photo_jpeg(folder, size=(1000, 750))
+    small, large = (100, 100, 140, 140), (200, 150, 900, 700)
+    alone = decode([(photo.path, small)], image_size=(16, 16)).pixels[0]
+    together = decode([(photo.path, large), (photo.path, small)], image_size=(16, 16))
+    np.testing.assert_array_equal(together.pixels[1], alone)
+    big_alone = decode([(photo.path, large)], image_size=(16, 16)).pixels[0]
+    np.testing.assert_array_equal(together.pixels[0], big_alone)
 
 
 def _photo_boxes(size: tuple[int, int], scale: int, out: int, count: int, seed: int) -> list[tuple]:

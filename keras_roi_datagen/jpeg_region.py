@@ -1,0 +1,97 @@
+"""Fast path: decode only the part of a JPEG that a batch's regions need.
+
+Pillow decodes a whole photo to crop one region of it. The optional C
+extension `_jpeg_region` (built at install time against the system's
+libjpeg-turbo; the package installs without it) decodes only the rows and
+columns around the regions, at the same 1/2, 1/4 or 1/8 DCT scale the Pillow
+path would use (`Image.draft`). The decoded pixels are libjpeg's own, so the
+crops are byte-identical to the Pillow path at that scale: each decoded strip
+carries a margin wide enough for libjpeg's chroma upsampling at its edges and
+for the resampling filter's support (tests check the identity).
+
+Used only where it is exact: baseline or progressive JPEGs in YCbCr, RGB or
+grayscale, EXIF orientation 1, `color_mode` `"rgb"` or `"grayscale"`. Anything
+else, a file without its end-of-image marker (possibly truncated after the
+regions) and any libjpeg warning (corrupt data) fall back to the Pillow path,
+which also reports real errors with their kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+try:
+    from keras_roi_datagen import _jpeg_region as _native  # type: ignore[attr-defined]
+except ImportError:  # no compiler or libjpeg headers at install time
+    _native = None
+
+__all__ = ["AVAILABLE", "crop_rows"]
+
+AVAILABLE = _native is not None
+Box = tuple[float, float, float, float]
+
+# libjpeg's fancy chroma upsampling treats a crop's edge as the image's edge;
+# one iMCU (16 pixels for 4:2:0) beyond the window keeps the window exact.
+_UPSAMPLING_MARGIN = 16
+_UNION_WORTH = 0.6  # decode one strip for all regions unless they cover less of it
+
+
+def _plan_strips(spans: Mapping[int, Box]) -> list[list[int]]:
+    union = (min(s[0] for s in spans.values()), min(s[1] for s in spans.values()),
+             max(s[2] for s in spans.values()), max(s[3] for s in spans.values()))
+    area = sum((s[2] - s[0]) * (s[3] - s[1]) for s in spans.values())
+    if len(spans) == 1 or area >= _UNION_WORTH * (union[2] - union[0]) * (union[3] - union[1]):
+        return [list(spans)]
+    return [[p] for p in spans]
+
+
+def crop_rows(
+    data: bytes,
+    windows: Mapping[int, Box],
+    scale: int,
+    gray: bool,
+    crop: Callable[[np.ndarray, int, tuple[int, int], tuple[int, int]], np.ndarray],
+) -> dict[int, np.ndarray] | None:
+    """Crops regions of one JPEG by decoding only the strips around them.
+
+    Args:
+        data: The JPEG file's bytes.
+        windows: Per batch position, the pixel window (in the image reduced
+            by `scale`) that cropping that row reads (`imaging.filter_window`).
+        scale: DCT scale denominator (1, 2, 4 or 8).
+        gray: Decode to grayscale (else RGB).
+        crop: `(strip, position, origin, bounds) -> crop`: cuts a row's crop
+            out of a decoded strip that starts at `origin` in an image of
+            `bounds` pixels.
+
+    Returns:
+        Per position, the crop; or `None` when this file needs the Pillow
+        path (unsupported kind of JPEG, a missing end marker, or libjpeg
+        reported a problem).
+    """
+    if _native is None:
+        return None
+    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        # No end-of-image marker: the file may be cut short after the regions,
+        # which only a full decode notices; let the Pillow path judge it.
+        return None
+    grown = {p: (w[0] - _UPSAMPLING_MARGIN, w[1] - _UPSAMPLING_MARGIN,
+                 w[2] + _UPSAMPLING_MARGIN, w[3] + _UPSAMPLING_MARGIN) for p, w in windows.items()}
+    crops: dict[int, np.ndarray] = {}
+    for strip in _plan_strips(grown):
+        x0 = max(0, min(grown[p][0] for p in strip)) * scale
+        y0 = max(0, min(grown[p][1] for p in strip)) * scale
+        x1 = max(grown[p][2] for p in strip) * scale
+        y1 = max(grown[p][3] for p in strip) * scale
+        try:
+            pixels, width, height, _, left, top, full_w, full_h = _native.decode_region(
+                data, int(x0), int(y0), int(x1), int(y1), scale, gray)
+        except ValueError:
+            return None
+        shape = (height, width) if gray else (height, width, 3)
+        image = np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
+        for p in strip:
+            crops[p] = crop(image, p, (left, top), (full_w, full_h))
+    return crops
