@@ -26,8 +26,8 @@ Pixels stay `uint8` here; the dataset casts once at the end.
 
 from __future__ import annotations
 
-import os
 import math
+import os
 import threading
 import traceback
 from collections.abc import Sequence

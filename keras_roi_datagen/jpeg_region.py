@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 try:
-    from keras_roi_datagen import _jpeg_region as _native  # type: ignore[attr-defined]
+    from keras_roi_datagen import _jpeg_region as _native
 except ImportError:  # no compiler or libjpeg headers at install time
     _native = None
 

@@ -1,0 +1,3 @@
+def decode_region(
+    data: bytes, x0: int, y0: int, x1: int, y1: int, scale_denom: int, gray: bool, /
+) -> tuple[bytes, int, int, int, int, int, int, int]: ...
