@@ -583,7 +583,7 @@ def _print_report(report: ValidationReport, args: argparse.Namespace,
         print(report.to_json())
         return 1 if failed else 0
     limit = args.limit or max(1, len(report.problems))
-    print(report.summary(limit).replace("see `report.to_frame()`", "`--limit 0` lists all"))
+    print(report.summary(limit))
     if without:
         print(f"{len(without)} image(s) listed without regions (not errors): "
               + ", ".join(str(r["filename"]) for r in without[:5]) + (", ..." if len(without) > 5 else ""))

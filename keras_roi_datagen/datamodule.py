@@ -151,7 +151,8 @@ class RoiDataModule:
         if self.frame is None:
             from keras_roi_datagen.formats import read_table
 
-            self.frame = read_table(self.table)
+            skipping = self.dataset_kwargs.get("on_error", "raise") == "skip"
+            self.frame = read_table(self.table, on_error="collect" if skipping else "raise")
         return self.frame
 
     def validate(self, *, decode: bool = False, progress: bool = True) -> ValidationReport:
@@ -168,7 +169,9 @@ class RoiDataModule:
         options = DecodeOptions(self.image_size, color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
                                 max_image_pixels=self._max_pixels())
         found = scan_images(build.index, options, decode=decode, progress=progress)
-        return ValidationReport([*build.problems, *(p for _, p in found)], n_rows=build.n_rows,
+        unreadable = list(self._read().attrs.get("problems", []))
+        return ValidationReport([*unreadable, *build.problems, *(p for _, p in found)],
+                                n_rows=build.n_rows + len(unreadable),
                                 n_images=len(build.index.paths), decoded=decode)
 
     def prepare_data(self) -> ValidationReport:
@@ -212,11 +215,13 @@ class RoiDataModule:
             raise_problems(build.errors, "Pass on_error='skip' to leave such rows out.")
             self.problems = build.problems
             return build
-        # Skipping: unreadable images and boxes outside them leave before the split.
+        # Skipping: malformed records (dropped by the reader), unreadable images
+        # and boxes outside them all leave before the split, each recorded.
         options = DecodeOptions(self.image_size, max_image_pixels=self._max_pixels())
         found = scan_images(build.index, options, progress=False)
         bad = sorted({row for row, p in found if p.severity == "error"})
-        self.problems = [*build.problems, *(p for _, p in found)]
+        unreadable = list(self._read().attrs.get("problems", []))
+        self.problems = [*unreadable, *build.problems, *(p for _, p in found)]
         if bad:
             keep = np.ones(len(build.index), dtype=bool)
             keep[bad] = False

@@ -353,6 +353,21 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             [*self.problems, *(problem for _, problem in found)], n_rows=self._rows_read,
             n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped)
 
+    def preview(self, n: int = 16, **kwargs: Any) -> Image.Image:
+        """Returns a contact sheet of crops as the model sees them, for notebooks.
+
+        Args:
+            n: How many rows to show (a seeded sample).
+            **kwargs: See `keras_roi_datagen.preview.contact_sheet` (`rows=`,
+                `seed=`, `columns=`, `boxes=True` for source images with boxes).
+
+        Returns:
+            A PIL image; each tile is captioned with its labels.
+        """
+        from keras_roi_datagen.preview import contact_sheet
+
+        return contact_sheet(self, n, **kwargs)
+
     # -- the plan -----------------------------------------------------------------------------
 
     @property

@@ -87,11 +87,11 @@ def check_image_file(path: str) -> PathProblem | None:
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        return PathProblem("missing_file", f"image file not found: {path}")
+        return PathProblem("missing_file", f"image file not found: {path}.")
     except OSError as exc:
-        return PathProblem("image_unreadable", f"cannot access {path}: {exc.strerror}")
+        return PathProblem("image_unreadable", f"cannot access {path}: {exc.strerror}.")
     if not os.path.isfile(path):
-        return PathProblem("image_unreadable", f"not a regular file: {path}")
+        return PathProblem("image_unreadable", f"not a regular file: {path}.")
     if stat.st_size == 0:
-        return PathProblem("image_empty_file", f"image file is empty (0 bytes): {path}")
+        return PathProblem("image_empty_file", f"image file is empty (0 bytes): {path}.")
     return None

@@ -92,20 +92,32 @@ class ValidationReport:
     def summary(self, limit: int = 20) -> str:
         """Returns a readable summary: counts per kind, then the first problems."""
         how = "decoded" if self.decoded else "headers read"
-        lines = [f"{self.n_rows} rows, {self.n_images} images ({how}): "
-                 f"{len(self.errors)} errors, {len(self.warnings)} warnings."]
+        lines = [f"{_count(self.n_rows, 'row')}, {_count(self.n_images, 'image')} ({how}): "
+                 f"{_count(len(self.errors), 'error')}, {_count(len(self.warnings), 'warning')}."]
         for kind, count in Counter((p.severity, p.kind) for p in self.problems).most_common():
             lines.append(f"  {count:>6}  {kind[0]:<7}  {kind[1]}")
         for problem in self.problems[:limit]:
             lines.append(f"- [{problem.severity}] {problem.describe()}")
         if len(self.problems) > limit:
-            lines.append(f"... and {len(self.problems) - limit} more (see `report.to_frame()`).")
+            lines.append(f"... and {len(self.problems) - limit} more.")
         if self.errors and self.skipped:
             lines.append("Rows with errors are left out of the dataset (`ds.skipped`).")
         return "\n".join(lines)
 
 
-def _progress(total: int, enabled: bool) -> Callable[[int], None]:
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _progress(total: int, enabled: bool | Callable[[int, int], None]) -> Callable[[int], None]:
+    if callable(enabled):
+        done_so_far = [0]
+
+        def report(count: int) -> None:
+            done_so_far[0] += count
+            enabled(done_so_far[0], total)
+
+        return report
     if not enabled or total == 0:
         return lambda _: None
     from keras.utils import Progbar
@@ -156,7 +168,8 @@ def _row_problems(index: RoiIndex, rows: Sequence[int], found: tuple[int, int] |
 
 
 def scan_images(index: RoiIndex, options: DecodeOptions, *, decode: bool = False,
-                progress: bool = True, threads: int = 4) -> list[tuple[int, Problem]]:
+                progress: bool | Callable[[int, int], None] = True,
+                threads: int = 4) -> list[tuple[int, Problem]]:
     """Opens every image of `index` once and checks the rows that use it.
 
     Args:
@@ -164,7 +177,8 @@ def scan_images(index: RoiIndex, options: DecodeOptions, *, decode: bool = False
         options: Decode options (the pixel limit and colour mode apply).
         decode: Fully decode each image (finds truncated files); otherwise
             only headers and EXIF are read.
-        progress: Show a progress bar (Keras's `Progbar`).
+        progress: Show a progress bar (Keras's `Progbar`), or call this
+            `(images_done, images_total)` function as images are checked.
         threads: Threads reading images.
 
     Returns:

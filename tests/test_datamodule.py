@@ -225,3 +225,21 @@ def test_module_owned_arguments_are_refused_in_dataset_kwargs(demo_csv):
         RoiDataModule(demo_csv, shuffle=False)
     with pytest.raises(ValueError, match="validation_split"):
         RoiDataModule(demo_csv, validation_split=0.7, test_split=0.4)
+
+
+def test_dirty_via_export_with_skip_lists_every_left_out_row(tmp_path):
+    from keras_roi_datagen.demo import make_demo_dataset
+
+    csv = make_demo_dataset(tmp_path, n_images=6, seed=2)
+    lines = csv.read_text().splitlines()
+    lines[2] = lines[2].replace('"{""name"":""', '"{""name"";""', 1)  # malformed JSON
+    lines[4] = lines[4].replace("images/scene_", "images/missing_", 1)
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RoiDatagenError, match="line 3"):
+        module(csv).setup("fit")
+    data = module(csv, on_error="skip")
+    data.setup("fit")
+    assert sorted((p.row, p.kind) for p in data.skipped) == [(3, "bad_json"), (5, "missing_file")]
+    report = data.validate(progress=False)
+    assert {p.row for p in report.errors} == {3, 5}
+    assert data.train_dataset().preview(4).size[0] > 0

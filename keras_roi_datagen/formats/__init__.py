@@ -15,6 +15,7 @@ import pandas as pd
 from keras_roi_datagen.formats.generic import read_generic_csv
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
+    OnError,
     ViaRecord,
     detect_via_format,
     iter_via_records,
@@ -56,7 +57,8 @@ def is_via_table(df: pd.DataFrame) -> bool:
 
 
 def read_table(
-    source: pd.DataFrame | str | os.PathLike[str], *, encoding: str = "utf-8"
+    source: pd.DataFrame | str | os.PathLike[str], *, encoding: str = "utf-8",
+    on_error: OnError = "raise",
 ) -> pd.DataFrame:
     """Read an annotation table from a file, or copy one given as a DataFrame.
 
@@ -70,6 +72,9 @@ def read_table(
         source: A path, or a DataFrame (returned as a deep copy; the caller's
             frame is never modified).
         encoding: The encoding of files without a byte-order mark.
+        on_error: For VIA files: `"raise"` (one error listing every malformed
+            row) or `"collect"` (malformed rows are dropped and listed, as
+            `Problem`s, in `attrs["problems"]`).
 
     Returns:
         The table. For files: index = CSV line number (index name `"line"`) or
@@ -98,7 +103,7 @@ def read_table(
     if not os.path.isfile(source):
         raise FileNotFoundError(f"annotation table not found: {os.fspath(source)!r}")
     if os.fspath(source).lower().endswith(".json"):
-        return read_via_json(source, encoding=encoding)
+        return read_via_json(source, encoding=encoding, on_error=on_error)
     if sniff_csv(source, encoding).kind is not None:
-        return read_via_csv(source, encoding=encoding)
+        return read_via_csv(source, encoding=encoding, on_error=on_error)
     return read_generic_csv(source, encoding=encoding)
