@@ -27,6 +27,8 @@ from workloads import OUTPUT_SIZE, Workload, build_workloads
 # match wins. Built-in methods have no file ("~") and name their C type.
 STAGES = (
     ("JPEG decode (libjpeg, in Pillow's decoder)", "", "method 'decode' of 'ImagingDecoder"),
+    ("JPEG region decode (keras_roi_datagen._jpeg_region)", "", "decode_region"),
+    ("JPEG decode (simplejpeg)", "", "simplejpeg"),
     ("image buffer allocation (Image.core.new)", "", "PIL._imaging.new"),
     ("JPEG draft (DCT scaling setup)", "", "method 'draft'"),
     ("resize (Pillow resample, crop+scale)", "", "method 'resize' of 'ImagingCore"),

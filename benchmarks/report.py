@@ -44,6 +44,7 @@ class Results:
         self.rates: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         self.mbps: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
         self.mae: dict[tuple[str, str], float] = {}
+        self.teardown: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.errors: dict[tuple[str, str], str] = {}
         self.foreign: list[float] = []
         self.retried = sum(bool(record.get("discarded")) for record in records)
@@ -62,6 +63,7 @@ class Results:
             if record.get("foreign_cores") is not None:
                 self.foreign.append(record["foreign_cores"])
             self.mbps[key][record["repeat"]] = record["source_bytes"] / record["seconds"] / 1e6
+            self.teardown[key].append(record.get("teardown_s", 0.0))
 
     def rate(self, workload: str, contender: str) -> float | None:
         """Median crops/s over repeats."""
@@ -96,6 +98,8 @@ class Results:
                     else None,
                     "spread": self.spread(workload, contender.key),
                     "per_repeat": self.rates.get(key, {}),
+                    "teardown_s": statistics.median(self.teardown[key])
+                    if self.teardown.get(key) else None,
                     "mae_vs_pillow": self.mae.get(key),
                     "vs_tf_aliased": self.ratio(workload, contender.key, "tf_aliased"),
                     "vs_tf_antialias": self.ratio(workload, contender.key, "tf_antialias"),

@@ -81,9 +81,8 @@ class Server:
         self.backend = backend
         self.log = CACHE / "logs" / f"server-{backend}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO),
-                                              os.environ.get("PYTHONPATH", "")])}
+        # The library is imported as installed in this environment (editable or not).
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         command = [sys.executable, str(HERE / "server.py")] + (["--quick"] if quick else [])
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
@@ -343,8 +342,9 @@ def render(results: report.Results, workloads: dict[str, Workload], env: dict[st
     for workload in workloads.values():
         lines += [*report.workload_table(results, workload.name, workload.title), ""]
     lines += [
-        "crops/s: median over repeats. MB/s: source JPEG bytes behind the delivered crops "
-        "(each crop counts its file).",
+        "crops/s: median over repeats of crops / (time from the start of a pass to its last "
+        "batch; teardown is timed apart, in the JSON).",
+        "MB/s: source JPEG bytes behind the delivered crops (each crop counts its file).",
         "/tf.al, /tf.aa, /classic: median of per-repeat ratios to tf.data (antialias=False), "
         "tf.data (antialias=True), the classic generator.",
         "MAE: mean |difference| (0-255) of the first 8 crops from Pillow's antialiased bilinear "

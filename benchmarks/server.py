@@ -30,16 +30,28 @@ from workloads import Workload, build_workloads
 
 
 def measure(runner: Runner, sample: bool) -> tuple[dict[str, Any], np.ndarray | None]:
-    """Times one pass of `runner`; keeps the first crops when `sample` is set."""
+    """Times one pass of `runner`; keeps the first crops when `sample` is set.
+
+    The clock runs from the start of the pass (iterator and workers starting)
+    to the delivery of the last batch. What happens after it, the iterator's
+    teardown, is timed apart (`teardown_s`): a long epoch pays it once, but in
+    a pass of a second it would dominate (deleting a tf.data iterator waits up
+    to a second or more for its autotuning thread; worker processes are joined).
+    """
     first = None
     crops = 0
     start = time.perf_counter()
-    for batch in runner.run():
+    last = start
+    batches, batch = iter(runner.run()), None
+    for batch in batches:
         crops += consume(batch)
+        last = time.perf_counter()
         if sample and first is None and not isinstance(batch, int):
             first = np.array(np.asarray(batch)[:SAMPLE_CROPS])
-    seconds = time.perf_counter() - start
-    return {"crops": crops, "seconds": seconds}, first
+    del batches, batch
+    gc.collect()
+    teardown = time.perf_counter() - last
+    return {"crops": crops, "seconds": last - start, "teardown_s": teardown}, first
 
 
 def quality(workload: Workload, ids: np.ndarray, crops: np.ndarray) -> float:

@@ -26,11 +26,12 @@ Pixels stay `uint8` here; the dataset casts once at the end.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,17 +164,23 @@ def _is_empty(path: str) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _pillow_limit_lifted() -> Iterator[None]:
+    # Pillow's bomb check reads a module global; it is lifted under a lock only
+    # around our own header reads and crops, and the dataset's limit applies.
+    with _OPEN_LOCK:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
 def _open(path: str, max_image_pixels: int | None) -> Image.Image:
-    # Pillow's bomb check reads a module global; we swap it under a lock only
-    # for the header read, then apply this dataset's own limit.
     try:
-        with _OPEN_LOCK:
-            previous = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                image = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
+        with _pillow_limit_lifted():
+            image = Image.open(path)
     except FileNotFoundError:
         raise ImageProblem("missing_file", f"image file not found: {path!r}.") from None
     except (IsADirectoryError, PermissionError) as exc:
@@ -370,8 +377,10 @@ def crop_region(
         `uint8` array of shape `(height, width, channels)`.
     """
     height, width = options.image_size
-    pixels = np.asarray(image) if isinstance(image, Image.Image) else image
-    full_w, full_h = bounds or (pixels.shape[1], pixels.shape[0])
+    if bounds is not None:
+        full_w, full_h = bounds
+    else:
+        full_w, full_h = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
     x0, y0, x1, y1 = box
     # Pillow reads the box as single-precision floats: a sliver thinner than
     # one float32 step at the right or bottom edge would round onto that edge,
@@ -380,9 +389,11 @@ def crop_region(
     y0 = min(y0, _last_float32_below(full_h))
     wx0, wy0, wx1, wy1 = filter_window((x0, y0, x1, y1), options, (full_w, full_h))
     left, top = origin
-    # Slicing the array (not Image.crop, which applies Pillow's global pixel
-    # limit to the window) copies just the window.
-    window = Image.fromarray(np.ascontiguousarray(pixels[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
+    if isinstance(image, Image.Image):
+        with _pillow_limit_lifted():  # Image.crop applies Pillow's global limit too
+            window = image.crop((wx0 - left, wy0 - top, wx1 - left, wy1 - top))
+    else:
+        window = Image.fromarray(np.ascontiguousarray(image[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
     resized = window.resize(
         (width, height), INTERPOLATIONS[options.interpolation],
         box=(x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0),
@@ -431,10 +442,9 @@ def _pillow_crops(opened: Image.Image, orientation: int, options: DecodeOptions,
                   boxes: dict[int, tuple[float, float, float, float]]) -> dict[int, np.ndarray]:
     image = _prepare(opened, orientation, options, scale)
     max_w, max_h = image.size
-    pixels = np.asarray(image)
     return {
         position: crop_region(
-            pixels, (x0 / scale, y0 / scale, min(x1 / scale, max_w), min(y1 / scale, max_h)), options)
+            image, (x0 / scale, y0 / scale, min(x1 / scale, max_w), min(y1 / scale, max_h)), options)
         for position, (x0, y0, x1, y1) in boxes.items()
     }
 

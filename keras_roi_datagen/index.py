@@ -169,6 +169,9 @@ class _Collector:
         self.spec, self.source = spec, source
         self.path_table: dict[str, int] = {}
         self.path_checked: dict[str, PathProblem | str] = {}
+        self.resolved: dict[str, str | PathProblem] = {}
+        # One object per distinct label, however many rows carry it.
+        self.interned: dict[Hashable, Hashable] = {}
         # array.array keeps a million rows in tens of megabytes, not hundreds.
         self.path_ids = array("i")
         self.boxes = array("d")
@@ -215,7 +218,12 @@ class _Collector:
 
     def _path(self, raw: _RawRow) -> str | None:
         spec = self.spec
-        resolved = resolve_image_path(raw.filename, spec.image_dir, spec.allow_outside_image_dir)
+        key = raw.filename if isinstance(raw.filename, str) else None
+        resolved = self.resolved.get(key) if key is not None else None
+        if resolved is None:  # tables repeat a file name for each of its regions
+            resolved = resolve_image_path(raw.filename, spec.image_dir, spec.allow_outside_image_dir)
+            if key is not None:
+                self.resolved[key] = resolved
         if isinstance(resolved, PathProblem):
             self.fail(raw, resolved.kind, resolved.message, spec.x_col, raw.filename)
             return None
@@ -253,7 +261,7 @@ class _Collector:
                 return None
             if isinstance(value, str) and label != value:
                 self.stripped.setdefault((column, value), []).append(raw.row)
-            labels[column] = label
+            labels[column] = self.interned.setdefault(label, label)
         return labels
 
 
@@ -370,21 +378,49 @@ def _warnings(collected: _Collector, index: RoiIndex) -> list[Problem]:
             f"label {column!r}: {raw!r} was read as {raw.strip()!r} (surrounding whitespace "
             f"stripped) in {len(rows)} row(s).",
             source=index.source, row=rows[0], column=column, value=raw, severity="warning"))
-    if len(index):
-        key = np.column_stack([index.path_ids.astype(np.float64), index.boxes,
-                               *(c.astype(np.float64) for c in index.codes.values())])
-        _, first, inverse, counts = np.unique(key, axis=0, return_index=True,
-                                              return_inverse=True, return_counts=True)
-        for group in np.flatnonzero(counts > 1).tolist():
-            members = np.flatnonzero(inverse.ravel() == group)
-            rows = [index.row_label(m) for m in members.tolist()]
-            found.append(Problem(
-                "duplicate_row",
-                f"{len(rows)} rows are identical (same image, box and labels): rows {rows[:10]}; "
-                "all are kept.",
-                source=index.source, row=rows[0], path=str(index.paths[index.path_ids[first[group]]]),
-                severity="warning"))
+    found.extend(_duplicates(index))
     return found
+
+
+def _row_hashes(index: RoiIndex) -> np.ndarray:
+    # A 64-bit hash per row over image, box and labels: a few megabytes for a
+    # million rows, where sorting the rows themselves costs hundreds.
+    columns = [index.path_ids.astype(np.uint64), *index.boxes.T.view(np.uint64).reshape(4, -1),
+               *(c.astype(np.uint64) for c in index.codes.values())]
+    hashes = np.full(len(index), 0xCBF29CE484222325, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            hashes ^= np.ascontiguousarray(column)
+            hashes *= np.uint64(0x100000001B3)
+            hashes ^= hashes >> np.uint64(29)
+    return hashes
+
+
+def _duplicates(index: RoiIndex) -> list[Problem]:
+    if not len(index):
+        return []
+    hashes = _row_hashes(index)
+    values, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    found = []
+    for group in np.flatnonzero(counts > 1).tolist():
+        candidates = np.flatnonzero(inverse.ravel() == group)
+        first = int(candidates[0])
+        same = [int(m) for m in candidates.tolist() if _same_row(index, first, int(m))]
+        if len(same) < 2:
+            continue  # a hash collision, not a duplicate
+        rows = [index.row_label(m) for m in same]
+        found.append(Problem(
+            "duplicate_row",
+            f"{len(rows)} rows are identical (same image, box and labels): rows {rows[:10]}; "
+            "all are kept.", source=index.source, row=rows[0], path=index.path_of(first),
+            severity="warning"))
+    return found
+
+
+def _same_row(index: RoiIndex, a: int, b: int) -> bool:
+    return bool(index.path_ids[a] == index.path_ids[b]
+                and np.array_equal(index.boxes[a], index.boxes[b])
+                and all(c[a] == c[b] for c in index.codes.values()))
 
 
 def build_index(
@@ -435,23 +471,26 @@ def build_index(
     codes, ok = _encode(collected, vocabs)
     index = RoiIndex(
         paths=np.asarray(list(collected.path_table), dtype=str),
-        path_ids=np.frombuffer(collected.path_ids, dtype=np.int32).copy(),
-        boxes=np.frombuffer(collected.boxes, dtype=np.float64).reshape(-1, 4).copy(),
+        path_ids=np.frombuffer(collected.path_ids, dtype=np.int32),
+        boxes=np.frombuffer(collected.boxes, dtype=np.float64).reshape(-1, 4),
         relative=spec.box_format.relative,
         codes=codes,
         rows=_row_array(collected.rows),
-        positions=np.frombuffer(collected.positions, dtype=np.int64).copy(),
+        positions=np.frombuffer(collected.positions, dtype=np.int64),
         source=source,
     )
     if not ok.all():
         index = index.select(ok)
     problems = collected.problems + _warnings(collected, index)
+    # The index's arrays view the collector's buffers (no copy); its label
+    # lists are no longer needed.
+    collected.labels.clear()
     return IndexBuild(index, vocabs, problems, without, collected.n_rows)
 
 
 def _row_array(rows: array[int] | Sequence[Any]) -> np.ndarray:
     if isinstance(rows, array):
-        return np.frombuffer(rows, dtype=np.int64).copy()
+        return np.frombuffer(rows, dtype=np.int64)
     labels = np.empty(len(rows), dtype=object)
     labels[:] = list(rows)
     return labels

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import image_corpus as corpus
 import numpy as np
 import pytest
@@ -11,8 +13,8 @@ from hypothesis import strategies as st
 from keras_roi_datagen import jpeg_region
 from keras_roi_datagen.imaging import BatchJob, DecodeOptions, decode_batch
 
-pytestmark = pytest.mark.skipif(not jpeg_region.AVAILABLE,
-                                reason="the optional _jpeg_region extension is not built")
+needs_extension = pytest.mark.skipif(not jpeg_region.AVAILABLE,
+                                     reason="the optional _jpeg_region extension is not built")
 
 
 def crops(path, boxes, native: bool, monkeypatch, **options):
@@ -32,6 +34,7 @@ def photo(tmp_path_factory):
 box_strategy = st.tuples(st.floats(0, 900), st.floats(0, 650), st.floats(8, 700), st.floats(8, 500))
 
 
+@needs_extension
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(boxes=st.lists(box_strategy, min_size=1, max_size=5),
        interpolation=st.sampled_from(["bilinear", "nearest", "bicubic", "lanczos", "box"]),
@@ -45,6 +48,7 @@ def test_region_decode_is_byte_identical_to_the_pillow_path(photo, monkeypatch, 
     np.testing.assert_array_equal(fast, reference)
 
 
+@needs_extension
 def test_truncated_and_cmyk_files_take_the_pillow_path(tmp_path, monkeypatch):
     cmyk = corpus.write_cmyk_jpeg(tmp_path)
     box = [sample_box(cmyk)]
@@ -59,3 +63,12 @@ def test_truncated_and_cmyk_files_take_the_pillow_path(tmp_path, monkeypatch):
 
 def sample_box(sample):
     return sample.regions[0].inner(2)
+
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/include/jpeglib.h"),
+                    reason="no libjpeg headers here: only the Pillow path is expected")
+def test_the_extension_is_built_where_libjpeg_headers_exist():
+    # A build that failed silently (the extension is optional) would leave
+    # every install on the slow path; where it can be built, it must be.
+    assert jpeg_region.AVAILABLE
