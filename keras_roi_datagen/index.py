@@ -400,7 +400,7 @@ def _duplicates(index: RoiIndex) -> list[Problem]:
     if not len(index):
         return []
     hashes = _row_hashes(index)
-    values, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
     found = []
     for group in np.flatnonzero(counts > 1).tolist():
         candidates = np.flatnonzero(inverse.ravel() == group)
