@@ -19,11 +19,15 @@ which also reports real errors with their kind.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import ModuleType
 
 import numpy as np
 
+_native: ModuleType | None
 try:
-    from keras_roi_datagen import _jpeg_region as _native
+    from keras_roi_datagen import _jpeg_region
+
+    _native = _jpeg_region
 except ImportError:  # no compiler or libjpeg headers at install time
     _native = None
 
