@@ -539,10 +539,11 @@ class _Progress:
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
         self.enabled = enabled and total > 0 and sys.stderr.isatty()
+        self.step = max(1, total // 100)
 
     def update(self, done: int) -> None:
-        """Redraws the bar at `done` of `total`."""
-        if self.enabled:
+        """Redraws the bar at `done` of `total` (every percent, and at the end)."""
+        if self.enabled and (done % self.step == 0 or done >= self.total):
             filled = 30 * done // self.total
             bar = "#" * filled + "." * (30 - filled)
             end = "\n" if done >= self.total else ""
@@ -552,28 +553,13 @@ class _Progress:
 
 def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
           ) -> list[tuple[int, Problem]]:
-    """Runs `scan_images` over chunks of images, to draw a progress bar without Keras."""
-    import numpy as np
-
+    """Runs `scan_images` with this module's progress bar on stderr (no Keras import)."""
     from keras_roi_datagen.validation import scan_images
 
-    order = np.argsort(index.path_ids, kind="stable")
-    ids = index.path_ids[order]
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, int)
-    per_chunk = max(16, -(-len(starts) // 100))
-    bar = _Progress(len(starts), progress)
-    threads = min(8, os.cpu_count() or 4)
-    found: list[tuple[int, Problem]] = []
-    for first in range(0, len(starts), per_chunk):
-        last = first + per_chunk
-        end = int(starts[last]) if last < len(starts) else len(order)
-        positions = np.sort(order[int(starts[first]):end])
-        part = scan_images(index.select(positions), options, decode=decode, progress=False,
-                           threads=threads)
-        found.extend((int(positions[row]), problem) for row, problem in part)
-        bar.update(min(last, len(starts)))
-    found.sort(key=lambda pair: pair[0])
-    return found
+    images = len(set(index.path_ids.tolist()))
+    bar = _Progress(images, progress)
+    return scan_images(index, options, decode=decode, progress=lambda done, _: bar.update(done),
+                       threads=min(8, os.cpu_count() or 4))
 
 
 def _print_report(report: ValidationReport, args: argparse.Namespace,

@@ -166,13 +166,25 @@ class RoiDataModule:
             The `ValidationReport`.
         """
         build = build_index(self._read(), self._spec(self.y_cols))
-        options = DecodeOptions(self.image_size, color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
+        _, problems = self._scan(build, decode=decode, progress=progress)
+        unreadable = len(self._read().attrs.get("problems", []))
+        return ValidationReport(problems, n_rows=build.n_rows + unreadable,
+                                n_images=len(build.index.paths), decoded=decode)
+
+    def _scan(self, build: IndexBuild, *, decode: bool = False,
+              progress: bool = False) -> tuple[list[int], list[Problem]]:
+        """Checks the images of `build`; returns the bad index rows and every problem.
+
+        The problems include the records the reader dropped (malformed, with
+        `on_error="skip"`) and those found when the table was indexed.
+        """
+        options = DecodeOptions(self.image_size,
+                                color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
                                 max_image_pixels=self._max_pixels())
         found = scan_images(build.index, options, decode=decode, progress=progress)
+        bad = sorted({row for row, p in found if p.severity == "error"})
         unreadable = list(self._read().attrs.get("problems", []))
-        return ValidationReport([*unreadable, *build.problems, *(p for _, p in found)],
-                                n_rows=build.n_rows + len(unreadable),
-                                n_images=len(build.index.paths), decoded=decode)
+        return bad, [*unreadable, *build.problems, *(p for _, p in found)]
 
     def prepare_data(self) -> ValidationReport:
         """One-time checks of the table and image headers (Lightning's `prepare_data`).
@@ -217,11 +229,7 @@ class RoiDataModule:
             return build
         # Skipping: malformed records (dropped by the reader), unreadable images
         # and boxes outside them all leave before the split, each recorded.
-        options = DecodeOptions(self.image_size, max_image_pixels=self._max_pixels())
-        found = scan_images(build.index, options, progress=False)
-        bad = sorted({row for row, p in found if p.severity == "error"})
-        unreadable = list(self._read().attrs.get("problems", []))
-        self.problems = [*unreadable, *build.problems, *(p for _, p in found)]
+        bad, self.problems = self._scan(build)
         if bad:
             keep = np.ones(len(build.index), dtype=bool)
             keep[bad] = False

@@ -274,7 +274,7 @@ def _draft_scale(boxes: Sequence[tuple[float, float, float, float]], out_hw: tup
     return scale
 
 
-def _draft(image: Image.Image, orientation: int, scale: int, color_mode: str) -> None:
+def _draft(image: Image.Image, scale: int, color_mode: str) -> None:
     # libjpeg decodes at 1/scale, rounding the size up: the last column and
     # row then hold a partial block, and pixel i covers stored pixels
     # [scale*i, scale*(i+1)). That padding sits at the end of each axis, where
@@ -292,7 +292,7 @@ def _prepare(image: Image.Image, orientation: int, options: DecodeOptions, scale
         if options.fast and image.format in _JPEG_FORMATS:
             # Also at scale 1: grayscale then comes straight from libjpeg's luma,
             # as on the region-decode path.
-            _draft(image, orientation, scale, options.color_mode)
+            _draft(image, scale, options.color_mode)
         image.load()
         if orientation != 1:
             image = ImageOps.exif_transpose(image)
@@ -366,8 +366,8 @@ def crop_region(
     a strip of it (the region-decode fast path).
 
     Args:
-        image: An image from `load_image` (or its pixels as an array, which
-            is faster for many crops), or a strip of one.
+        image: An image from `load_image`, or the pixels of a decoded strip
+            of one as an array (the region-decode fast path).
         box: `xyxy` in pixels of the whole (possibly reduced) image, inside it.
         options: The `DecodeOptions`.
         origin: Where `image` starts within the whole image (for strips).
@@ -449,20 +449,21 @@ def _pillow_crops(opened: Image.Image, orientation: int, options: DecodeOptions,
     }
 
 
-def _native_crops(path: str, size: tuple[int, int], options: DecodeOptions, scale: int,
+def _native_crops(data: bytes, size: tuple[int, int], options: DecodeOptions, scale: int,
                   boxes: dict[int, tuple[float, float, float, float]]) -> dict[int, np.ndarray] | None:
-    if options.color_mode not in ("rgb", "grayscale"):
-        return None
     # The reduced image's size, as libjpeg rounds it (up).
     bounds = (-(-size[0] // scale), -(-size[1] // scale))
     scaled = {p: (x0 / scale, y0 / scale, min(x1 / scale, bounds[0]), min(y1 / scale, bounds[1]))
               for p, (x0, y0, x1, y1) in boxes.items()}
     windows = {p: filter_window(b, options, bounds) for p, b in scaled.items()}
-    with open(path, "rb") as handle:
-        data = handle.read()
     return jpeg_region.crop_rows(
         data, windows, scale, options.color_mode == "grayscale",
         lambda strip, p, origin, full: crop_region(strip, scaled[p], options, origin, full))
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
 def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: BatchResult) -> None:
@@ -480,10 +481,12 @@ def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: Ba
                 scale = _reduction(header, orientation, options, [box])
                 by_scale.setdefault(scale, {})[position] = box
             native = (options.fast and jpeg_region.AVAILABLE and orientation == 1
-                      and header.format in _JPEG_FORMATS and header.mode in ("RGB", "L"))
+                      and header.format in _JPEG_FORMATS and header.mode in ("RGB", "L")
+                      and options.color_mode in ("rgb", "grayscale"))
+            data = _read_bytes(path) if native and by_scale else b""  # once, for every scale
             unused: Image.Image | None = header  # the open file serves the first Pillow decode
             for scale, boxes in sorted(by_scale.items()):
-                crops = _native_crops(path, size, options, scale, boxes) if native else None
+                crops = _native_crops(data, size, options, scale, boxes) if native else None
                 if crops is None and unused is not None:
                     crops, unused = _pillow_crops(unused, orientation, options, scale, boxes), None
                 elif crops is None:

@@ -2,8 +2,8 @@
 
 Pillow decodes a whole photo to crop one region of it. The optional C
 extension `_jpeg_region` (built at install time against the system's
-libjpeg-turbo; the package installs without it) decodes only the rows and
-columns around the regions, at the same 1/2, 1/4 or 1/8 DCT scale the Pillow
+libjpeg-turbo; the package installs without it) decodes only one strip of
+rows and columns spanning the regions, at the same 1/2, 1/4 or 1/8 DCT scale the Pillow
 path would use (`Image.draft`). The decoded pixels are libjpeg's own, so the
 crops are byte-identical to the Pillow path at that scale: each decoded strip
 carries a margin wide enough for libjpeg's chroma upsampling at its edges and
@@ -48,7 +48,7 @@ def crop_rows(
     gray: bool,
     crop: Callable[[np.ndarray, int, tuple[int, int], tuple[int, int]], np.ndarray],
 ) -> dict[int, np.ndarray] | None:
-    """Crops regions of one JPEG by decoding only the strips around them.
+    """Crops regions of one JPEG by decoding only the strip that spans them.
 
     Args:
         data: The JPEG file's bytes.
