@@ -23,6 +23,7 @@ from keras_roi_datagen.errors import Problem, RoiDatagenError, raise_problems
 from keras_roi_datagen.imaging import BatchResult, DecodeOptions
 from keras_roi_datagen.index import RoiIndex
 from keras_roi_datagen.labels import LabelMode, LabelVocabulary, encode_labels
+from keras_roi_datagen.planning import PlannedBatch
 from keras_roi_datagen.workers import BatchExecutor, worker_error
 
 __all__ = ["BatchAssembler", "stream_batches"]
@@ -44,6 +45,10 @@ class BatchAssembler:
         on_error: `"raise"` or `"skip"`.
         on_skip: Called with the problems of rows skipped at decode time.
         sample_weights: Optional per-head weight of each class index.
+        weighted: Whether batches carry sample weights (`(x, y, sample_weight)`)
+            even without class weights: the plan pads the last global batch
+            of a multi-host epoch with weight-0 rows.
+        channels_first: Whether `x` is `(batch, channels, height, width)`.
     """
 
     index: RoiIndex
@@ -55,6 +60,8 @@ class BatchAssembler:
     on_error: str
     on_skip: Callable[[list[Problem]], None]
     sample_weights: Mapping[str, np.ndarray] | None = None
+    weighted: bool = False
+    channels_first: bool = False
 
     def job(self, rows: np.ndarray) -> Any:
         """Returns the `BatchJob` decoding `rows`."""
@@ -74,36 +81,49 @@ class BatchAssembler:
         keep[[f.position for f in result.failures]] = False
         return keep
 
-    def assemble(self, rows: np.ndarray, result: BatchResult, where: str) -> tuple[Batch, np.ndarray]:
+    @property
+    def emits_weights(self) -> bool:
+        """Whether batches are `(x, y, sample_weight)`."""
+        return bool(self.vocabularies) and (self.sample_weights is not None or self.weighted)
+
+    def assemble(self, planned: PlannedBatch, result: BatchResult,
+                 where: str) -> tuple[Batch, PlannedBatch]:
         """Builds one batch.
 
         Args:
-            rows: Index rows of the batch, in batch order.
+            planned: Index rows of the batch, in batch order, and their weights.
             result: Their decoded pixels.
             where: Which batch this is, for messages (e.g. "epoch 2, batch 7").
 
         Returns:
-            `(batch, rows_used)`: the batch tuple and the rows it holds.
+            `(batch, used)`: the batch tuple and the rows (with weights) it holds.
         """
-        pixels = result.pixels
+        rows, row_weights, pixels = planned.rows, planned.weights, result.pixels
         if result.failures:
             keep = self._failures(rows, result, where)
-            rows, pixels = rows[keep], pixels[keep]
+            rows, row_weights, pixels = rows[keep], row_weights[keep], pixels[keep]
+        used = PlannedBatch(rows, row_weights)
         x = pixels if pixels.dtype == self.dtype else pixels.astype(self.dtype)
+        if self.channels_first:
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         if not self.vocabularies:
-            return (x,), rows
+            return (x,), used
         heads = {
             column: encode_labels(self.index.codes[column][rows], vocab.num_classes, self.label_mode)
             for column, vocab in self.vocabularies.items()
         }
         y: Any = heads if self.output_format == "dict" else (
             next(iter(heads.values())) if len(heads) == 1 else tuple(heads.values()))
-        if self.sample_weights is None:
-            return (x, y), rows
-        weights = {c: w[self.index.codes[c][rows]] for c, w in self.sample_weights.items()}
+        if not self.emits_weights:
+            return (x, y), used
+        weights = {
+            c: (row_weights if self.sample_weights is None
+                else self.sample_weights[c][self.index.codes[c][rows]] * row_weights)
+            for c in self.vocabularies
+        }
         sw: Any = weights if self.output_format == "dict" else (
             next(iter(weights.values())) if len(weights) == 1 else tuple(weights.values()))
-        return (x, y, sw), rows
+        return (x, y, sw), used
 
 
 def _wait(future: Future[BatchResult], timeout: float | None, where: str) -> BatchResult:
@@ -131,27 +151,33 @@ def _concat(first: Any, second: Any) -> Any:
     return tuple(_concat(a, b) for a, b in zip(first, second))
 
 
+def _join(first: PlannedBatch, second: PlannedBatch) -> PlannedBatch:
+    return PlannedBatch(np.concatenate([first.rows, second.rows]),
+                        np.concatenate([first.weights, second.weights]))
+
+
 @dataclass
 class _Reserve:
     """Rows of the epoch's last batch, lent to batches that lost rows to skips."""
 
-    rows: list[int]
+    rows: np.ndarray
+    weights: np.ndarray
 
-    def top_up(self, batch: Batch, used: np.ndarray, wanted: int, assembler: BatchAssembler,
-               executor: BatchExecutor, timeout: float | None, where: str) -> tuple[Batch, np.ndarray]:
-        while len(used) < wanted and self.rows:
-            take = min(wanted - len(used), len(self.rows))
-            borrowed = np.asarray(self.rows[-take:], dtype=np.int64)
-            del self.rows[-take:]
-            result = _wait(executor.submit(assembler.job(borrowed)), timeout, where)
+    def top_up(self, batch: Batch, used: PlannedBatch, wanted: int, assembler: BatchAssembler,
+               executor: BatchExecutor, timeout: float | None, where: str) -> tuple[Batch, PlannedBatch]:
+        while len(used.rows) < wanted and len(self.rows):
+            take = min(wanted - len(used.rows), len(self.rows))
+            borrowed = PlannedBatch(self.rows[-take:], self.weights[-take:])
+            self.rows, self.weights = self.rows[:-take], self.weights[:-take]
+            result = _wait(executor.submit(assembler.job(borrowed.rows)), timeout, where)
             extra, extra_used = assembler.assemble(borrowed, result, where)
-            if len(extra_used):
-                batch, used = _concat(batch, extra), np.concatenate([used, extra_used])
+            if len(extra_used.rows):
+                batch, used = _concat(batch, extra), _join(used, extra_used)
         return batch, used
 
 
 def stream_batches(
-    plan_batches: Callable[[int], np.ndarray],
+    plan_batches: Callable[[int], PlannedBatch],
     batch_numbers: range,
     assembler: BatchAssembler,
     executor: BatchExecutor,
@@ -168,10 +194,10 @@ def stream_batches(
     With `on_error="skip"`, a batch that loses rows at decode time is topped
     up with rows taken from the end of the pass's last batch, which is
     therefore decoded last; batch shapes stay whole except the last one. Every
-    row is still yielded at most once.
+    row is still yielded at most once with a nonzero weight.
 
     Args:
-        plan_batches: Returns the index rows of a batch number.
+        plan_batches: Returns the planned rows and weights of a batch number.
         batch_numbers: The batches of this pass, in order.
         assembler: The `BatchAssembler`.
         executor: Where decoding runs.
@@ -180,36 +206,40 @@ def stream_batches(
         describe: Returns a batch's description for messages.
 
     Yields:
-        `(batch_number, batch, rows)`.
+        `(batch_number, batch, rows)`, `rows` being the rows the batch trains
+        (weight above 0; rows that only fill slots of a padded batch are left
+        out).
     """
     numbers = list(batch_numbers)
-    reserve = _Reserve([])
+    reserve = _Reserve(np.zeros(0, np.int64), np.zeros(0, np.float32))
     if assembler.on_error == "skip" and len(numbers) > 1:
-        reserve.rows = plan_batches(numbers[-1]).tolist()
+        last = plan_batches(numbers[-1])
+        reserve = _Reserve(last.rows, last.weights)
         numbers = numbers[:-1]
-    pending: deque[tuple[int, np.ndarray, Future[BatchResult]]] = deque()
+    pending: deque[tuple[int, PlannedBatch, Future[BatchResult]]] = deque()
     upcoming = iter(numbers)
     while True:
         while len(pending) < max(1, read_ahead):
             number = next(upcoming, None)
             if number is None:
                 break
-            rows = plan_batches(number)
-            pending.append((number, rows, executor.submit(assembler.job(rows))))
+            planned = plan_batches(number)
+            pending.append((number, planned, executor.submit(assembler.job(planned.rows))))
         if not pending:
             break
-        number, rows, future = pending.popleft()
+        number, planned, future = pending.popleft()
         where = describe(number)
-        batch, used = assembler.assemble(rows, _wait(future, timeout, where), where)
-        if len(used) < len(rows):
-            batch, used = reserve.top_up(batch, used, len(rows), assembler, executor, timeout, where)
-        if len(used):
-            yield number, batch, used
-    if reserve.rows:
-        last = len(numbers)
-        rows = np.asarray(reserve.rows, dtype=np.int64)
-        where = describe(batch_numbers[last])
-        result = _wait(executor.submit(assembler.job(rows)), timeout, where)
-        batch, used = assembler.assemble(rows, result, where)
-        if len(used):
-            yield batch_numbers[last], batch, used
+        batch, used = assembler.assemble(planned, _wait(future, timeout, where), where)
+        if len(used.rows) < len(planned.rows):
+            batch, used = reserve.top_up(batch, used, len(planned.rows), assembler, executor,
+                                         timeout, where)
+        if len(used.rows):
+            yield number, batch, used.rows[used.weights > 0]
+    if len(reserve.rows):
+        last_number = batch_numbers[len(numbers)]
+        planned = PlannedBatch(reserve.rows, reserve.weights)
+        where = describe(last_number)
+        result = _wait(executor.submit(assembler.job(planned.rows)), timeout, where)
+        batch, used = assembler.assemble(planned, result, where)
+        if len(used.rows):
+            yield last_number, batch, used.rows[used.weights > 0]

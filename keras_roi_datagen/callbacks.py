@@ -20,7 +20,8 @@ from typing import Any
 
 import keras
 
-from keras_roi_datagen.dataset import RoiDataset
+from keras_roi_datagen.dataset import PassInfo, RoiDataset
+from keras_roi_datagen.sharding import is_primary_host
 
 __all__ = ["DatasetCheckpoint"]
 
@@ -37,8 +38,13 @@ class DatasetCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]
     together. It also works alone (the data position only).
 
     The position saved is the batches the model has *trained on* (counted from
-    `fit`'s own step numbers), not those decoded ahead, so a kill between two
-    saves loses no row and repeats no row beyond that interval.
+    `fit`'s own step numbers and mapped onto the dataset's position), not those
+    decoded ahead or peeked at to build the model, so a kill between two saves
+    loses no row and repeats no row beyond that interval.
+
+    With several hosts, every host computes the same state and host 0 writes
+    it (put `directory` on storage all hosts share). The state counts global
+    rows, so a run may resume on another number of hosts.
 
     On resume, the interrupted epoch serves only its remaining batches, so
     Keras sees that epoch end early; the "ran out of data" warning Keras
@@ -76,25 +82,24 @@ class DatasetCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]
         self.path = Path(directory) / _STATE_FILE
         self.save_freq = save_freq
         self.delete_on_end = delete_on_end
-        self._position = (0, 0)
-        self._epoch_start = (0, 0)
-        self._steps = 0
+        # The pass being trained and the steps trained in it: the dataset maps
+        # them onto its position (`position_after`); nothing else is counted here.
+        self._pass: PassInfo | None = None
+        self._trained = 0
+        self._last_step = -1
         self._since_save = 0
         self._quiet: warnings.catch_warnings[None] | None = None
 
-    # -- position bookkeeping -------------------------------------------------------------------
-
-    def _advance(self, start: tuple[int, int], steps: int) -> tuple[int, int]:
-        epoch, batch = start[0], start[1] + steps
-        return (epoch + 1, 0) if batch >= len(self.dataset) else (epoch, batch)
-
     def _state(self) -> dict[str, Any]:
         state = self.dataset.get_state()
-        epoch, batch = self._advance(self._epoch_start, self._steps)
-        state.update(epoch=epoch, next_batch=batch)
+        if self._pass is not None:
+            position = self.dataset.position_after(self._pass.start, self._trained)
+            state.update(epoch=position.epoch, rows=position.rows)
         return state
 
     def _save(self) -> None:
+        if not is_primary_host(self.dataset.shard):
+            return  # every host computes the same state; host 0 writes it
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
         with os.fdopen(handle, "w") as out:
@@ -105,32 +110,34 @@ class DatasetCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Restores the saved position, if a state file exists."""
+        self._pass, self._trained = None, 0
         if self.path.exists():
             saved = json.loads(self.path.read_text())
             self.dataset.set_state(saved)
-            if saved["next_batch"] > 0:
+            if self.dataset.position.rows > 0:
                 self._quiet = warnings.catch_warnings()
                 self._quiet.__enter__()
                 warnings.filterwarnings("ignore", message=_RAN_OUT)
-        state = self.dataset.get_state()
-        self._position = (state["epoch"], state["next_batch"])
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Marks where this Keras epoch starts in the data."""
-        self._epoch_start, self._steps = self._position, 0
+        """Keras numbers steps from 0 again in every epoch."""
+        self._last_step = -1
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """Counts trained steps; saves every `save_freq` of them."""
-        done = batch + 1
-        self._since_save += done - self._steps
-        self._steps = done
+        """Counts trained steps of the current pass; saves every `save_freq` of them."""
+        current = self.dataset.current_pass
+        if current is not None and (self._pass is None or current.number != self._pass.number):
+            self._pass, self._trained = current, 0
+        done = batch - self._last_step
+        self._last_step = batch
+        self._trained += done
+        self._since_save += done
         if isinstance(self.save_freq, int) and self._since_save >= self.save_freq:
             self._since_save = 0
             self._save()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Records the position after this epoch; saves when `save_freq="epoch"`."""
-        self._position = self._advance(self._epoch_start, self._steps)
+        """Saves when `save_freq="epoch"`."""
         if self._quiet is not None:
             self._quiet.__exit__(None, None, None)
             self._quiet = None

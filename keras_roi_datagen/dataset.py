@@ -23,6 +23,7 @@ seeded epoch plan, with its own threads or worker processes (`workers.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,7 +41,8 @@ from keras_roi_datagen.errors import Problem, StateMismatchError, raise_problems
 from keras_roi_datagen.imaging import COLOR_MODES, INTERPOLATIONS, DecodeOptions, decode_batch
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.labels import LabelVocabulary
-from keras_roi_datagen.planning import EpochPlan, plan_epoch
+from keras_roi_datagen.planning import EpochPlan, Position, check_shard, count_steps, plan_epoch
+from keras_roi_datagen.sharding import discover_shard
 from keras_roi_datagen.validation import ValidationReport, scan_images
 from keras_roi_datagen.workers import BatchExecutor, make_executor
 
@@ -51,6 +53,8 @@ _SKIP_HINT = (
     "or list every problem first with `keras-roi-datagen validate TABLE`."
 )
 _DTYPES = ("float32", "float16", "float64", "uint8")
+_DATA_FORMATS = ("channels_last", "channels_first")
+_STATE_VERSION = 2
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -61,6 +65,49 @@ def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
 def _brief(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    try:
+        resolved: np.dtype = np.dtype(dtype)
+    except TypeError:
+        resolved = np.dtype(object)
+    if resolved.name not in _DTYPES:
+        raise ValueError(f"`dtype` must be one of {list(_DTYPES)}. Received: dtype={dtype!r}")
+    return resolved
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"`seed` must be None or an integer in [0, 2**63). Received: seed={seed!r}")
+    return int(seed)
+
+
+def _check_shard(shard: Any) -> tuple[int, int]:
+    if isinstance(shard, str):
+        if shard != "auto":
+            raise ValueError(f"`shard` must be 'auto' or (index, count). Received: shard={shard!r}")
+        return discover_shard()
+    return check_shard(shard)
+
+
+@dataclasses.dataclass
+class PassInfo:
+    """One pass over (the rest of) an epoch, as served to a consumer.
+
+    Args:
+        number: Counts the passes this dataset has started (1-based).
+        start: The position the pass began at.
+        steps: Batches the pass has in all.
+        served: Batches served so far.
+    """
+
+    number: int
+    start: Position
+    steps: int
+    served: int = 0
 
 
 def _check_size(image_size: Any) -> tuple[int, int]:
@@ -109,19 +156,26 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         color_mode: `"rgb"` (default), `"grayscale"` or `"rgba"`.
         batch_size: Regions per batch. Defaults to 32.
         shuffle: Whether to shuffle rows every epoch. Defaults to `True`.
-        seed: Seed of the shuffle. The same seed gives the same sequence of
-            epochs on every backend, worker mode and machine. Defaults to a
-            random seed (kept in `ds.seed`).
+        seed: Seed of the shuffle, an integer in `[0, 2**63)`. The same seed
+            gives the same sequence of epochs on every backend, worker mode,
+            machine and host count. Defaults to a random seed (kept in
+            `ds.seed`); required when the run has several hosts, since they
+            must agree on one order.
         drop_remainder: Whether to drop the last, shorter batch.
-        class_weight: Optional dict of label column to `{class: weight}`
-            (classes as values or as indices). Batches then carry per-head
+        class_weight: Optional dict of label column to `{class: weight}`,
+            classes given as the table holds them (not as indices; see
+            `ds.vocabularies[column].classes`). Batches then carry per-head
             sample weights, `(x, y, sample_weight)`, which is how Keras
             weights several heads (its own `fit(class_weight=...)` does not
             apply to a dataset adapter, nor to several outputs).
         label_mode: `"categorical"` (one-hot `float32`; default) or `"int"`.
         output_format: `"tuple"` (default) or `"dict"` (to match named outputs).
         dtype: dtype of `x`: `"float32"` (default), `"float16"`, `"float64"`
-            or `"uint8"`.
+            or `"uint8"` (or the NumPy dtype).
+        data_format: `"channels_last"`: `x` is `(batch, height, width,
+            channels)`; `"channels_first"`: `(batch, channels, height, width)`,
+            the same pixels transposed. Defaults to
+            `keras.config.image_data_format()`.
         on_error: `"raise"` (default): any bad row is an error naming the
             file, row, column and value. `"skip"`: bad rows are left out
             before batching and listed in `ds.skipped`; rows that fail only
@@ -138,8 +192,15 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             decompression-bomb guard). Defaults to Pillow's limit.
         allow_outside_image_dir: Accept file names that lead outside
             `image_dir`. Defaults to `False`.
-        shard: `(index, count)`: serve only this host's share of every
-            epoch. Defaults to `(0, 1)`.
+        shard: `"auto"` (default) or `(index, count)`: this host's place in a
+            data-parallel run. `"auto"` asks JAX multi-process, then
+            `torch.distributed`, then TensorFlow's `TF_CONFIG` (see
+            `keras_roi_datagen.sharding`), else `(0, 1)`. Every step takes one
+            global batch of `batch_size * count` rows of the epoch's order and
+            this host gets its `batch_size` of them; with several hosts the
+            last global batch is padded with weight-0 rows, so batches are
+            `(x, y, sample_weight)`, equally shaped on every host, and every
+            row is trained exactly once per epoch.
         workers: Keras's `workers`: `0`/`1` decode in the calling thread,
             more run that many threads (or processes).
         use_multiprocessing: Decode in `workers` worker processes, fresh
@@ -184,7 +245,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         fast_decode: bool = True,
         max_image_pixels: int | None = -1,
         allow_outside_image_dir: bool = False,
-        shard: tuple[int, int] = (0, 1),
+        shard: tuple[int, int] | str = "auto",
+        data_format: str | None = None,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -208,7 +270,12 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         _check_choice("color_mode", color_mode, list(COLOR_MODES))
         _check_choice("label_mode", label_mode, ["categorical", "int"])
         _check_choice("output_format", output_format, ["tuple", "dict"])
-        _check_choice("dtype", str(np.dtype(dtype)) if dtype in _DTYPES else dtype, _DTYPES)
+        if data_format is None:
+            from keras import config as keras_config
+
+            data_format = keras_config.image_data_format()
+        _check_choice("data_format", data_format, _DATA_FORMATS)
+        self.data_format = data_format
         _check_choice("on_error", on_error, ["raise", "skip"])
         self.image_size = _check_size(image_size)
         self.box_format = BoxFormat.parse(box_format)
@@ -216,13 +283,18 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self.interpolation, self.color_mode = interpolation, color_mode
         self._batch_size = int(batch_size)
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
-        self._seed_given = seed is not None
-        self.seed = int(seed) if seed is not None else random.SystemRandom().randrange(2**31)
+        given_seed = _check_seed(seed)
         self.label_mode, self.output_format = label_mode, output_format
-        self.dtype = np.dtype(dtype)
+        self.dtype = _check_dtype(dtype)
         self.on_error, self.group_by_image = on_error, bool(group_by_image)
-        self.shard = (int(shard[0]), int(shard[1]))
-        plan_epoch(0, 1, seed=0, epoch=0, shard=self.shard)  # validates `shard` early
+        self.shard = _check_shard(shard)
+        if given_seed is None and self.shard[1] > 1 and self.shuffle:
+            raise ValueError(
+                f"This process is host {self.shard[0]} of {self.shard[1]} (shard={shard!r}), and "
+                "hosts that each draw their own random seed shuffle differently, so rows would be "
+                "served twice or never. Pass the same `seed` on every host. Received: seed=None")
+        self._seed_given = given_seed is not None
+        self.seed = given_seed if given_seed is not None else random.SystemRandom().randrange(2**31)
         self.worker_timeout = worker_timeout
         self.options = DecodeOptions(
             image_size=self.image_size, interpolation=interpolation, color_mode=color_mode,
@@ -245,11 +317,12 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 f"drop_remainder=True with batch_size={self._batch_size} leaves no batch: the "
                 f"table has {len(self.index)} usable rows (shard {self.shard}). Lower batch_size "
                 "or pass drop_remainder=False.")
-        self._epoch, self._start, self._served = 0, 0, set[int]()
         self._decode_skips: dict[Any, Problem] = {}
         self._executor: BatchExecutor | None = None
         self._pending_error: Exception | None = None
         self._plan_cache: tuple[int, EpochPlan] | None = None
+        self._passes, self._reset_seen = 0, False
+        self.set_epoch(0)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -277,6 +350,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self._assembler = BatchAssembler(
             self.index, self.options, self.vocabularies, self.label_mode,  # type: ignore[arg-type]
             self.output_format, self.dtype, self.on_error, self._record_skips,
+            weighted=self.shard[1] > 1 and not self.drop_remainder,
+            channels_first=self.data_format == "channels_first",
         )
 
     def _sample_weights(
@@ -292,12 +367,12 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             vocab = self.vocabularies[column]
             per_index = np.ones(vocab.num_classes, dtype=np.float32)
             for key, weight in table.items():
-                is_index = isinstance(key, (int, np.integer)) and key not in vocab
-                if is_index and not 0 <= key < vocab.num_classes:
+                if key not in vocab:
                     raise ValueError(
-                        f"`class_weight` for {column!r} names class index {key}, but {column!r} "
-                        f"has {vocab.num_classes} classes {list(vocab.classes)}.")
-                per_index[int(key) if is_index else vocab.index(key)] = float(weight)
+                        f"`class_weight` for {column!r} names {key!r}, which is not a class of "
+                        f"{column!r}. Keys are labels as the table holds them (not indices); the "
+                        f"classes are {list(vocab.classes)}.")
+                per_index[vocab.index(key)] = float(weight)
             weights[column] = per_index
         for column in self.vocabularies:
             weights.setdefault(column, np.ones(self.vocabularies[column].num_classes, np.float32))
@@ -348,7 +423,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             self._build(IndexBuild(self.index.select(keep), self.vocabularies, self.problems,
                                    self.rows_without_regions, self._rows_read),
                         keep_skips=True)
-            self._plan_cache, self._served, self._start = None, set(), 0
+            self._plan_cache = None
+            self._move_to(Position(self._position.epoch, 0))
         return ValidationReport(
             [*self.problems, *(problem for _, problem in found)], n_rows=self._rows_read,
             n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped)
@@ -372,46 +448,97 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
 
     @property
     def batch_size(self) -> int:
-        """Regions per batch."""
+        """Regions per batch on this host."""
         return self._batch_size
 
     @property
     def epoch(self) -> int:
-        """The epoch being served (0-based); advances in `on_epoch_end`."""
-        return self._epoch
+        """The epoch being served (0-based)."""
+        return self.position.epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Moves to the start of `epoch` (e.g. to line up with `fit(initial_epoch=...)`)."""
         if epoch < 0:
             raise ValueError(f"`epoch` must be >= 0. Received: epoch={epoch}")
-        self._epoch, self._start, self._served = int(epoch), 0, set()
+        self._move_to(Position(int(epoch), 0))
 
-    def plan(self, epoch: int | None = None) -> EpochPlan:
-        """Returns the `EpochPlan` (row indices per batch) of an epoch.
+    def plan(self, epoch: int | None = None, start: int = 0) -> EpochPlan:
+        """Returns this host's `EpochPlan` (index rows per step) of an epoch.
 
         Args:
             epoch: The epoch; defaults to the current one.
+            start: Global rows of the epoch already consumed; step 0 begins
+                there. Defaults to 0 (the whole epoch).
 
         Returns:
-            The plan; `plan[i]` are the index rows of batch `i`.
+            The plan; `plan[i]` are the index rows of this host's batch `i`,
+            `plan.batch(i)` adds their weights.
         """
-        epoch = self._epoch if epoch is None else epoch
+        epoch = self.position.epoch if epoch is None else epoch
         cached = self._plan_cache
-        if cached is not None and cached[0] == epoch:
-            return cached[1]
-        plan = plan_epoch(
-            len(self.index), self._batch_size, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
-            drop_remainder=self.drop_remainder,
-            groups=self.index.path_ids if self.group_by_image else None, shard=self.shard,
-        )
-        self._plan_cache = (epoch, plan)
-        return plan
+        if cached is None or cached[0] != epoch:
+            cached = (epoch, plan_epoch(
+                len(self.index), self._batch_size, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
+                drop_remainder=self.drop_remainder,
+                groups=self.index.path_ids if self.group_by_image else None, shard=self.shard,
+            ))
+            self._plan_cache = cached
+        return cached[1] if start == 0 else dataclasses.replace(cached[1], start=start)
 
     def __len__(self) -> int:
-        rows = len(self.index) // self.shard[1] if self.shard[1] > 1 else len(self.index)
-        if self.drop_remainder:
-            return rows // self._batch_size
-        return -(-rows // self._batch_size)
+        return count_steps(len(self.index), self._batch_size * self.shard[1], self.drop_remainder)
+
+    # -- the position -------------------------------------------------------------------------
+
+    @property
+    def position(self) -> Position:
+        """Where iteration stands: the epoch and its global rows consumed.
+
+        The one record of progress: passes start from it, `get_state` saves
+        it, `DatasetCheckpoint` maps trained steps onto it with
+        `position_after`. During a pass it includes the batches served so far.
+        """
+        current = self._pass
+        if current is None:
+            return self._position
+        return self.position_after(current.start, current.served)
+
+    def position_after(self, start: Position, steps: int) -> Position:
+        """Returns the position reached after `steps` steps of a pass from `start`.
+
+        Args:
+            start: Where the pass began.
+            steps: Steps (batches on each host) done since.
+
+        Returns:
+            The position; after the pass's last step, the start of the next
+            epoch.
+        """
+        plan = self.plan(start.epoch, start.rows)
+        if steps >= len(plan):
+            return Position(start.epoch + 1, 0)
+        return Position(start.epoch, plan.rows_after(steps))
+
+    @property
+    def current_pass(self) -> PassInfo | None:
+        """The pass being served (its number and start), or `None` between passes."""
+        return self._pass
+
+    def _move_to(self, position: Position) -> None:
+        self._position = position
+        self._pass: PassInfo | None = None
+        self._indexed: set[int] = set()
+
+    @property
+    def num_batches(self) -> int:
+        """Keras `DataAdapter` hook: steps in a full epoch.
+
+        Keras reads it when it drops an iterator (`EpochIterator.reset`, after
+        the peek `fit` makes to build the model), right before calling
+        `on_epoch_end`; that call then discards the pass instead of counting it.
+        """
+        self._reset_seen = True
+        return len(self)
 
     # -- PyDataset ----------------------------------------------------------------------------
 
@@ -422,27 +549,39 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """Returns batch `index` of the current epoch, decoded in the calling thread."""
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self):
             raise IndexError(f"batch index must be in [0, {len(self)}). Received: {index!r}")
-        rows = self.plan()[int(index)]
-        where = self._where(self._epoch, int(index))
-        batch, _ = self._assembler.assemble(rows, decode_batch(self._assembler.job(rows)), where)
-        self._served.add(int(index))
+        epoch = self.position.epoch
+        planned = self.plan(epoch).batch(int(index))
+        where = self._where(epoch, int(index))
+        batch, _ = self._assembler.assemble(
+            planned, decode_batch(self._assembler.job(planned.rows)), where)
+        self._indexed.add(int(index))
         return batch
 
     def on_epoch_begin(self) -> None:
         """Called by Keras before a pass; nothing to do (the plan is a pure function)."""
 
     def on_epoch_end(self) -> None:
-        """Moves to the next epoch once every batch of this one has been served.
+        """Moves to the next epoch once a pass has served every batch of this one.
 
-        Keras also calls this after passes it cuts short (when `fit` builds
-        the model from a first batch, or with `steps_per_epoch`); those calls
-        keep the epoch, so no row is seen twice or missed.
+        Keras also calls this after passes it cuts short or drops: the peek
+        `fit` makes to build the model (discarded: the epoch's first pass
+        starts again where it stood) and `steps_per_epoch` cuts (kept: Keras
+        continues the same pass in its next epoch). So no row is seen twice
+        or missed, for any `len(ds)`, 1 included. Batch-by-batch access
+        (`ds[i]` for every `i`) completes an epoch too.
         """
         error, self._pending_error = self._pending_error, None
+        dropped, self._reset_seen = self._reset_seen, False
         if error is not None:
             raise error
-        if self._served.issuperset(range(self._start, len(self))):
-            self.set_epoch(self._epoch + 1)
+        current = self._pass
+        if current is not None:
+            if dropped:
+                self._pass = None
+            elif current.served >= current.steps:
+                self._move_to(Position(current.start.epoch + 1, 0))
+        elif self._indexed.issuperset(range(len(self))):
+            self._move_to(Position(self._position.epoch + 1, 0))
 
     # -- passes served to Keras -----------------------------------------------------------------
 
@@ -452,26 +591,29 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         This is what `fit`, `evaluate` and `predict` consume. Decoding runs on
         `workers` threads or processes, at most `max_queue_size` batches ahead.
         """
-        for _, batch, _ in self._pass():
+        for _, batch, _ in self._pass_batches():
             yield batch
 
-    def _pass(self) -> Iterator[tuple[int, Batch, np.ndarray]]:
-        epoch, start = self._epoch, self._start
-        plan = self.plan(epoch)
+    def _pass_batches(self) -> Iterator[tuple[int, Batch, np.ndarray]]:
+        start = self.position
+        self._position, self._reset_seen = start, False
+        plan = self.plan(start.epoch, start.rows)
+        self._passes += 1
+        current = self._pass = PassInfo(self._passes, start, len(plan))
         executor = make_executor(self.workers, self.use_multiprocessing, self.worker_timeout)
         self._executor = executor
         parallel = self.workers >= 2 or self.use_multiprocessing
+        # Batches are numbered within the whole epoch (a resumed pass starts past 0).
+        first = start.rows // plan.global_batch_size
         try:
             for number, batch, rows in stream_batches(
-                plan.__getitem__, range(start, len(plan)), self._assembler, executor,
-                self.max_queue_size if parallel else 1, self.worker_timeout,
-                lambda n: self._where(epoch, n),
+                lambda n: plan.batch(n - first), range(first, first + len(plan)), self._assembler,
+                executor, self.max_queue_size if parallel else 1, self.worker_timeout,
+                lambda n: self._where(start.epoch, n),
             ):
-                if epoch == self._epoch:
-                    self._served.add(number)
+                current.served = number + 1 - first
                 yield number, batch, rows
-            if epoch == self._epoch:  # a last batch emptied by skips counts as served
-                self._served.update(range(start, len(plan)))
+            current.served = len(plan)  # a last batch emptied by skips counts as served
         finally:
             executor.close()
             if self._executor is executor:
@@ -522,7 +664,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         import tensorflow as tf
 
         height, width = self.image_size
-        x = tf.TensorSpec((None, height, width, self.options.channels), tf.as_dtype(self.dtype))
+        channels = self.options.channels
+        shape = (None, channels, height, width) if self.data_format == "channels_first" else (
+            None, height, width, channels)
+        x = tf.TensorSpec(shape, tf.as_dtype(self.dtype))
         if not self.vocabularies:
             return (x,)
         heads = {
@@ -537,17 +682,22 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             parts = (next(iter(heads.values())), next(iter(weights.values())))
         else:
             parts = (tuple(heads.values()), tuple(weights.values()))
-        return (x, parts[0]) if self.class_weight is None else (x, *parts)
+        return (x, *parts) if self._assembler.emits_weights else (x, parts[0])
 
     @property
     def has_partial_batch(self) -> bool:
-        """Keras `DataAdapter` hook: whether the last batch is shorter."""
-        return not self.drop_remainder and len(self.index) % self._batch_size != 0
+        """Keras `DataAdapter` hook: whether this host's last batch is shorter."""
+        return self.partial_batch_size is not None
 
     @property
     def partial_batch_size(self) -> int | None:
-        """Keras `DataAdapter` hook: size of the shorter last batch, if any."""
-        return len(self.index) % self._batch_size if self.has_partial_batch else None
+        """Keras `DataAdapter` hook: size of this host's shorter last batch, if any.
+
+        Several hosts never have one: the last global batch is padded.
+        """
+        if self.drop_remainder or self.shard[1] > 1:
+            return None
+        return (len(self.index) % self._batch_size) or None
 
     # -- iteration state -----------------------------------------------------------------------
 
@@ -555,10 +705,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         return {
             "rows": len(self.index), "batch_size": self._batch_size, "shuffle": self.shuffle,
             "drop_remainder": self.drop_remainder, "group_by_image": self.group_by_image,
-            "shard": list(self.shard), "image_size": list(self.image_size),
+            "image_size": list(self.image_size),
             "interpolation": self.interpolation, "color_mode": self.color_mode,
             "dtype": str(self.dtype), "label_mode": self.label_mode, "fast_decode": self.options.fast,
-            "y_cols": list(self.y_cols),
+            "data_format": self.data_format, "y_cols": list(self.y_cols),
             "vocabularies": {c: list(map(str, v.classes)) for c, v in self.vocabularies.items()},
             "table": self.index.fingerprint(),
         }
@@ -566,27 +716,27 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def get_state(self) -> dict[str, Any]:
         """Returns where iteration stands, as JSON-able data.
 
-        The position is `(seed, epoch, next_batch)`: the plan is a pure function
-        of the first two, so nothing else needs saving. `config` records the
-        table's fingerprint and every option that changes batches, so
-        `set_state` can refuse a state that belongs to another dataset.
+        The position is `(seed, epoch, rows)`: the plan is a pure function of
+        the first two, and `rows` counts the epoch's global rows consumed by
+        all hosts together, so the state means the same on any number of
+        hosts. `config` records the table's fingerprint and every option that
+        changes batches, so `set_state` can refuse a state that belongs to
+        another dataset.
 
         Returns:
-            `{"version", "seed", "epoch", "next_batch", "config"}`.
+            `{"version", "seed", "epoch", "rows", "config"}`.
         """
-        epoch, position = self._epoch, self._start
-        while position in self._served:
-            position += 1
-        if position >= len(self):
-            epoch, position = epoch + 1, 0
-        return {"version": 1, "seed": self.seed, "epoch": epoch, "next_batch": position,
-                "config": self._config()}
+        position = self.position
+        return {"version": _STATE_VERSION, "seed": self.seed, "epoch": position.epoch,
+                "rows": position.rows, "config": self._config()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        """Continues from a `get_state()` result: the next pass starts at its batch.
+        """Continues from a `get_state()` result: the next pass starts at its position.
 
-        A dataset built with `seed=None` takes the saved seed; one built with
-        another explicit seed is refused.
+        A state saved with another number of hosts is accepted (elastic
+        resume): the rest of that epoch is cut into this run's global batches
+        and served exactly once. A dataset built with `seed=None` takes the
+        saved seed; one built with another explicit seed is refused.
 
         Args:
             state: What `get_state()` returned (possibly in another process).
@@ -596,7 +746,13 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 with options that change batches; the message names them.
         """
         config = self._config()
-        saved = state.get("config", {})
+        saved = dict(state.get("config", {}))
+        if state.get("version", 1) == 1:  # saved as (epoch, next_batch) on one layout of hosts
+            hosts = int((saved.pop("shard", None) or [0, 1])[1])
+            rows = int(state["next_batch"]) * int(saved.get("batch_size", 0)) * hosts
+            saved.setdefault("data_format", "channels_last")
+        else:
+            rows = int(state["rows"])
         differs = [key for key in config if saved.get(key) != config[key]]
         if self._seed_given and state.get("seed") != self.seed:
             differs.append("seed")
@@ -610,8 +766,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 "dataset from the same table with the same batch-changing options.")
         self.seed = int(state["seed"])
         self._plan_cache = None
-        self.set_epoch(int(state["epoch"]))
-        self._start = int(state["next_batch"])
+        epoch = int(state["epoch"])
+        self._move_to(Position(epoch + 1, 0) if rows >= len(self.index) else Position(epoch, rows))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -626,7 +782,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         return (
             f"RoiDataset(rows={len(self.index)}, images={len(self.index.paths)}, "
             f"batches={len(self)}, batch_size={self._batch_size}, image_size={self.image_size}, "
-            f"heads={{{heads}}}, shuffle={self.shuffle}, seed={self.seed}, epoch={self._epoch}, "
+            f"heads={{{heads}}}, shuffle={self.shuffle}, seed={self.seed}, epoch={self.epoch}, "
             f"workers={self.workers}, use_multiprocessing={self.use_multiprocessing}, "
             f"skipped={len(self.skipped)})"
         )

@@ -171,7 +171,8 @@ class _Collector:
         self.path_checked: dict[str, PathProblem | str] = {}
         self.resolved: dict[str, str | PathProblem] = {}
         # One object per distinct label, however many rows carry it.
-        self.interned: dict[Hashable, Hashable] = {}
+        # Per column and per kind: Python's True == 1 == 1.0 would merge them.
+        self.interned: dict[str, dict[tuple[bool, Hashable], Hashable]] = {c: {} for c in spec.y_cols}
         # array.array keeps a million rows in tens of megabytes, not hundreds.
         self.path_ids = array("i")
         self.boxes = array("d")
@@ -261,7 +262,7 @@ class _Collector:
                 return None
             if isinstance(value, str) and label != value:
                 self.stripped.setdefault((column, value), []).append(raw.row)
-            labels[column] = self.interned.setdefault(label, label)
+            labels[column] = self.interned[column].setdefault((isinstance(label, bool), label), label)
         return labels
 
 

@@ -102,6 +102,19 @@ def _sort_key(value: Hashable) -> tuple[int, Any]:
     return (2, str(value))
 
 
+def _check_kinds(labels: Iterable[Hashable], name: str | None) -> None:
+    """Refuses a column mixing booleans with numbers, which Python equates (True == 1)."""
+    flags = [label for label in labels if isinstance(label, bool)]
+    numbers = [label for label in labels
+               if isinstance(label, (int, float)) and not isinstance(label, bool)]
+    if flags and numbers:
+        raise LabelValueError(
+            "label_mixed_kinds",
+            f"label column {name!r} mixes booleans and numbers, for example {flags[0]!r} and "
+            f"{numbers[0]!r}; Python treats True as 1 and False as 0, so they would become one "
+            "class. Convert the column to one kind (e.g. strings) first.")
+
+
 class LabelVocabulary:
     """The ordered classes of one label column.
 
@@ -122,6 +135,7 @@ class LabelVocabulary:
 
     def __init__(self, classes: Iterable[Any], name: str | None = None, oov: bool = False) -> None:
         normalized = tuple(normalize_label(c) for c in classes)
+        _check_kinds(normalized, name)
         if len(set(normalized)) != len(normalized):
             seen: set[Hashable] = set()
             dupes = [c for c in normalized if c in seen or seen.add(c)]  # type: ignore[func-returns-value]
@@ -146,8 +160,11 @@ class LabelVocabulary:
             A vocabulary whose classes are sorted: booleans, then numbers, then
             strings, each in natural order.
         """
-        unique = {normalize_label(v) for v in values}
-        return cls(sorted(unique, key=_sort_key), name=name, oov=oov)
+        # Keyed by kind too: Python's True == 1, so a plain set would merge them.
+        unique = {(isinstance(label, bool), label): label
+                  for label in (normalize_label(v) for v in values)}
+        _check_kinds(unique.values(), name)
+        return cls(sorted(unique.values(), key=_sort_key), name=name, oov=oov)
 
     @property
     def num_classes(self) -> int:
@@ -159,13 +176,17 @@ class LabelVocabulary:
 
     def __contains__(self, value: Any) -> bool:
         try:
-            return normalize_label(value) in self._lookup
+            label = normalize_label(value)
         except LabelValueError:
             return False
+        index = self._lookup.get(label)
+        return index is not None and isinstance(label, bool) == isinstance(self.classes[index], bool)
 
     def lookup(self, label: Hashable) -> int | None:
         """Returns the index of an already normalised label, or `None` if unknown."""
         index = self._lookup.get(label)
+        if index is not None and isinstance(label, bool) != isinstance(self.classes[index], bool):
+            index = None  # True == 1 in Python, but not as labels
         if index is None and self.oov:
             return len(self.classes)
         return index

@@ -1,9 +1,20 @@
-"""The epoch plan: which rows go in which batch, as a pure function.
+"""The epoch plan: which rows go in which batch, on which host, as a pure function.
 
 Nothing else in the library decides batch membership. Every backend, worker
-mode and process asks `plan_epoch` for the same `(seed, epoch)` and gets the
-same batches, which is what makes parity, exactly-once accounting and exact
+mode, process and host asks `plan_epoch` for the same `(seed, epoch)` and gets
+the same batches, which is what makes parity, exactly-once accounting and exact
 resume possible.
+
+One global order per epoch. With `count` hosts, a step consumes one *global
+batch* of `batch_size * count` consecutive rows of that order, and host `index`
+takes its `batch_size` rows of it. Where an epoch is in progress is therefore
+one number, a `Position`: the epoch and the global rows consumed. It means the
+same on any number of hosts, so a run saved on 4 hosts resumes on 3.
+
+When the rows do not fill the last global batch, several hosts still need
+equal batch shapes (or collectives hang). The empty slots are filled with real
+rows of the epoch that carry weight 0: every row is trained exactly once with
+weight 1, and no host runs a step more than another.
 
 The shuffle does not use `Generator.permutation` (NumPy does not promise its
 stream across versions); it sorts raw 64-bit outputs of a PCG64 bit generator
@@ -18,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EpochPlan", "plan_epoch", "random_keys"]
+__all__ = ["EpochPlan", "PlannedBatch", "Position", "check_shard", "count_steps", "plan_epoch", "random_keys"]
 
 _ROWS, _GROUPS = 0, 1
 
@@ -39,31 +50,138 @@ def random_keys(n: int, seed: int, epoch: int, purpose: int = _ROWS) -> np.ndarr
     return np.asarray(bits.random_raw(n), dtype=np.uint64)
 
 
-@dataclass(frozen=True)
-class EpochPlan:
-    """The batches of one epoch: `order` cut into runs of `batch_size`.
-
-    Behaves like a read-only list of index arrays: `len(plan)` batches,
-    `plan[i]` the row indices of batch `i`.
+@dataclass(frozen=True, order=True)
+class Position:
+    """Where iteration stands: an epoch and the global rows of it already consumed.
 
     Args:
-        order: Row indices in the order they are served this epoch.
-        batch_size: Rows per batch; the last batch may be shorter.
+        epoch: The epoch (0-based).
+        rows: Rows of that epoch's global order consumed by all hosts together.
+    """
+
+    epoch: int
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """One host's batch of one step: index rows and their weights.
+
+    Args:
+        rows: Index rows, in batch order.
+        weights: `float32` weight per row: 1 for a row trained this step, 0 for
+            a row that only fills a slot of the epoch's last global batch.
+    """
+
+    rows: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def padded(self) -> bool:
+        """Whether some rows only fill slots (weight 0)."""
+        return bool((self.weights == 0).any())
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """One host's steps of one epoch, from a start row of the global order.
+
+    Behaves like a read-only list of index arrays: `len(plan)` steps,
+    `plan[i]` the rows of this host's batch of step `i` (`plan.batch(i)` adds
+    their weights).
+
+    Args:
+        order: Every row of the epoch, in the order the epoch serves them.
+        batch_size: Rows per host per step.
+        shard: `(index, count)`: this host and the number of hosts.
+        start: Global rows consumed before step 0. Defaults to 0.
+        drop_remainder: Drop the rows that do not fill a last global batch
+            instead of padding it. Defaults to `False`.
     """
 
     order: np.ndarray
     batch_size: int
+    shard: tuple[int, int] = (0, 1)
+    start: int = 0
+    drop_remainder: bool = False
+
+    @property
+    def global_batch_size(self) -> int:
+        """Rows consumed by one step of all hosts together."""
+        return self.batch_size * self.shard[1]
 
     def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
+        return count_steps(len(self.order) - self.start, self.global_batch_size, self.drop_remainder)
 
-    def __getitem__(self, index: int) -> np.ndarray:
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch index out of range: {index} (the epoch has {len(self)}).")
-        return self.order[index * self.batch_size : (index + 1) * self.batch_size]
+    def batch(self, step: int) -> PlannedBatch:
+        """Returns this host's rows and weights for `step`.
+
+        Args:
+            step: The step, `0 <= step < len(plan)`.
+
+        Returns:
+            A `PlannedBatch`. With one host the last batch may be shorter;
+            with several, every batch has `batch_size` rows, padded with
+            weight-0 rows where the epoch has run out.
+
+        Raises:
+            IndexError: If `step` is out of range.
+        """
+        if not 0 <= step < len(self):
+            raise IndexError(f"step out of range: {step} (the plan has {len(self)}).")
+        index, count = self.shard
+        first = self.start + step * self.global_batch_size + index * self.batch_size
+        slots = np.arange(first, first + self.batch_size, dtype=np.int64)
+        n = len(self.order)
+        if count == 1:
+            slots = slots[slots < n]
+        real = slots < n
+        rows = self.order[np.where(real, slots, (slots - n) % n)]
+        return PlannedBatch(rows.astype(np.int64, copy=False), real.astype(np.float32))
+
+    def __getitem__(self, step: int) -> np.ndarray:
+        return self.batch(step).rows
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self[i] for i in range(len(self)))
+
+    def rows_after(self, steps: int) -> int:
+        """Global rows consumed once `steps` steps of this plan are done."""
+        if steps >= len(self):
+            return len(self.order)
+        return min(len(self.order), self.start + steps * self.global_batch_size)
+
+
+def count_steps(rows: int, global_batch_size: int, drop_remainder: bool = False) -> int:
+    """Returns how many steps serve `rows` rows, `global_batch_size` per step.
+
+    Args:
+        rows: Rows left in the epoch.
+        global_batch_size: Rows per step over all hosts.
+        drop_remainder: Whether rows that do not fill a step are dropped.
+
+    Returns:
+        The number of steps (the last one padded or shorter unless dropped).
+    """
+    rows = max(0, rows)
+    return rows // global_batch_size if drop_remainder else -(-rows // global_batch_size)
+
+
+def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    """Checks `(index, count)` and returns it as two ints.
+
+    Raises:
+        ValueError: If it is not `0 <= index < count`.
+    """
+    try:
+        index, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ValueError(f"`shard` must be (index, count) with 0 <= index < count. Received: "
+                         f"shard={shard!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"`shard` must be (index, count) with 0 <= index < count. Received: "
+                         f"shard={shard!r}")
+    return index, count
 
 
 def plan_epoch(
@@ -76,48 +194,47 @@ def plan_epoch(
     drop_remainder: bool = False,
     groups: np.ndarray | None = None,
     shard: tuple[int, int] = (0, 1),
+    start: int = 0,
 ) -> EpochPlan:
-    """Plans one epoch: a partition of the rows into batches.
+    """Plans one host's part of one epoch.
 
     Args:
         n_rows: Number of rows in the index.
-        batch_size: Rows per batch.
+        batch_size: Rows per host per step.
         seed: Seed of the shuffle.
         epoch: Epoch number; each epoch has its own order.
         shuffle: Whether to shuffle. Without shuffling rows keep table order.
-        drop_remainder: Whether to drop the last, shorter batch.
+        drop_remainder: Whether to drop the rows that do not fill a last
+            global batch. Defaults to `False`: with one host the last batch is
+            shorter; with several it is padded with weight-0 rows.
         groups: Optional group id per row (the image a row comes from). When
             given and `shuffle` is on, groups are shuffled and the rows of a
             group stay together (in shuffled order), so a batch holds few
             images and each is decoded once. Defaults to `None`: rows are
             shuffled independently.
-        shard: `(index, count)`: this host's part of the plan. The shuffled
-            order is cut into `count` contiguous, equally long slices (up to
-            `count - 1` rows, different ones each epoch, are left out so that
-            every host runs the same number of steps); the host takes slice
-            `index`. Defaults to `(0, 1)`: the whole plan.
+        shard: `(index, count)`: this host's place. Each step takes
+            `batch_size * count` rows of the global order; the host gets rows
+            `index * batch_size` to `(index + 1) * batch_size` of them.
+            Defaults to `(0, 1)`.
+        start: Global rows of the epoch already consumed (a resume point);
+            step 0 begins there. Defaults to 0.
 
     Returns:
-        The `EpochPlan`. Every row appears in at most one batch; with
-        `drop_remainder=False` and one shard, in exactly one.
+        The `EpochPlan`. Over all hosts, every row is in exactly one batch
+        with weight 1 (with `drop_remainder=True`, at most one).
 
     Example:
     >>> plan = plan_epoch(5, 2, seed=1, epoch=0, shuffle=False)
     >>> [b.tolist() for b in plan]
     [[0, 1], [2, 3], [4]]
     """
-    index, count = shard
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"`shard` must be (index, count) with 0 <= index < count. Received: {shard}")
+    shard = check_shard(shard)
     if batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: {batch_size}")
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
+    if not 0 <= start <= n_rows:
+        raise ValueError(f"`start` must be in [0, {n_rows}]. Received: start={start}")
     order = _shuffled_order(n_rows, seed, epoch, groups) if shuffle else np.arange(n_rows)
-    if count > 1:
-        per_shard = n_rows // count
-        order = order[index * per_shard : (index + 1) * per_shard]
-    if drop_remainder:
-        order = order[: len(order) - len(order) % batch_size]
-    return EpochPlan(order.astype(np.int64, copy=False), batch_size)
+    return EpochPlan(order.astype(np.int64, copy=False), batch_size, shard, start, drop_remainder)
 
 
 def _shuffled_order(n_rows: int, seed: int, epoch: int, groups: np.ndarray | None) -> np.ndarray:

@@ -30,7 +30,7 @@ def make(table, folder, **kwargs):
 
 def all_rows(ds):
     """Row indices served in one pass over the current epoch, via the pass path."""
-    return [rows for _, _, rows in ds._pass()]
+    return [rows for _, _, rows in ds._pass_batches()]
 
 
 def test_batches_are_arrays_of_the_documented_shapes(scenes):
@@ -122,19 +122,54 @@ def test_getitem_and_the_pass_serve_the_same_batches(scenes):
     table, folder = scenes
     ds = make(table, folder, batch_size=5, seed=2, workers=2)
     by_index = [ds[i] for i in range(len(ds))]
-    for (x, ys), (x2, ys2) in zip(by_index, ds.iter_batches()):
+    by_pass = list(ds.iter_batches())
+    assert len(by_pass) == len(by_index) == len(ds)
+    for (x, ys), (x2, ys2) in zip(by_index, by_pass, strict=True):
         np.testing.assert_array_equal(x, x2)
-        np.testing.assert_array_equal(ys[0], ys2[0])
+        assert len(ys) == len(ys2) == 2
+        for head, head2 in zip(ys, ys2, strict=True):
+            np.testing.assert_array_equal(head, head2)
 
 
-def test_on_epoch_end_after_a_cut_short_pass_keeps_the_epoch(scenes):
+def _keras_reset(ds):
+    """What Keras's `EpochIterator.reset()` does after fit's model-building peek."""
+    assert ds.num_batches == len(ds)
+    ds.on_epoch_end()
+
+
+def test_a_dropped_peek_keeps_the_epoch_and_its_first_batch(scenes):
     table, folder = scenes
     ds = make(table, folder, batch_size=5, seed=2)
-    first = next(ds.iter_batches())  # like fit's model-building peek
-    ds.on_epoch_end()
-    assert ds.epoch == 0
+    first = next(ds.iter_batches())  # fit's model-building peek
+    _keras_reset(ds)
+    assert ds.epoch == 0 and ds.get_state()["rows"] == 0
     np.testing.assert_array_equal(next(ds.iter_batches())[0], first[0])
-    list(ds.iter_batches())
+
+
+@pytest.mark.parametrize("batch_size", [12, 6])  # one batch, two batches
+def test_a_peek_that_reads_the_whole_epoch_does_not_end_it(scenes, batch_size):
+    table, folder = scenes
+    ds = make(table, folder, batch_size=batch_size, seed=2)
+    assert len(ds.index) == 12
+    list(ds.iter_batches())  # a peek (plus a read-ahead) that happened to read every batch
+    _keras_reset(ds)
+    assert ds.epoch == 0
+    for epoch in range(3):
+        rows = [r for _, _, rows in ds._pass_batches() for r in rows.tolist()]
+        assert rows == ds.plan(epoch).order.tolist()
+        ds.on_epoch_end()
+    assert ds.epoch == 3
+
+
+def test_a_pass_cut_short_continues_where_it_stopped(scenes):
+    table, folder = scenes
+    ds = make(table, folder, batch_size=5, seed=2)
+    passes = ds.iter_batches()
+    next(passes)  # steps_per_epoch=1: one batch trained, then Keras's epoch ends
+    ds.on_epoch_end()
+    assert (ds.epoch, ds.get_state()["rows"]) == (0, 5)
+    rest = [b for b in ds.iter_batches()]  # e.g. the next fit call
+    assert len(rest) == len(ds) - 1
     ds.on_epoch_end()
     assert ds.epoch == 1
 

@@ -55,13 +55,57 @@ def test_grouping_keeps_an_images_regions_together():
     assert sorted(order.tolist()) == list(range(400))
 
 
-@given(st.integers(0, 200), st.integers(1, 5), st.integers(1, 16))
-def test_shards_never_overlap_and_are_equally_long(n, count, batch_size):
-    plans = [plan_epoch(n, batch_size, seed=3, epoch=1, shard=(i, count)) for i in range(count)]
-    shard_rows = [rows_of(p) for p in plans]
-    assert len({len(r) for r in shard_rows}) == 1
-    joined = np.concatenate(shard_rows)
-    assert len(set(joined.tolist())) == len(joined) >= n - (count - 1)
+def trained_rows(plans, steps=None):
+    """Rows with weight > 0 over every host's batches, and the batch shapes seen."""
+    rows, shapes = [], set()
+    for plan in plans:
+        for step in range(len(plan) if steps is None else steps):
+            batch = plan.batch(step)
+            shapes.add(len(batch.rows))
+            rows.extend(batch.rows[batch.weights > 0].tolist())
+    return rows, shapes
+
+
+@st.composite
+def layouts(draw):
+    hosts = draw(st.integers(1, 7))
+    batch_size = draw(st.integers(1, 9))
+    multiple = draw(st.integers(0, 6)) * hosts * batch_size
+    n = max(1, multiple + draw(st.integers(-hosts * batch_size + 1, hosts * batch_size)))
+    return n, hosts, batch_size
+
+
+@given(layouts(), st.booleans(), st.integers(0, 30))
+def test_hosts_together_train_every_row_once_with_equal_steps_and_shapes(layout, shuffle, epoch):
+    n, hosts, batch_size = layout
+    plans = [plan_epoch(n, batch_size, seed=3, epoch=epoch, shuffle=shuffle, shard=(i, hosts))
+             for i in range(hosts)]
+    assert len({len(p) for p in plans}) == 1
+    assert len(plans[0]) == -(-n // (batch_size * hosts))
+    rows, shapes = trained_rows(plans)
+    assert sorted(rows) == list(range(n))
+    if hosts > 1:
+        assert shapes == {batch_size}  # padded with weight-0 rows, never shorter
+
+
+@given(layouts(), st.integers(1, 7), st.data())
+def test_a_position_saved_on_some_hosts_resumes_on_others_exactly_once(layout, new_hosts, data):
+    n, hosts, batch_size = layout
+    plans = [plan_epoch(n, batch_size, seed=11, epoch=2, shard=(i, hosts)) for i in range(hosts)]
+    steps = data.draw(st.integers(0, len(plans[0])))
+    before, _ = trained_rows(plans, steps)
+    start = plans[0].rows_after(steps)
+    assert len(before) == start
+    after_plans = [plan_epoch(n, batch_size, seed=11, epoch=2, shard=(i, new_hosts), start=start)
+                   for i in range(new_hosts)]
+    after, _ = trained_rows(after_plans)
+    assert sorted(before + after) == list(range(n))
+
+
+def test_drop_remainder_on_several_hosts_drops_at_most_one_global_batch():
+    plans = [plan_epoch(23, 4, seed=1, epoch=0, shard=(i, 2), drop_remainder=True) for i in range(2)]
+    rows, shapes = trained_rows(plans)
+    assert len(plans[0]) == 2 and shapes == {4} and len(set(rows)) == 16
 
 
 def test_bad_shard_and_batch_size_are_clear_errors():

@@ -33,8 +33,8 @@ ds = RoiDataset(scene_table(__import__("pathlib").Path(folder), n_images=4), ima
 if state_in != "-":
     ds.set_state(json.loads(open(state_in).read()))
 stop_epoch, stop_batch = map(int, stop.split(","))
-while (ds.epoch, ds.get_state()["next_batch"]) < (stop_epoch, stop_batch):
-    for number, batch, rows in ds._pass():
+while (ds.epoch, ds.get_state()["rows"]) < (stop_epoch, 3 * stop_batch):
+    for number, batch, rows in ds._pass_batches():
         h = hashlib.sha256(batch[0].tobytes() + batch[1][0].tobytes() + batch[1][1].tobytes())
         print(ds.epoch, number, h.hexdigest(), flush=True)
         if (ds.epoch, number + 1) == (stop_epoch, stop_batch):
@@ -66,7 +66,7 @@ def test_two_processes_with_a_saved_state_equal_one_uninterrupted_run(tmp_path, 
     whole = stream(tmp_path, mode, "3,0")
     state = tmp_path / "state.json"
     first = stream(tmp_path, mode, "2,3", state_out=state)  # 2.5 epochs
-    assert json.loads(state.read_text())["next_batch"] == 3
+    assert json.loads(state.read_text())["rows"] == 9  # 3 batches of 3
     second = stream(tmp_path, mode, "3,0", state_in=state)
     assert first + second == whole
     assert len(whole) == 18
@@ -82,9 +82,9 @@ def test_state_is_json_and_names_the_position(tmp_path):
     batches = ds.iter_batches()
     next(batches), next(batches)
     state = json.loads(json.dumps(ds.get_state()))
-    assert (state["epoch"], state["next_batch"], state["seed"]) == (0, 2, 1)
+    assert (state["epoch"], state["rows"], state["seed"]) == (0, 6, 1)
     list(batches)
-    assert (ds.get_state()["epoch"], ds.get_state()["next_batch"]) == (1, 0)
+    assert (ds.get_state()["epoch"], ds.get_state()["rows"]) == (1, 0)
 
 
 def test_restoring_into_another_table_or_options_names_what_differs(tmp_path):
@@ -107,20 +107,20 @@ def test_a_dataset_with_a_random_seed_adopts_the_saved_seed(tmp_path):
 
 
 # Trains with the checkpoint callbacks; logs the rows of every batch handed to
-# fit; kills itself (SIGKILL) after training batch `kill_at` of epoch 1.
+# fit; kills itself (SIGKILL) after training batch `kill_at` of epoch `kill_epoch`.
 FIT = """
 import json, os, signal, sys, keras
 sys.path.insert(0, {tests!r})
 from conftest import scene_table
 from keras_roi_datagen import RoiDataset
 from keras_roi_datagen.callbacks import DatasetCheckpoint
-folder, log, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+folder, log, kill_epoch, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 class Logged(RoiDataset):
-    def _pass(self):
-        for number, batch, rows in super()._pass():
+    def _pass_batches(self):
+        for number, batch, rows in super()._pass_batches():
             with open(log, "a") as out:
-                out.write(json.dumps([self.epoch, number, rows.tolist()]) + "\\n")
+                out.write(json.dumps([self.current_pass.start.epoch, number, rows.tolist()]) + "\\n")
             yield number, batch, rows
 
 ds = Logged(scene_table(__import__("pathlib").Path(folder), n_images=4), image_dir=folder,
@@ -138,7 +138,7 @@ class Kill(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         with open(log, "a") as out:
             out.write(json.dumps(["step"]) + "\\n")
-        if self.epoch == 1 and batch == kill_at:
+        if self.epoch == kill_epoch and batch == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
 inputs = keras.Input((16, 16, 3))
@@ -155,15 +155,17 @@ print("FINISHED", ds.epoch)
 
 
 @pytest.mark.slow
-def test_fit_killed_mid_epoch_and_resumed_sees_every_row_once(tmp_path):
+@pytest.mark.parametrize(("kill_epoch", "kill_at"), [(0, 0), (0, 5), (1, 4), (2, 6)])
+def test_fit_killed_mid_epoch_and_resumed_sees_every_row_once(tmp_path, kill_epoch, kill_at):
     scene_table(tmp_path, n_images=4)  # 16 rows: 8 batches of 2
     script = tmp_path / "fit.py"
     script.write_text(textwrap.dedent(FIT.format(tests=str(HERE))))
     log = tmp_path / "rows.log"
-    killed = subprocess.run([sys.executable, str(script), str(tmp_path), str(log), "4"],
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path), str(log), str(kill_epoch),
+                             str(kill_at)],
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
-    resumed = subprocess.run([sys.executable, str(script), str(tmp_path), str(log), "-1"],
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path), str(log), "-1", "-1"],
                              capture_output=True, text=True, timeout=300)
     assert "FINISHED 3" in resumed.stdout, resumed.stderr[-3000:]
     assert "ran out of data" not in resumed.stderr
@@ -184,7 +186,7 @@ def test_fit_killed_mid_epoch_and_resumed_sees_every_row_once(tmp_path):
     for served, steps in segments:
         for epoch, _, rows in served[:steps]:
             by_epoch.setdefault(epoch, []).extend(rows)
-    # Epoch 1 was cut after 5 trained batches; its rows still come exactly once overall.
+    # The killed epoch was cut after kill_at + 1 trained batches; its rows still come exactly once.
     for epoch in (0, 1, 2):
         assert sorted(by_epoch[epoch]) == list(range(16)), (epoch, by_epoch[epoch])
     assert not (tmp_path / "backup").exists()  # both callbacks clean up after a finished fit
@@ -197,12 +199,13 @@ def test_checkpoint_arguments_are_checked(tmp_path):
 
 def test_state_survives_the_checkpoint_file_format(tmp_path):
     ds = make(tmp_path)
-    next(ds.iter_batches())
     callback = DatasetCheckpoint(ds, tmp_path / "ckpt", save_freq=1)
-    callback._epoch_start, callback._steps = (0, 0), 1
-    callback._save()
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    next(ds.iter_batches())  # the step Keras trains
+    callback.on_train_batch_end(0)
     saved = json.loads((tmp_path / "ckpt" / "dataset_state.json").read_text())
-    assert (saved["epoch"], saved["next_batch"]) == (0, 1)
+    assert (saved["epoch"], saved["rows"]) == (0, 3)
     fresh = make(tmp_path)
     fresh.set_state(saved)
     digest = hashlib.sha256(next(fresh.iter_batches())[0].tobytes()).hexdigest()

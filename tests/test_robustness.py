@@ -114,7 +114,7 @@ def test_bad_input_is_skipped_and_accounted_every_epoch(tmp_path, case):
     table = table_with(tmp_path, change)
     ds = dataset(table, tmp_path, on_error="skip", workers=2)
     for _ in range(2):
-        served = [r for _, _, rows in ds._pass() for r in rows.tolist()]
+        served = [r for _, _, rows in ds._pass_batches() for r in rows.tolist()]
         ds.on_epoch_end()
         skipped_rows = {p.row for p in ds.skipped}
         assert skipped_rows == {3}
@@ -230,7 +230,7 @@ def test_random_corruption_never_crashes_and_always_accounts(dirty_folder, kinds
         assert problems == len(table)  # nothing usable, and every row said why
         return
     for _ in range(2):
-        served = [ds.index.row_label(r) for _, _, rows in ds._pass() for r in rows.tolist()]
+        served = [ds.index.row_label(r) for _, _, rows in ds._pass_batches() for r in rows.tolist()]
         ds.on_epoch_end()
         skipped = [p.row for p in ds.skipped]
         assert len(served) == len(set(served))
