@@ -54,8 +54,9 @@ static PyObject *decode_region(PyObject *self, PyObject *args) {
     cinfo.err = jpeg_std_error(&err.base);
     err.base.error_exit = on_error;
     err.base.emit_message = on_message;
-    unsigned char *pixels = NULL;
-    const char *refusal = NULL;
+    /* volatile: both change between setjmp and a longjmp back to it. */
+    unsigned char *volatile pixels = NULL;
+    const char *volatile refusal = NULL;
     JDIMENSION left = 0, width = 0, top = 0, height = 0, full_w = 0, full_h = 0;
     int channels = gray ? 1 : 3;
 

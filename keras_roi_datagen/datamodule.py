@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -248,14 +249,24 @@ class RoiDataModule:
             base = self._spec(()).image_dir or os.getcwd()
             relative = [os.path.relpath(p, base) for p in index.paths.tolist()]
             return [relative[i] for i in index.path_ids.tolist()]
-        return [index.row_label(i) for i in range(len(index))]
+        labels = [index.row_label(i) for i in range(len(index))]
+        counts = Counter(labels)
+        repeated = [(label, n) for label, n in counts.items() if n > 1]
+        if repeated:
+            label, n = repeated[0]
+            raise ValueError(
+                f"split_by='row' keys the splits by row label, but the table's index repeats "
+                f"labels ({len(repeated)} of them, e.g. {label!r} on {n} rows), so saved splits "
+                "could not be restored to the same rows. Give the DataFrame a unique index "
+                "(`df.reset_index(drop=True)`). Received: split_by='row'")
+        return labels
 
     def _assign_splits(self, index: RoiIndex) -> np.ndarray:
         frame = self._read()
+        keys = self._keys(index)  # refuses keys that could not be restored
         if self._loaded_splits is not None:
-            where = {key: SPLITS.index(name) for name, keys in self._loaded_splits.items()
-                     for key in keys}
-            keys = self._keys(index)
+            where = {key: SPLITS.index(name) for name, saved in self._loaded_splits.items()
+                     for key in saved}
             unknown = [k for k in keys if k not in where]
             if unknown:
                 raise ValueError(f"The loaded state does not cover {len(unknown)} row(s) of this "
@@ -280,7 +291,24 @@ class RoiDataModule:
             else:
                 codes[i] = code
         raise_problems(problems)
+        if self.split_by == "image":
+            raise_problems(self._images_in_two_splits(index, codes),
+                           "With split_by='image' every region of an image must be in one split; "
+                           "fix the split column, or pass split_by='row'.")
         return codes
+
+    def _images_in_two_splits(self, index: RoiIndex, codes: np.ndarray) -> list[Problem]:
+        problems = []
+        for image in np.unique(index.path_ids):
+            rows = np.flatnonzero(index.path_ids == image)
+            found = sorted({SPLITS[c] for c in codes[rows].tolist()})
+            if len(found) > 1:
+                problems.append(index.problem(
+                    int(rows[0]), "split_image_in_two_splits",
+                    f"image {index.path_of(int(rows[0]))!r} has regions in the {' and '.join(found)} "
+                    "splits, so the model would be evaluated on photos it trained on.",
+                    column=self.split_col, value=", ".join(found)))
+        return problems
 
     def _train_vocabularies(self, full: IndexBuild, split: np.ndarray) -> dict[str, LabelVocabulary]:
         vocabularies = {}
@@ -403,12 +431,13 @@ class RoiDataModule:
 
     # -- statistics ------------------------------------------------------------------------------
 
-    def class_weights(self) -> dict[str, dict[int, float]]:
+    def class_weights(self) -> dict[str, dict[Any, float]]:
         """Balanced class weights per head, from the training split.
 
         Returns:
-            `{head: {class_index: n_rows / (n_classes * class_count)}}`;
-            classes absent from training weigh 1.
+            `{head: {class: n_rows / (n_classes * class_count)}}`, keyed by the
+            classes as the table holds them (what `RoiDataset(class_weight=)`
+            takes); classes absent from training weigh 1.
         """
         self.setup("fit")
         assert self._full is not None and self._split is not None
@@ -418,7 +447,8 @@ class RoiDataModule:
             counts = np.bincount(train.codes[column], minlength=vocab.num_classes)
             present = counts > 0
             scale = len(train) / (int(present.sum()) or 1)
-            weights[column] = {i: float(scale / c) if c else 1.0 for i, c in enumerate(counts)}
+            weights[column] = {label: float(scale / c) if c else 1.0
+                               for label, c in zip(vocab.classes, counts)}
         return weights
 
     def summary(self, print_fn: Any = print) -> str:

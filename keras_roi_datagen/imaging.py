@@ -26,12 +26,11 @@ Pixels stay `uint8` here; the dataset casts once at the end.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import threading
+import struct
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,7 +66,6 @@ _PIL_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}
 _SWAPS_AXES = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
 _JPEG_FORMATS = ("JPEG", "MPO")
-_OPEN_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -164,23 +162,42 @@ def _is_empty(path: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _pillow_limit_lifted() -> Iterator[None]:
-    # Pillow's bomb check reads a module global; it is lifted under a lock only
-    # around our own header reads and crops, and the dataset's limit applies.
-    with _OPEN_LOCK:
-        previous = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = previous
+def _open_unchecked(path: str) -> Image.Image:
+    """`Image.open` without Pillow's global decompression-bomb check.
+
+    Pillow checks `Image.MAX_IMAGE_PIXELS`, a module global, inside
+    `Image.open`. Changing it, even briefly under a lock, changes it for every
+    thread of the user's process, and a lock held at fork time hangs forked
+    children. So the dataset opens files through Pillow's format registry
+    itself and applies its own `max_image_pixels` afterwards.
+    """
+    handle = open(path, "rb")  # noqa: SIM115 - the image owns the file from here on
+    try:
+        prefix = handle.read(16)
+        for loader in (Image.preinit, Image.init):
+            loader()
+            for format_id in list(Image.ID):
+                factory, accept = Image.OPEN[format_id]
+                accepted = accept(prefix) if accept is not None else True
+                if isinstance(accepted, str) or not accepted:  # a str is Pillow's warning
+                    continue
+                handle.seek(0)
+                try:
+                    image = factory(handle, path)
+                except (SyntaxError, IndexError, TypeError, struct.error):
+                    continue
+                image._exclusive_fp = True  # closing the image closes the file
+                return image
+    except BaseException:
+        handle.close()
+        raise
+    handle.close()
+    raise UnidentifiedImageError(f"cannot identify image file {path!r}")
 
 
 def _open(path: str, max_image_pixels: int | None) -> Image.Image:
     try:
-        with _pillow_limit_lifted():
-            image = Image.open(path)
+        image = _open_unchecked(path)
     except FileNotFoundError:
         raise ImageProblem("missing_file", f"image file not found: {path!r}.") from None
     except (IsADirectoryError, PermissionError) as exc:
@@ -390,8 +407,11 @@ def crop_region(
     wx0, wy0, wx1, wy1 = filter_window((x0, y0, x1, y1), options, (full_w, full_h))
     left, top = origin
     if isinstance(image, Image.Image):
-        with _pillow_limit_lifted():  # Image.crop applies Pillow's global limit too
-            window = image.crop((wx0 - left, wy0 - top, wx1 - left, wy1 - top))
+        # `Image.crop` applies Pillow's global bomb limit to the window; the
+        # dataset's own limit was applied when the file was opened.
+        image.load()
+        window = image._new(image.im.crop((int(wx0 - left), int(wy0 - top),
+                                           int(wx1 - left), int(wy1 - top))))
     else:
         window = Image.fromarray(np.ascontiguousarray(image[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
     resized = window.resize(

@@ -60,7 +60,9 @@ def resolve_image_path(
         )
     base = os.path.abspath(image_dir) if image_dir is not None else os.getcwd()
     path = os.path.normpath(os.path.join(base, os.path.expanduser(name)))
-    if image_dir is not None and not allow_outside_image_dir and not _inside(path, base):
+    # realpath: a symlink inside image_dir may still lead out of it.
+    if image_dir is not None and not allow_outside_image_dir and not _inside(
+            os.path.realpath(path), os.path.realpath(base)):
         return PathProblem(
             "path_outside_image_dir",
             f"the file name points outside image_dir ({base}); "

@@ -179,9 +179,11 @@ def test_class_weights_are_balanced_on_the_training_split(tmp_path):
     frame = skewed_table(tmp_path)
     data = module(frame, image_dir=tmp_path, class_weight="balanced")
     weights = data.class_weights()["name"]
-    counts = np.bincount(data.train_dataset().index.codes["name"])
-    assert weights[int(np.argmin(counts))] > weights[int(np.argmax(counts))]
-    assert np.isclose(sum(weights[i] * c for i, c in enumerate(counts)), counts.sum())
+    classes = data.vocabularies["name"].classes
+    assert list(weights) == list(classes)  # keyed by label, as RoiDataset(class_weight=) takes
+    counts = np.bincount(data.train_dataset().index.codes["name"], minlength=len(classes))
+    assert weights[classes[int(np.argmin(counts))]] > weights[classes[int(np.argmax(counts))]]
+    assert np.isclose(sum(weights[label] * c for label, c in zip(classes, counts)), counts.sum())
     _, _, sw = data.train_dataset()[0]
     assert len(sw) == 2
 
@@ -243,3 +245,28 @@ def test_dirty_via_export_with_skip_lists_every_left_out_row(tmp_path):
     report = data.validate(progress=False)
     assert {p.row for p in report.errors} == {3, 5}
     assert data.train_dataset().preview(4).size[0] > 0
+
+
+def test_an_image_in_two_explicit_splits_is_an_error_naming_it(tmp_path):
+    table = explicit(tmp_path)
+    image = table.loc[0, "filename"]
+    table.loc[table.index[(table["filename"] == image)][-1], "split"] = "val"
+    with pytest.raises(RoiDatagenError, match=rf"{image}.*train and val"):
+        module(table, image_dir=tmp_path).setup("fit")
+    # Row-level splits are the user's explicit choice.
+    module(table, image_dir=tmp_path, split_by="row").setup("fit")
+
+
+def test_row_splits_refuse_a_table_whose_index_repeats_labels(tmp_path):
+    table = scene_table(tmp_path, n_images=6)
+    table.index = [i % 12 for i in range(len(table))]  # e.g. two frames concatenated
+    with pytest.raises(ValueError, match=r"repeats labels.*reset_index"):
+        module(table, image_dir=tmp_path, split_by="row", validation_split=0.5, seed=1).setup("fit")
+    fixed = table.reset_index(drop=True)
+    data = module(fixed, image_dir=tmp_path, split_by="row", validation_split=0.5, seed=1)
+    data.setup("fit")
+    data.save(tmp_path / "state.json")
+    again = module(fixed, image_dir=tmp_path, split_by="row", validation_split=0.5, seed=1)
+    again.load(tmp_path / "state.json").setup("fit")
+    assert len(again.train_dataset().index) == len(data.train_dataset().index)
+    assert len(again.val_dataset().index) == len(data.val_dataset().index)

@@ -296,6 +296,8 @@ def test_random_boxes_never_crash_and_never_crop_outside(scenes, boxes, box_form
     served = sum(len(b[0]) for b in batches)
     assert served + len(ds.skipped) == len(frame)
     assert all(b[0].shape[1:] == (16, 16, 3) for b in batches)
+    # The scenes have no black pixel; sampling outside the image would give some.
+    assert not any((b[0] == 0).all(axis=-1).any() for b in batches)
 
 
 def test_image_dir_defaults_to_the_tables_folder(tmp_path):
