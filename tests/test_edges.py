@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import scene_table
 
-from keras_roi_datagen import RoiDataset, RoiDatagenError
+from keras_roi_datagen import RoiDatagenError, RoiDataset
 
 
 def make(folder, table=None, **kwargs):
@@ -42,7 +42,7 @@ def test_hosts_train_every_row_once_in_equal_padded_batches(tmp_path):
     for ds in hosts:
         assert not ds.has_partial_batch and ds.partial_batch_size is None
         for number in range(len(ds)):
-            x, ys, weights = ds[number]
+            x, _, weights = ds[number]
             assert len(x) == 5 and all(len(w) == 5 for w in weights)
             planned = ds.plan().batch(number)
             trained += planned.rows[weights[0] > 0].tolist()
