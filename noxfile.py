@@ -2,7 +2,8 @@
 
 `nox` alone runs the CPU matrix that CI runs (the README's test command):
 `tests` on TensorFlow, JAX and PyTorch (each in its own venv, so a dependency
-missing on one backend is caught), `parity` (same batches everywhere), `train`
+missing on one backend is caught), `parity` (same batches everywhere),
+`distributed` (multi-process training on localhost), `train`
 (the example learns on every backend) and `lint`.
 
 Other sessions: `demo` (the README's main job), `bench` (benchmarks),
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "parity", "train"]
+nox.options.sessions = ["lint", "tests", "parity", "distributed", "train"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -60,6 +61,15 @@ def parity(session: nox.Session) -> None:
     session.install(*ALL_BACKENDS)
     REPORTS.mkdir(exist_ok=True)
     session.run("python", "tests/tools/parity.py", "--report", str(REPORTS / "parity.json"),
+                env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """Real multi-process JAX training on localhost: exactly once across hosts, elastic resume."""
+    session.install(*BACKEND_PINS["jax"])
+    REPORTS.mkdir(exist_ok=True)
+    session.run("python", "tests/tools/distributed.py", "--report", str(REPORTS / "distributed.json"),
                 env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
 
 
