@@ -66,8 +66,8 @@ def parity(session: nox.Session) -> None:
 
 @nox.session
 def distributed(session: nox.Session) -> None:
-    """Real multi-process JAX training on localhost: exactly once across hosts, elastic resume."""
-    session.install(*BACKEND_PINS["jax"])
+    """Real multi-process training on localhost (JAX DataParallel, torch DDP): exactly once."""
+    session.install("-e", ".[jax,torch,test]", "jax[cpu]", "torch==2.13.0")
     REPORTS.mkdir(exist_ok=True)
     session.run("python", "tests/tools/distributed.py", "--report", str(REPORTS / "distributed.json"),
                 env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})

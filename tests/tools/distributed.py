@@ -104,15 +104,79 @@ def host_main(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(record))
 
 
+def torch_host_main(args: argparse.Namespace) -> None:
+    """One rank of a PyTorch DDP run training a Keras model in a torch loop."""
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}", rank=args.index,
+                            world_size=args.hosts)
+    import keras
+    import numpy as np
+
+    from keras_roi_datagen import RoiDataset
+
+    keras.utils.set_random_seed(SEED)
+    ds = RoiDataset(args.data, image_size=(24, 24), batch_size=BATCH_SIZE, seed=SEED,
+                    label_mode="int")  # shard="auto": rank and world size
+    if args.state_in:
+        ds.set_state(json.loads(Path(args.state_in).read_text()))
+    inputs = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = [keras.layers.Dense(v.num_classes, name=c)(x) for c, v in ds.vocabularies.items()]
+    model = keras.Model(inputs, outputs)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.01)
+    steps: list[int] = []
+    trained: list[list[int]] = []
+    total = 0
+    for _ in range(args.epochs):
+        epoch = ds.epoch
+        steps.append(0)
+        while len(trained) <= epoch:
+            trained.append([])
+        for _number, batch, rows in ds._pass_batches():
+            images, labels = batch[0], batch[1]
+            # One host has nothing to pad: (x, y) without weights.
+            weights = batch[2] if len(batch) == 3 else [np.ones(len(images), "float32")] * len(labels)
+            logits = ddp(torch.as_tensor(images))
+            loss = sum(
+                (torch.nn.functional.cross_entropy(out, torch.as_tensor(y).long(), reduction="none")
+                 * torch.as_tensor(w)).sum() / len(w)
+                for out, y, w in zip(logits, labels, weights))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            steps[-1] += 1
+            trained[epoch].extend(rows.tolist())
+            total += 1
+            if args.stop_after and total >= args.stop_after:
+                break
+        else:
+            ds.on_epoch_end()
+            continue
+        break
+    if args.state_out and args.index == 0:
+        Path(args.state_out).mkdir(parents=True, exist_ok=True)
+        Path(args.state_out, "dataset_state.json").write_text(json.dumps(ds.get_state()))
+    weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights()))
+    record = {"shard": list(ds.shard), "steps": steps, "rows": trained, "len": len(ds),
+              "weights": weights.hexdigest(), "state": ds.get_state()}
+    Path(args.out).write_text(json.dumps(record))
+    dist.destroy_process_group()
+
+
 def run_hosts(data: Path, hosts: int, work: Path, name: str, epochs: int, stop_after: int = 0,
-              state_in: Path | None = None, state_out: Path | None = None) -> list[dict]:
+              state_in: Path | None = None, state_out: Path | None = None,
+              backend: str = "jax") -> list[dict]:
     """Starts `hosts` processes of one run and returns their records."""
     port = _free_port()
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs = []
     for index in range(hosts):
-        command = [sys.executable, __file__, "--host", "--data", str(data), "--hosts", str(hosts),
+        command = [sys.executable, __file__, "--host", backend, "--data", str(data), "--hosts", str(hosts),
                    "--index", str(index), "--port", str(port), "--epochs", str(epochs),
                    "--stop-after", str(stop_after), "--out", str(work / f"{name}-{index}.json")]
         if state_in:
@@ -146,7 +210,8 @@ def _check_run(name: str, records: list[dict], n_rows: int, epochs: range,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", default="reports/distributed.json")
-    parser.add_argument("--host", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--host", help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default="jax,torch")
     parser.add_argument("--data")
     parser.add_argument("--hosts", type=int, default=2)
     parser.add_argument("--index", type=int, default=0)
@@ -158,7 +223,7 @@ def main() -> int:
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.host:
-        host_main(args)
+        (torch_host_main if args.host == "torch" else host_main)(args)
         return 0
 
     from keras_roi_datagen import RoiDataset
@@ -175,29 +240,29 @@ def main() -> int:
             lines.append(f"{name}: host {r['shard'][0]}/{r['shard'][1]} steps per epoch "
                          f"{r['steps']}, rows trained per epoch {[len(e) for e in r['rows']]}")
 
-    whole = run_hosts(data, 2, work, "jax-2-hosts", epochs=2)
-    report("jax 2 hosts", whole)
-    failures += _check_run("jax 2 hosts", whole, n_rows, range(2))
     if n_rows % (BATCH_SIZE * 2) == 0:
         failures.append(f"{n_rows} rows divide into global batches: padding is not exercised")
-
-    for resume_hosts in (1, 3):
-        name = f"jax 2 hosts stopped, resumed on {resume_hosts}"
-        state = work / f"state-{resume_hosts}"
-        first = run_hosts(data, 2, work, f"stop-{resume_hosts}", epochs=1, stop_after=1,
-                          state_out=state)
-        report(f"{name} (first part)", first)
-        before: dict[int, list[int]] = {}
-        for r in first:
-            # Only the steps trained count: the dataset may have served one more.
-            for epoch, rows in enumerate(r["rows"]):
-                before.setdefault(epoch, []).extend(rows[: sum(r["steps"]) * BATCH_SIZE])
-        if sorted(before.get(0, [])) == list(range(n_rows)):
-            failures.append(f"{name}: the first part trained the whole epoch; nothing to resume")
-        second = run_hosts(data, resume_hosts, work, f"resume-{resume_hosts}", epochs=1,
-                           state_in=state / "dataset_state.json")
-        report(f"{name} (rest)", second)
-        failures += _check_run(name, second, n_rows, range(1), before)
+    for backend in args.backends.split(","):
+        whole = run_hosts(data, 2, work, f"{backend}-2-hosts", epochs=2, backend=backend)
+        report(f"{backend} 2 hosts", whole)
+        failures += _check_run(f"{backend} 2 hosts", whole, n_rows, range(2))
+        for resume_hosts in (1, 3):
+            name = f"{backend} 2 hosts stopped, resumed on {resume_hosts}"
+            state = work / f"state-{backend}-{resume_hosts}"
+            first = run_hosts(data, 2, work, f"{backend}-stop-{resume_hosts}", epochs=1,
+                              stop_after=1, state_out=state, backend=backend)
+            report(f"{name} (first part)", first)
+            before: dict[int, list[int]] = {}
+            for r in first:
+                # Only the steps trained count: the dataset may have served one more.
+                for epoch, rows in enumerate(r["rows"]):
+                    before.setdefault(epoch, []).extend(rows[: sum(r["steps"]) * BATCH_SIZE])
+            if sorted(before.get(0, [])) == list(range(n_rows)):
+                failures.append(f"{name}: the first part trained the whole epoch; nothing to resume")
+            second = run_hosts(data, resume_hosts, work, f"{backend}-resume-{resume_hosts}",
+                               epochs=1, state_in=state / "dataset_state.json", backend=backend)
+            report(f"{name} (rest)", second)
+            failures += _check_run(name, second, n_rows, range(1), before)
 
     print(f"{n_rows} rows, batch_size {BATCH_SIZE} per host, seed {SEED}:")
     for line in lines:
