@@ -13,6 +13,8 @@ import os
 import pandas as pd
 
 from keras_roi_datagen.formats.generic import read_generic_csv
+from keras_roi_datagen.formats.registry import FORMATS, detect_format, read_annotations
+from keras_roi_datagen.formats.writers import write_annotations
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
     OnError,
@@ -26,16 +28,20 @@ from keras_roi_datagen.formats.via import (
 )
 
 __all__ = [
+    "FORMATS",
     "STANDARD_COLUMNS",
     "ViaRecord",
+    "detect_format",
     "detect_via_format",
     "is_via_table",
     "iter_via_records",
+    "read_annotations",
     "read_generic_csv",
     "read_table",
     "read_via",
     "read_via_csv",
     "read_via_json",
+    "write_annotations",
 ]
 
 
