@@ -401,9 +401,8 @@ def _label_counts(index: RoiIndex, vocabularies: dict[str, LabelVocabulary]) -> 
 
 
 def _generic_shapes(table: _Table) -> dict[str, int]:
-    import json
-
     from keras_roi_datagen.formats import read_table
+    from keras_roi_datagen.formats.via_common import parse_box_cell
 
     spec = table.spec
     if spec.box_cols:
@@ -412,8 +411,8 @@ def _generic_shapes(table: _Table) -> dict[str, int]:
     for value in read_table(table.path)[spec.box_col].tolist():
         if isinstance(value, str) and value.strip().startswith("{"):
             try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
+                value = parse_box_cell(value)
+            except ValueError:
                 value = None
         if isinstance(value, dict):
             shapes[str(value.get("name", "?"))] += 1

@@ -11,7 +11,6 @@ streamed record by record, so the table never has to fit in a DataFrame.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from array import array
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -267,10 +266,12 @@ class _Collector:
 
 def _to_xyxy(value: Any, box_format: BoxFormat) -> tuple[float, ...]:
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ShapeError("bad_json", f"the box is not valid JSON ({exc.msg}).") from None
+        from keras_roi_datagen.formats.via_common import parse_box_cell
+
+        try:  # the spellings files accept: JSON, Python literals from `to_csv`, VIA 1 beta
+            value = parse_box_cell(value)
+        except ValueError as exc:
+            raise ShapeError("bad_json", f"the box is not valid JSON ({exc}).") from None
     if isinstance(value, Mapping):
         return shape_to_xyxy(value)
     if isinstance(value, (list, tuple, np.ndarray)):
