@@ -41,7 +41,7 @@ __all__ = ["RoiDataModule"]
 _STAGES = ("fit", "validate", "test", "predict")
 _SPLIT_ALIASES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1,
                   "test": 2, "testing": 2}
-_SPEC_KEYS = ("x_col", "box_col", "box_cols", "box_format", "allow_outside_image_dir")
+_SPEC_KEYS = ("x_col", "box_col", "box_cols", "box_format", "allow_outside_image_dir", "format")
 _OWNED = ("shuffle", "seed", "vocabularies", "table", "y_cols", "batch_size", "image_size",
           "class_weight")
 _STATE_VERSION = 1
@@ -142,7 +142,7 @@ class RoiDataModule:
             spec_args["box_format"] = BoxFormat.parse(spec_args["box_format"])
         if spec_args.get("box_cols") is not None:
             spec_args["box_cols"] = tuple(spec_args["box_cols"])
-        image_dir = self.image_dir
+        image_dir = self.image_dir or self._read().attrs.get("image_dir")
         if image_dir is None and not isinstance(self.table, pd.DataFrame):
             image_dir = os.path.dirname(os.path.abspath(os.fspath(self.table)))
         return TableSpec(image_dir=image_dir, y_cols=tuple(y_cols), **spec_args)
@@ -152,7 +152,8 @@ class RoiDataModule:
             from keras_roi_datagen.formats import read_table
 
             skipping = self.dataset_kwargs.get("on_error", "raise") == "skip"
-            self.frame = read_table(self.table, on_error="collect" if skipping else "raise")
+            self.frame = read_table(self.table, on_error="collect" if skipping else "raise",
+                                    format=self.dataset_kwargs.get("format", "auto"))
         return self.frame
 
     def validate(self, *, decode: bool = False, progress: bool = True) -> ValidationReport:
@@ -167,7 +168,7 @@ class RoiDataModule:
         """
         build = build_index(self._read(), self._spec(self.y_cols))
         _, problems = self._scan(build, decode=decode, progress=progress)
-        unreadable = len(self._read().attrs.get("problems", []))
+        unreadable = sum(p.severity == "error" for p in self._read().attrs.get("problems", []))
         return ValidationReport(problems, n_rows=build.n_rows + unreadable,
                                 n_images=len(build.index.paths), decoded=decode)
 

@@ -64,7 +64,7 @@ def is_via_table(df: pd.DataFrame) -> bool:
 
 def read_table(
     source: pd.DataFrame | str | os.PathLike[str], *, encoding: str = "utf-8",
-    on_error: OnError = "raise",
+    on_error: OnError = "raise", format: str = "auto",
 ) -> pd.DataFrame:
     """Read an annotation table from a file, or copy one given as a DataFrame.
 
@@ -78,9 +78,12 @@ def read_table(
         source: A path, or a DataFrame (returned as a deep copy; the caller's
             frame is never modified).
         encoding: The encoding of files without a byte-order mark.
-        on_error: For VIA files: `"raise"` (one error listing every malformed
-            row) or `"collect"` (malformed rows are dropped and listed, as
-            `Problem`s, in `attrs["problems"]`).
+        on_error: For annotation files: `"raise"` (one error listing every
+            malformed row) or `"collect"` (malformed rows are dropped and
+            listed, as `Problem`s, in `attrs["problems"]`).
+        format: `"auto"` (detected by `detect_format`) or a format name. COCO,
+            VOC, YOLO, Label Studio and CVAT sources (files or folders) are
+            read with `read_annotations` into the common region frame.
 
     Returns:
         The table. For files: index = CSV line number (index name `"line"`) or
@@ -106,8 +109,12 @@ def read_table(
         raise TypeError(
             f"`source` must be a path or a pandas DataFrame. Received: {type(source).__name__}"
         )
-    if not os.path.isfile(source):
+    if not os.path.exists(source):
         raise FileNotFoundError(f"annotation table not found: {os.fspath(source)!r}")
+    found = detect_format(source) if format == "auto" else format
+    if found not in ("via", "csv") or os.path.isdir(source):
+        return read_annotations(source, found, encoding=encoding,
+                                on_error="skip" if on_error == "collect" else on_error)
     if os.fspath(source).lower().endswith(".json"):
         return read_via_json(source, encoding=encoding, on_error=on_error)
     if sniff_csv(source, encoding).kind is not None:
