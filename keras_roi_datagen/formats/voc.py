@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from keras_roi_datagen.errors import raise_problems
 from keras_roi_datagen.formats.regions import PointBoxSize, RegionFrameBuilder
 
 __all__ = ["read_voc", "sniff_voc", "voc_files"]
@@ -184,6 +185,9 @@ def read_voc(
     first_root = None
     for xml in files:
         root = _read_one(builder, xml, os.path.basename(xml))
+        last = builder.problems[-1:] if root is None and len(files) == 1 else []
+        if last and last[0].kind in ("unknown_format", "bad_xml"):
+            raise_problems(last)  # the one file given is not VOC: nothing to skip
         if first_root is None and root is not None:
             first_root = root
     base = files[0] if files else os.path.join(path, "x.xml")
