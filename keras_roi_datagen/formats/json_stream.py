@@ -12,6 +12,7 @@ file of 10^6 annotations costs several GB through `json.load`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterator
 from typing import IO, Any
 
@@ -21,6 +22,7 @@ __all__ = ["JsonStreamError", "iter_object_members"]
 
 _CHUNK = 1 << 20
 _WHITESPACE = " \t\r\n"
+_DELIMITER = re.compile(r"[\s,\]}]")
 
 
 class JsonStreamError(ValueError):
@@ -88,8 +90,10 @@ class _Buffer:
                 if self.more():
                     continue
                 raise self.fail(error.msg, error.pos) from None
-            # A number may go on in the next chunk; anything else ends at its bracket.
-            if end == len(self.text) and not self.eof and self.more():
+            # A bare number (or true/false/null) may go on in the next chunk: accept it
+            # only once a delimiter follows it; anything else ends at its bracket or quote.
+            if (not isinstance(value, (dict, list, str)) and not self.eof
+                    and _DELIMITER.search(self.text, end) is None and self.more()):
                 continue
             self.pos = end
             return value
