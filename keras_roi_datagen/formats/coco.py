@@ -218,8 +218,11 @@ def _image_dir(path: str, names: list[str]) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not names:
         return folder
-    for candidate in (folder, os.path.join(folder, "images"),
-                      os.path.join(os.path.dirname(folder), "images")):
+    # COCO's own layout: annotations/instances_val2017.json beside val2017/ (or images/val2017/).
+    split = os.path.splitext(os.path.basename(path))[0].split("_", 1)[-1]
+    parent = os.path.dirname(folder)
+    for candidate in (folder, os.path.join(folder, "images"), os.path.join(parent, "images"),
+                      os.path.join(parent, split), os.path.join(parent, "images", split)):
         if os.path.isfile(os.path.join(candidate, names[0])):
             return candidate
     return folder

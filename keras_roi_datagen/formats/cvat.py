@@ -12,7 +12,9 @@ about its centre. CVAT for video (`<track>`) is not read (reported).
 
 Masks become their `left/top/width/height` box; points and skeletons are
 points (`point_box_size=`). Images: `images/` beside the XML (CVAT's zip
-layout), else the XML's folder. Row labels: `"<image name>#<k>"`.
+layout; a project export keeps them in `images/<subset>/`, and the file name
+is then `<subset>/<name>`), else the XML's folder. Row labels:
+`"<file name>#<k>"`.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def _attributes(element: ET.Element) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for attribute in element.findall("attribute"):
         name = attribute.get("name") or ""
-        while name in REGION_COLUMNS or name in ("occluded", "z_order", "image_id", "rotation"):
+        while name in REGION_COLUMNS or name in ("occluded", "z_order", "image_id", "rotation",
+                                                 "subset"):
             name = "attribute_" + name
         found[name] = (attribute.text or "").strip()
     return found
@@ -131,11 +134,16 @@ def read_cvat(
     source = os.fspath(path)
     builder = RegionFrameBuilder(source, "cvat", on_error, point_box_size)
     first_name = None
+    images = os.path.join(os.path.dirname(os.path.abspath(source)), "images")
     try:
         for _event, element in ET.iterparse(source, events=("end",)):
             if element.tag == "image":
-                first_name = first_name or element.get("name")
-                _image(builder, element)
+                # A project export keeps each task's images in images/<subset>/.
+                subset = element.get("subset")
+                prefix = f"{subset}/" if subset and os.path.isdir(
+                    os.path.join(images, subset)) else ""
+                first_name = first_name or prefix + (element.get("name") or "")
+                _image(builder, element, prefix)
                 element.clear()
             elif element.tag == "track":
                 builder.warn("track_unsupported", "CVAT for video tracks are not read; export "
@@ -153,12 +161,13 @@ def read_cvat(
     return builder.frame(image_dir)
 
 
-def _image(builder: RegionFrameBuilder, image: ET.Element) -> None:
+def _image(builder: RegionFrameBuilder, image: ET.Element, prefix: str = "") -> None:
     name = image.get("name")
     if not name:
         builder.error("bad_record", "an <image> has no 'name'.", f"image {image.get('id')}",
                       column="name")
         return
+    name = prefix + name
     before = len(builder)
     shapes = [child for child in image if child.tag in _SHAPES]
     for k, element in enumerate(shapes):
@@ -167,7 +176,8 @@ def _image(builder: RegionFrameBuilder, image: ET.Element) -> None:
         attrs = {"occluded": int(element.get("occluded") or 0),
                  "z_order": int(element.get("z_order") or 0),
                  "rotation": float(element.get("rotation") or 0.0),
-                 "image_id": image.get("id"), "image_width": _float(image.get("width")),
+                 "image_id": image.get("id"), "subset": image.get("subset"),
+                 "image_width": _float(image.get("width")),
                  "image_height": _float(image.get("height")), **_attributes(element)}
         if element.tag == "cuboid":
             builder.warn("shape_unsupported", "a cuboid has no 2-D box here and was left out.",

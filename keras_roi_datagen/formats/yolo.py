@@ -171,6 +171,7 @@ def read_yolo(
         builder.error("unknown_format", "not a YOLO dataset: expected a folder holding labels/ "
                       "(and images/, classes.txt or data.yaml).")
         return builder.frame(None)
+    root = os.path.abspath(root)
     labels_dir, image_dir = os.path.join(root, "labels"), os.path.join(root, "images")
     names, names_file = _class_names(root)
     if names is None:
