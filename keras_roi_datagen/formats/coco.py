@@ -311,6 +311,8 @@ def _frame(reader: _Reader, source: str) -> pd.DataFrame:
                        f"expected one of {cats[:20]}.", int(rows[i]), "category_id",
                        int(category_ids[i]))
     keep &= known_image & known_cat
+    if keep.all():  # the usual case: views, not copies, of a million-row file's arrays
+        keep = slice(None)  # type: ignore[assignment]
     image_pos, cat_pos = image_pos[keep], cat_pos[keep]
     box = boxes[keep]
     shapes = np.array(_SHAPES, dtype=object)[np.frombuffer(ann.shapes, dtype=np.int8)[keep]]
@@ -326,7 +328,7 @@ def _frame(reader: _Reader, source: str) -> pd.DataFrame:
     scores = np.frombuffer(ann.scores)[keep]
     if len(scores) and not np.isnan(scores).all():
         data["score"] = scores
-    frame = pd.DataFrame(data, index=index)
+    frame = pd.DataFrame(data, index=index, copy=False)
     used = [str(n) for n in names[:1]] if len(names) > 1 else []
     frame.attrs.update(source=source, format="coco", image_dir=_image_dir(source, used),
                        problems=[], rows_without_regions=[],
