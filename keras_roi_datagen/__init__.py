@@ -64,9 +64,9 @@ if TYPE_CHECKING:
     from keras_roi_datagen.errors import WorkerError as WorkerError
     from keras_roi_datagen.formats import read_annotations as read_annotations
     from keras_roi_datagen.formats import read_table as read_table
-    from keras_roi_datagen.formats.writers import write_annotations as write_annotations
     from keras_roi_datagen.formats.via import read_via_csv as read_via_csv
     from keras_roi_datagen.formats.via import read_via_json as read_via_json
+    from keras_roi_datagen.formats.writers import write_annotations as write_annotations
     from keras_roi_datagen.labels import LabelVocabulary as LabelVocabulary
     from keras_roi_datagen.planning import plan_epoch as plan_epoch
     from keras_roi_datagen.validation import ValidationReport as ValidationReport

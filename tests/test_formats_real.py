@@ -20,7 +20,7 @@ def _box(frame, row) -> list[float]:  # type: ignore[no-untyped-def]
     return frame.loc[row, ["x", "y", "w", "h"]].astype(float).tolist()
 
 
-@pytest.mark.parametrize("path,fmt", [("labelstudio_obb/export.json", "labelstudio"),
+@pytest.mark.parametrize(("path", "fmt"), [("labelstudio_obb/export.json", "labelstudio"),
                                       ("yolo_doors", "yolo"), ("cvat_project/annotations.xml", "cvat"),
                                       ("coco_instances/annotations/instances_val.json", "coco"),
                                       ("voc", "voc")])

@@ -46,7 +46,7 @@ def test_same_as_json_load_at_any_chunk_size(data: dict, chunk: int, space: str)
     assert rebuilt == expected
 
 
-@pytest.mark.parametrize("text,line", [('{"a": [1, 2,, 3]}', 1), ('{\n"a": 1\n"b": 2}', 3),
+@pytest.mark.parametrize(("text", "line"), [('{"a": [1, 2,, 3]}', 1), ('{\n"a": 1\n"b": 2}', 3),
                                        ("[1, 2]", 1), ('{"a": [1, 2]', 1),
                                        ('{"a": 1} extra', 1)])
 def test_invalid_json_names_the_line(text: str, line: int) -> None:

@@ -14,7 +14,6 @@ import pandas as pd
 
 from keras_roi_datagen.formats.generic import read_generic_csv
 from keras_roi_datagen.formats.registry import FORMATS, detect_format, read_annotations
-from keras_roi_datagen.formats.writers import write_annotations
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
     OnError,
@@ -26,6 +25,7 @@ from keras_roi_datagen.formats.via import (
     read_via_json,
     sniff_csv,
 )
+from keras_roi_datagen.formats.writers import write_annotations
 
 __all__ = [
     "FORMATS",

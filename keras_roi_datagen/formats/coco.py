@@ -174,7 +174,8 @@ class _Reader:
             return
         ann = self.ann
         ann.rows.append(index)
-        ann.ids.append(_int(item.get("id")) if _int(item.get("id")) is not None else -1)
+        annotation_id = _int(item.get("id"))
+        ann.ids.append(-1 if annotation_id is None else annotation_id)
         ann.image_ids.append(image_id)  # type: ignore[arg-type]
         ann.category_ids.append(category_id)  # type: ignore[arg-type]
         ann.boxes.extend(box)
@@ -296,11 +297,11 @@ def _frame(reader: _Reader, source: str) -> pd.DataFrame:
     image_pos = np.searchsorted(np.array(ids, dtype=np.int64), image_ids)
     image_pos = np.minimum(image_pos, len(ids))
     known_image = (image_pos < len(ids)) & (
-        np.array(ids + [0], dtype=np.int64)[image_pos] == image_ids)
+        np.array([*ids, 0], dtype=np.int64)[image_pos] == image_ids)
     cats = sorted(reader.categories)
     cat_names = np.array([reader.categories[c] for c in cats] + [None], dtype=object)
     cat_pos = np.minimum(np.searchsorted(np.array(cats, dtype=np.int64), category_ids), len(cats))
-    known_cat = (cat_pos < len(cats)) & (np.array(cats + [0], dtype=np.int64)[cat_pos]
+    known_cat = (cat_pos < len(cats)) & (np.array([*cats, 0], dtype=np.int64)[cat_pos]
                                          == category_ids)
     for i in np.flatnonzero(~known_image).tolist():
         reader.problem("missing_image", "the annotation's image_id is not in 'images'; expected "

@@ -204,19 +204,19 @@ def _result(builder: RegionFrameBuilder, row: str, filename: str, result: Any, a
     if shape is None:
         return  # choices, textarea, ...: image-level, not regions
     value = result["value"]
-    width, height = result.get("original_width"), result.get("original_height")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-               for v in (width, height)):
+    width, height = _size(result.get("original_width")), _size(result.get("original_height"))
+    if width is None or height is None:
         builder.error("missing_size", "the result has no positive 'original_width' and "
                       "'original_height'; percentages need the image size.", row, filename,
-                      "original_width", [width, height])
+                      "original_width",
+                      [result.get("original_width"), result.get("original_height")])
         return
     label = _label(value, kind)
     attrs = {"annotator": annotator, "task_id": task_id, "from_name": result.get("from_name"),
              "rotation": float(value.get("rotation") or 0.0),
-             "image_width": float(width), "image_height": float(height)}
+             "image_width": width, "image_height": height}
     try:
-        box = _box(builder, row, filename, shape, value, float(width), float(height))
+        box = _box(builder, row, filename, shape, value, width, height)
     except (KeyError, TypeError, ValueError) as error:
         builder.error("bad_shape", f"the {kind} value is malformed ({error!r}); expected the "
                       "keys Label Studio writes for it.", row, filename, "value", value)
@@ -230,6 +230,12 @@ def _result(builder: RegionFrameBuilder, row: str, filename: str, result: Any, a
                      "left out.", row, filename, "type", kind)
     elif box is not None:
         builder.add(row, filename, box, label, shape, **attrs)
+
+
+def _size(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        return None
+    return float(value)
 
 
 def _box(builder: RegionFrameBuilder, row: str, filename: str, shape: str, value: dict[str, Any],

@@ -206,7 +206,7 @@ class RegionFrameBuilder:
             if column is None:
                 column = self._columns[key] = [None] * n
             column.append(value)
-        for key, column in self._columns.items():
+        for column in self._columns.values():
             if len(column) == n:
                 column.append(None)
         self._rows.append(row)

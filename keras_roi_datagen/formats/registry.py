@@ -110,19 +110,20 @@ def read_via_regions(
     for row, filename, shape, values in zip(table.index.tolist(), table["filename"].tolist(),
                                             table["region_shape_attributes"].tolist(), records):
         label = values.pop(label_col) if label_col in values else None
-        values = {("attribute_" + k if k in ("x", "y", "w", "h", "shape") else k): v
-                  for k, v in values.items()}
+        attributes: dict[str, Any] = {
+            ("attribute_" + str(k) if k in ("x", "y", "w", "h", "shape") else str(k)): v
+            for k, v in values.items()}
         name = str(shape.get("name", "rect")).lower()
         if name == "point":
             builder.add_point(row, filename, [(float(shape["cx"]), float(shape["cy"]))], label,
-                              "point", **values)
+                              "point", **attributes)
             continue
         try:
             box = shape_to_xyxy(shape)
         except ShapeError as error:
             builder.error(error.kind, str(error), row, filename, "region_shape_attributes", shape)
             continue
-        builder.add(row, filename, box, label, name, **values)
+        builder.add(row, filename, box, label, name, **attributes)
     return builder.frame(os.path.dirname(os.path.abspath(source)))
 
 

@@ -31,7 +31,7 @@ __all__ = ["read_voc", "sniff_voc", "voc_files"]
 
 
 def sniff_voc(head: str) -> bool:
-    """Tell whether an XML file's head is a VOC `<annotation>`.
+    r"""Tell whether an XML file's head is a VOC `<annotation>`.
 
     Args:
         head: The first characters of the file.

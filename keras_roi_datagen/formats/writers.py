@@ -62,7 +62,7 @@ def _image_sizes(frame: pd.DataFrame, names: Sequence[str],
         for name in missing:
             try:
                 sizes[name] = read_image_size(os.path.join(folder, name))
-            except Exception as error:  # noqa: BLE001 - reported with the name
+            except Exception as error:
                 raise ValueError(f"the size of image {name!r} is unknown: the frame has no "
                                  "image_width/image_height for it and it cannot be read from "
                                  f"image_dir ({error}). Pass image_dir=.") from None

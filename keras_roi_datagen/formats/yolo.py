@@ -59,7 +59,7 @@ def yolo_root(source: str) -> str | None:
 
 def _parse_names_yaml(text: str) -> list[str] | dict[int, str] | None:
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError:  # a small subset: `names: [a, b]` or a block list / mapping
         return _names_without_yaml(text)
     data = yaml.safe_load(text)
@@ -120,7 +120,7 @@ def _images(image_root: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for folder, _dirs, files in os.walk(image_root):
         for name in sorted(files):
-            stem, suffix = os.path.splitext(name)
+            _stem, suffix = os.path.splitext(name)
             if suffix.lower() in IMAGE_SUFFIXES:
                 relative = os.path.relpath(os.path.join(folder, name), image_root)
                 found.setdefault(os.path.splitext(relative)[0].replace(os.sep, "/"),
