@@ -110,8 +110,8 @@ def iter_object_members(
 
     Yields:
         `(key, index, value)`: `index` is the element's position for keys in
-        `arrays` whose value is an array; `None` for any other member (then
-        `value` is the whole member).
+        `arrays` whose value is a non-empty array; `None` for any other member
+        and for an empty array (then `value` is the whole member).
 
     Raises:
         JsonStreamError: The text is not a JSON object (with line and column).
@@ -139,6 +139,7 @@ def iter_object_members(
             index = 0
             if buf.peek() == "]":
                 buf.pos += 1
+                yield key, None, []
             else:
                 while True:
                     yield key, index, buf.value(decoder)
