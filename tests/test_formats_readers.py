@@ -250,3 +250,24 @@ def test_via_points_become_boxes_with_point_box_size(tmp_path: Path) -> None:
 def test_region_frame_truth_is_unchanged(tmp_path: Path) -> None:
     frame = read_annotations(write_coco(tmp_path))
     assert set(frame["label"]) == set(TRUTH)
+
+
+def test_coco_images_without_annotations_are_listed(tmp_path: Path) -> None:
+    path = _coco(tmp_path, [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]}])
+    data = json.loads(path.read_text())
+    data["images"].append({"id": 2, "file_name": "empty.png", "width": 4, "height": 4})
+    path.write_text(json.dumps(data))
+    frame = read_annotations(path)
+    assert frame.attrs["rows_without_regions"] == [{"row": "images[id=2]", "filename": "empty.png"}]
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("names: [cat, 'dog']\n", ["cat", "dog"]),
+    ("path: .\nnames:\n  - cat\n  - dog\nnc: 2\n", ["cat", "dog"]),
+    ("names:\n  0: cat\n  1: \"dog\"\n", {0: "cat", 1: "dog"}),
+])
+def test_yolo_names_read_without_pyyaml(text: str, names: object) -> None:
+    from keras_roi_datagen.formats.yolo import _names_without_yaml, _parse_names_yaml
+
+    assert _names_without_yaml(text) == names
+    assert _parse_names_yaml(text) == names

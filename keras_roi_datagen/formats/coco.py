@@ -331,7 +331,10 @@ def _frame(reader: _Reader, source: str) -> pd.DataFrame:
         data["score"] = scores
     frame = pd.DataFrame(data, index=index, copy=False)
     used = [str(n) for n in names[:1]] if len(names) > 1 else []
+    annotated = set(np.unique(image_ids).tolist())
+    without = [{"row": f"images[id={i}]", "filename": reader.images[i][0]}
+               for i in ids if i not in annotated]
     frame.attrs.update(source=source, format="coco", image_dir=_image_dir(source, used),
-                       problems=[], rows_without_regions=[],
+                       problems=[], rows_without_regions=without,
                        categories={c: reader.categories[c] for c in cats})
     return frame
