@@ -310,6 +310,8 @@ def _frame_rows(frame: pd.DataFrame, spec: TableSpec, source: str | None) -> Ite
     if missing:
         hint = "" if spec.box_cols or spec.box_col in frame.columns else (
             " For four numeric box columns pass `box_cols=(...)`.")
+        if "label" in frame.columns and "label" not in spec.y_cols:
+            hint += " Annotation formats name each region's class `label`: pass y_cols='label'."
         raise AnnotationError.from_problems([Problem(
             "missing_column",
             f"the table has no column(s) {missing}; it has {list(frame.columns)}.{hint}",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from annotation_scene import COLOURS, TRUTH, WRITERS
 
-from keras_roi_datagen import RoiDataset, read_annotations
+from keras_roi_datagen import AnnotationError, RoiDataset, read_annotations
 from keras_roi_datagen.formats import detect_format
 
 FORMATS = sorted(WRITERS)
@@ -60,3 +60,8 @@ def test_forced_format_wins_over_detection(corpus: dict[str, Path]) -> None:
     assert len(frame) == 4
     with pytest.raises(ValueError, match="format"):
         read_annotations(corpus["coco"], format="pascal")
+
+
+def test_missing_label_columns_suggest_label(corpus: dict[str, Path]) -> None:
+    with pytest.raises(AnnotationError, match="y_cols=.label."):
+        RoiDataset(corpus["coco"], image_size=(8, 8))
