@@ -271,3 +271,22 @@ def test_yolo_names_read_without_pyyaml(text: str, names: object) -> None:
 
     assert _names_without_yaml(text) == names
     assert _parse_names_yaml(text) == names
+
+
+def test_labelstudio_json_min_export(tmp_path: Path) -> None:
+    write_image(tmp_path / "scene.png")
+    region = {"x": 12.5, "y": 25.0, "width": 25.0, "height": 50.0, "rotation": 0,
+              "rectanglelabels": ["cat"], "original_width": 256, "original_height": 256}
+    polygon = {"points": [[0, 0], [50, 0], [50, 25]], "polygonlabels": ["dog"],
+               "original_width": 256, "original_height": 256}
+    tasks = [{"id": 5, "image": "/data/local-files/?d=scene.png", "label": [region],
+              "poly": [polygon], "annotator": "a@example.org", "annotation_id": 9}]
+    path = tmp_path / "min.json"
+    path.write_text(json.dumps(tasks))
+    frame = read_annotations(path)
+    assert frame.attrs["format"] == "labelstudio"
+    assert frame.loc["task 5/label[0]", ["x", "y", "w", "h"]].tolist() == [32, 64, 64, 128]
+    assert frame.loc["task 5/poly[0]", ["x", "y", "w", "h", "label"]].tolist() == [
+        0, 0, 128, 64, "dog"]
+    assert set(frame["annotator"]) == {"a@example.org"}
+    assert len(RoiDataset(path, y_cols="label", image_size=(8, 8)).index) == 2

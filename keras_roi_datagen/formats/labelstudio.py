@@ -1,4 +1,4 @@
-"""Label Studio JSON exports (the full "JSON" export: a list of tasks).
+"""Label Studio JSON exports (the full "JSON" export, and "JSON-MIN").
 
 What Label Studio writes (labelstud.io "Export annotations", the
 RectangleLabels / PolygonLabels / EllipseLabels / KeyPointLabels tag pages and
@@ -7,7 +7,10 @@ the Object Detection template): `[{"id", "data": {"image": ...},
 "type": "rectanglelabels", "from_name", "to_name", "original_width",
 "original_height", "image_rotation", "value": {"x", "y", "width", "height",
 "rotation", "rectanglelabels": [...]}}]}]}]`. Older exports call
-`annotations` `completions`.
+`annotations` `completions`. The "JSON-MIN" export flattens each task to
+`{"id", "image", "<from_name>": [{"x", ..., "rectanglelabels",
+"original_width", "original_height"}], "annotator"}`; both are read.
+Predictions are not read (they are not ground truth).
 
 Geometry: every value is a percentage (0-100) of `original_width` (x, width,
 radiusX) or `original_height` (y, height, radiusY). A rectangle's `x`, `y` are
@@ -67,7 +70,7 @@ def sniff_labelstudio(head: str) -> bool:
     """
     text = head.lstrip("\ufeff \t\r\n")
     return text.startswith("[") and re.search(
-        r'"(annotations|completions|predictions|data)"\s*:', text) is not None and (
+        r'"(annotations|completions|predictions|data|original_width)"\s*:', text) is not None and (
         '"regions"' not in text)
 
 
@@ -163,6 +166,9 @@ def read_labelstudio(
     first_name = None
     for t, task in enumerate(tasks):
         task_label = f"task {task.get('id', t)}" if isinstance(task, dict) else f"task[{t}]"
+        if isinstance(task, dict) and "data" not in task and _min_regions(task):
+            first_name = first_name or _read_min_task(builder, task_label, task)
+            continue
         image = _task_image(task) if isinstance(task, dict) else None
         if image is None:
             builder.error("bad_record", "the task has no image in 'data'; expected "
@@ -183,6 +189,45 @@ def read_labelstudio(
         if len(builder) == regions_before:
             builder.rows_without_regions.append({"row": task_label, "filename": filename})
     return builder.frame(_image_dir(source, first_name))
+
+
+def _min_regions(task: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The region lists of a JSON-MIN task: `{from_name: [{x, y, ..., original_width}]}`."""
+    return {key: value for key, value in task.items()
+            if isinstance(value, list) and value and all(
+                isinstance(v, dict) and "original_width" in v for v in value)}
+
+
+def _min_type(region: dict[str, Any]) -> str:
+    found = next((k for k in _LABEL_KEYS if k in region), None)
+    if found is not None and found != "labels":
+        return found
+    if "points" in region:
+        return "polygon"
+    if "radiusX" in region:
+        return "ellipse"
+    return "rectangle" if "width" in region else "keypoint"
+
+
+def _read_min_task(builder: RegionFrameBuilder, task_label: str, task: dict[str, Any]) -> str:
+    """Read one task of the JSON-MIN export (regions flattened beside the image key)."""
+    regions = _min_regions(task)
+    image = task.get("image")
+    if not isinstance(image, str):
+        image = next((v for k, v in task.items() if isinstance(v, str) and k not in (
+            "annotator", "created_at", "updated_at")), "")
+    filename = image_name(image)
+    before = len(builder)
+    for key, items in regions.items():
+        for r, region in enumerate(items):
+            result = {"type": _min_type(region), "from_name": key, "value": region,
+                      "original_width": region.get("original_width"),
+                      "original_height": region.get("original_height")}
+            _result(builder, f"{task_label}/{key}[{r}]", filename, result, task.get("annotator"),
+                    task.get("id"))
+    if len(builder) == before:
+        builder.rows_without_regions.append({"row": task_label, "filename": filename})
+    return filename
 
 
 def _image_dir(source: str, name: str | None) -> str:
