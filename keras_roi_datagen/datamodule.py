@@ -51,7 +51,9 @@ class RoiDataModule:
     """Splits, vocabularies and datasets of every stage, from one table.
 
     Args:
-        table: A DataFrame, or the path of a VIA export or CSV file.
+        table: A DataFrame, or the path of an annotation file or folder (VIA,
+            COCO, VOC, YOLO, Label Studio, CVAT; see `read_annotations`;
+            `format=` among `dataset_kwargs` forces one) or CSV file.
         image_dir: Folder of the images (defaults as in `RoiDataset`).
         validation_split: Fraction of rows for validation. Defaults to 0.2.
         test_split: Fraction of rows for testing. Defaults to 0.

@@ -1,8 +1,12 @@
-"""Reading annotation tables: VIA exports (CSV and JSON, VIA 1 to 3) and plain CSV.
+"""Reading annotation tables: VIA exports (CSV and JSON, VIA 1 to 3), COCO, Pascal VOC,
+YOLO, Label Studio and CVAT (one module each, behind `registry`), and plain CSV.
 
-`read_table` is the entry point: it takes a path or a DataFrame and returns a
-DataFrame indexed by row label (CSV line number, or `"<filename>#<k>"` for VIA
-JSON), with `attrs["source"]` and `attrs["format"]` set.
+`read_annotations` reads any annotation format into the common region frame
+(`regions`); `read_table` is what the index uses: it takes a path or a
+DataFrame and returns a DataFrame indexed by row label (CSV line number,
+`"<filename>#<k>"` for VIA JSON, the format's record label otherwise), with
+`attrs["source"]` and `attrs["format"]` set. `write_annotations` writes COCO,
+COCO results and VIA CSV.
 """
 
 from __future__ import annotations
