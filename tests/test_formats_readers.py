@@ -290,3 +290,11 @@ def test_labelstudio_json_min_export(tmp_path: Path) -> None:
         0, 0, 128, 64, "dog"]
     assert set(frame["annotator"]) == {"a@example.org"}
     assert len(RoiDataset(path, y_cols="label", image_size=(8, 8)).index) == 2
+
+
+def test_crowd_regions_left_out_are_dataset_warnings(tmp_path: Path) -> None:
+    crowd = {"id": 2, "image_id": 1, "category_id": 3, "iscrowd": 1, "bbox": [5, 6, 7, 8]}
+    plain = {"id": 1, "image_id": 1, "category_id": 8, "bbox": [1, 2, 30, 40]}
+    ds = RoiDataset(_coco(tmp_path, [plain, crowd]), y_cols="label", image_size=(8, 8))
+    assert len(ds.index) == 1 and not ds.skipped
+    assert [(p.kind, p.row) for p in ds.warnings] == [("crowd_region", 1)]
