@@ -1,5 +1,7 @@
-"""Reading annotation tables: VIA exports (CSV and JSON, VIA 1 to 3), COCO, Pascal VOC,
-YOLO, Label Studio and CVAT (one module each, behind `registry`), and plain CSV.
+"""Reading annotation tables: VIA, COCO, Pascal VOC, YOLO, Label Studio, CVAT and plain CSV.
+
+Each annotation format is one module behind `registry` (VIA exports are CSV or
+JSON, VIA 1 to 3).
 
 `read_annotations` reads any annotation format into the common region frame
 (`regions`); `read_table` is what the index uses: it takes a path or a

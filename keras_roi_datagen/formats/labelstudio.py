@@ -16,8 +16,8 @@ Geometry: every value is a percentage (0-100) of `original_width` (x, width,
 radiusX) or `original_height` (y, height, radiusY). A rectangle's `x`, `y` are
 its top-left corner *before* rotation and `rotation` turns it clockwise, in
 degrees, about that corner (in pixels: percentages of a non-square image are
-converted first; label-studio-converter #131 reports converters getting this wrong). Ellipses are
-centred on `x`, `y`; polygons list `points` `[[x, y], ...]`; key points are
+converted first; label-studio-converter #131 reports converters getting this
+wrong). Ellipses are centred on `x`, `y`; polygons list `points` `[[x, y], ...]`; key points are
 points. Brush masks (RLE) are left out with a warning. Image paths:
 `/data/local-files/?d=<path>` gives `<path>`, `/data/upload/<n>/<hash>-<name>`
 gives `<name>`. Row labels: `"task <id>/<result id>"` (or positions).
