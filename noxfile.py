@@ -110,6 +110,7 @@ def bench(session: nox.Session) -> None:
     REPORTS.mkdir(exist_ok=True)
     session.run("python", "benchmarks/run.py", "--report", str(REPORTS / "bench.json"),
                 *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+    session.run("python", "benchmarks/coco_stream.py", "--report", str(REPORTS / "coco_stream.json"))
 
 
 @nox.session(venv_backend="none")

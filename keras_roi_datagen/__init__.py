@@ -32,6 +32,8 @@ _EXPORTS = {
     "read_via_csv": "keras_roi_datagen.formats.via",
     "read_via_json": "keras_roi_datagen.formats.via",
     "read_table": "keras_roi_datagen.formats",
+    "read_annotations": "keras_roi_datagen.formats",
+    "write_annotations": "keras_roi_datagen.formats.writers",
     "plan_epoch": "keras_roi_datagen.planning",
     "make_demo_dataset": "keras_roi_datagen.demo",
     "Problem": "keras_roi_datagen.errors",
@@ -60,9 +62,11 @@ if TYPE_CHECKING:
     from keras_roi_datagen.errors import RoiDatagenError as RoiDatagenError
     from keras_roi_datagen.errors import StateMismatchError as StateMismatchError
     from keras_roi_datagen.errors import WorkerError as WorkerError
+    from keras_roi_datagen.formats import read_annotations as read_annotations
     from keras_roi_datagen.formats import read_table as read_table
     from keras_roi_datagen.formats.via import read_via_csv as read_via_csv
     from keras_roi_datagen.formats.via import read_via_json as read_via_json
+    from keras_roi_datagen.formats.writers import write_annotations as write_annotations
     from keras_roi_datagen.labels import LabelVocabulary as LabelVocabulary
     from keras_roi_datagen.planning import plan_epoch as plan_epoch
     from keras_roi_datagen.validation import ValidationReport as ValidationReport

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["UsageError", "build_parser", "main"]
 
 PROG = "keras-roi-datagen"
+_FORMATS = ("auto", "via", "coco", "voc", "yolo", "labelstudio", "cvat")  # formats.FORMATS
 _BOX_FORMATS = ("xywh", "xyxy", "rel_xywh", "rel_xyxy")
 _INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "hamming", "box", "lanczos")
 _COLOR_MODES = ("rgb", "grayscale", "rgba")
@@ -143,12 +144,17 @@ def _common_parent() -> argparse.ArgumentParser:
 def _table_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("table", metavar="TABLE",
-                        help="VIA export (CSV or JSON, VIA 1 to 3) or a CSV table, one row per region")
+                        help="annotations: a VIA export (CSV or JSON, VIA 1 to 3), COCO JSON, Label "
+                             "Studio JSON, CVAT XML, Pascal VOC XML (file or folder), a YOLO folder, "
+                             "or a CSV table, one row per region")
+    parent.add_argument("--format", default="auto", choices=_FORMATS,
+                        help="annotation format of TABLE (default: auto, detected)")
     parent.add_argument("--image-dir", metavar="DIR",
                         help="folder the file names are relative to (default: the table's folder)")
     parent.add_argument("--y-cols", type=_columns, metavar="A,B",
                         help="label columns (default: for VIA exports, every region attribute "
-                             "found; otherwise name,type)")
+                             "found; label for COCO, VOC, YOLO, Label Studio and CVAT; otherwise "
+                             "name,type)")
     parent.add_argument("--x-col", default="filename", metavar="COL",
                         help="column of image file names in a plain CSV (default: filename)")
     parent.add_argument("--box-col", default="region_shape_attributes", metavar="COL",
@@ -306,7 +312,7 @@ class _Preview:
 
 def _table_path(args: argparse.Namespace) -> str:
     path = str(os.fspath(args.table))
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise UsageError(f"annotation table not found: {path!r}")
     if args.image_dir is not None and not os.path.isdir(args.image_dir):
         raise UsageError(f"--image-dir is not a folder: {args.image_dir!r}")
@@ -343,18 +349,21 @@ def _with_cli_hint(exc: Exception) -> Exception:
 
 def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False) -> _Table:
     from keras_roi_datagen.boxes import BoxFormat
-    from keras_roi_datagen.formats import detect_via_format
+    from keras_roi_datagen.formats import detect_format, detect_via_format
     from keras_roi_datagen.index import TableSpec, build_index
 
     path = _table_path(args)
-    fmt = detect_via_format(path)
+    kind = args.format if args.format != "auto" else detect_format(path)
+    fmt = detect_via_format(path) if kind == "via" else None
     survey = _survey_via(path) if fmt and (shapes or args.y_cols is None) else None
+    regions = kind not in ("via", "csv")  # the common region frame: x, y, w, h, label
     y_cols = args.y_cols if args.y_cols is not None else (
-        tuple(survey.attribute_keys) if survey else ("name", "type"))
+        tuple(survey.attribute_keys) if survey else ("label",) if regions else ("name", "type"))
     spec = TableSpec(
         image_dir=args.image_dir, x_col=args.x_col, box_col=args.box_col, box_cols=args.box_cols,
         box_format=BoxFormat.parse(args.box_format), y_cols=tuple(y_cols),
-        allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files)
+        allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files,
+        format=kind)
     try:
         build = build_index(path, spec)
     except Exception as exc:
@@ -362,7 +371,7 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False) 
         if hinted is exc:
             raise
         raise hinted from exc
-    return _Table(path, fmt or "csv", spec, build, survey)
+    return _Table(path, fmt or kind, spec, build, survey)
 
 
 # -- demo -------------------------------------------------------------------------------------
@@ -401,19 +410,21 @@ def _label_counts(index: RoiIndex, vocabularies: dict[str, LabelVocabulary]) -> 
 
 
 def _generic_shapes(table: _Table) -> dict[str, int]:
-    import json
-
     from keras_roi_datagen.formats import read_table
+    from keras_roi_datagen.formats.via_common import parse_box_cell
 
     spec = table.spec
     if spec.box_cols:
         return {f"four columns ({spec.box_format.value})": table.build.n_rows}
+    frame = read_table(table.path, format=spec.format, on_error="collect")
+    if spec.box_col not in frame.columns and "shape" in frame.columns:  # a region frame
+        return dict(Counter(str(v) for v in frame["shape"].tolist()).most_common())
     shapes: Counter[str] = Counter()
-    for value in read_table(table.path)[spec.box_col].tolist():
+    for value in frame[spec.box_col].tolist():
         if isinstance(value, str) and value.strip().startswith("{"):
             try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
+                value = parse_box_cell(value)
+            except ValueError:
                 value = None
         if isinstance(value, dict):
             shapes[str(value.get("name", "?"))] += 1

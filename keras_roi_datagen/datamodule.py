@@ -42,7 +42,7 @@ __all__ = ["RoiDataModule"]
 _STAGES = ("fit", "validate", "test", "predict")
 _SPLIT_ALIASES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1,
                   "test": 2, "testing": 2}
-_SPEC_KEYS = ("x_col", "box_col", "box_cols", "box_format", "allow_outside_image_dir")
+_SPEC_KEYS = ("x_col", "box_col", "box_cols", "box_format", "allow_outside_image_dir", "format")
 _OWNED = ("shuffle", "seed", "vocabularies", "table", "y_cols", "batch_size", "image_size",
           "class_weight")
 _STATE_VERSION = 1
@@ -52,7 +52,9 @@ class RoiDataModule:
     """Splits, vocabularies and datasets of every stage, from one table.
 
     Args:
-        table: A DataFrame, or the path of a VIA export or CSV file.
+        table: A DataFrame, or the path of an annotation file or folder (VIA,
+            COCO, VOC, YOLO, Label Studio, CVAT; see `read_annotations`;
+            `format=` among `dataset_kwargs` forces one) or CSV file.
         image_dir: Folder of the images (defaults as in `RoiDataset`).
         validation_split: Fraction of rows for validation. Defaults to 0.2.
         test_split: Fraction of rows for testing. Defaults to 0.
@@ -143,7 +145,7 @@ class RoiDataModule:
             spec_args["box_format"] = BoxFormat.parse(spec_args["box_format"])
         if spec_args.get("box_cols") is not None:
             spec_args["box_cols"] = tuple(spec_args["box_cols"])
-        image_dir = self.image_dir
+        image_dir = self.image_dir or self._read().attrs.get("image_dir")
         if image_dir is None and not isinstance(self.table, pd.DataFrame):
             image_dir = os.path.dirname(os.path.abspath(os.fspath(self.table)))
         return TableSpec(image_dir=image_dir, y_cols=tuple(y_cols), **spec_args)
@@ -153,7 +155,8 @@ class RoiDataModule:
             from keras_roi_datagen.formats import read_table
 
             skipping = self.dataset_kwargs.get("on_error", "raise") == "skip"
-            self.frame = read_table(self.table, on_error="collect" if skipping else "raise")
+            self.frame = read_table(self.table, on_error="collect" if skipping else "raise",
+                                    format=self.dataset_kwargs.get("format", "auto"))
         return self.frame
 
     def validate(self, *, decode: bool = False, progress: bool = True) -> ValidationReport:
@@ -168,7 +171,7 @@ class RoiDataModule:
         """
         build = build_index(self._read(), self._spec(self.y_cols))
         _, problems = self._scan(build, decode=decode, progress=progress)
-        unreadable = len(self._read().attrs.get("problems", []))
+        unreadable = sum(p.severity == "error" for p in self._read().attrs.get("problems", []))
         return ValidationReport(problems, n_rows=build.n_rows + unreadable,
                                 n_images=len(build.index.paths), decoded=decode)
 

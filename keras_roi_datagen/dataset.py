@@ -38,6 +38,7 @@ from PIL import Image
 from keras_roi_datagen.batching import Batch, BatchAssembler, stream_batches
 from keras_roi_datagen.boxes import BoxFormat
 from keras_roi_datagen.errors import Problem, StateMismatchError, raise_problems
+from keras_roi_datagen.formats.registry import FORMATS
 from keras_roi_datagen.imaging import COLOR_MODES, INTERPOLATIONS, DecodeOptions, decode_batch
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.labels import LabelVocabulary
@@ -208,6 +209,13 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         max_queue_size: Batches decoded ahead of training, at most.
         worker_timeout: Seconds one batch may take before its worker is
             declared hung. Defaults to 600; `None` waits forever.
+        format: The annotation format of a `table` path: `"auto"` (default:
+            detected) or `"via"`, `"coco"`, `"voc"`, `"yolo"`,
+            `"labelstudio"`, `"cvat"` (see `read_annotations`). Such a path
+            (or the frame `read_annotations` returns) needs no box
+            arguments: its `x`, `y`, `w`, `h` columns are used, its class
+            is `y_cols="label"`, and `image_dir` defaults to where the
+            format keeps its images.
 
     Example:
     ```python
@@ -251,6 +259,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
         worker_timeout: float | None = 600.0,
+        format: str = "auto",
     ) -> None:
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
@@ -277,6 +286,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         _check_choice("data_format", data_format, _DATA_FORMATS)
         self.data_format = data_format
         _check_choice("on_error", on_error, ["raise", "skip"])
+        _check_choice("format", format, ["auto", *FORMATS])
         self.image_size = _check_size(image_size)
         self.box_format = BoxFormat.parse(box_format)
         self.y_cols = tuple(y_cols)
@@ -305,7 +315,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             image_dir=os.fspath(image_dir) if image_dir is not None else None,
             x_col=x_col, box_col=box_col, box_cols=tuple(box_cols) if box_cols else None,  # type: ignore[arg-type]
             box_format=self.box_format, y_cols=self.y_cols,
-            allow_outside_image_dir=allow_outside_image_dir,
+            allow_outside_image_dir=allow_outside_image_dir, format=format,
         )
         build = table if isinstance(table, IndexBuild) else build_index(
             table, self.spec, vocabularies)

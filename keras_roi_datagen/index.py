@@ -11,7 +11,6 @@ streamed record by record, so the table never has to fit in a DataFrame.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from array import array
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -48,6 +47,7 @@ class TableSpec:
     y_cols: tuple[str, ...] = ("name", "type")
     allow_outside_image_dir: bool = False
     check_files: bool = True
+    format: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -268,10 +268,12 @@ class _Collector:
 
 def _to_xyxy(value: Any, box_format: BoxFormat) -> tuple[float, ...]:
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ShapeError("bad_json", f"the box is not valid JSON ({exc.msg}).") from None
+        from keras_roi_datagen.formats.via_common import parse_box_cell
+
+        try:  # the spellings files accept: JSON, Python literals from `to_csv`, VIA 1 beta
+            value = parse_box_cell(value)
+        except ValueError as exc:
+            raise ShapeError("bad_json", f"the box is not valid JSON ({exc}).") from None
     if isinstance(value, Mapping):
         return shape_to_xyxy(value)
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -309,6 +311,8 @@ def _frame_rows(frame: pd.DataFrame, spec: TableSpec, source: str | None) -> Ite
     if missing:
         hint = "" if spec.box_cols or spec.box_col in frame.columns else (
             " For four numeric box columns pass `box_cols=(...)`.")
+        if "label" in frame.columns and "label" not in spec.y_cols:
+            hint += " Annotation formats name each region's class `label`: pass y_cols='label'."
         raise AnnotationError.from_problems([Problem(
             "missing_column",
             f"the table has no column(s) {missing}; it has {list(frame.columns)}.{hint}",
@@ -324,12 +328,22 @@ def _frame_rows(frame: pd.DataFrame, spec: TableSpec, source: str | None) -> Ite
         yield _RawRow(row, position, filename, list(box) if spec.box_cols else box, labels)
 
 
-def _is_via_file(path: str) -> bool:
-    if path.lower().endswith(".json"):
-        return True
-    with open(path, "rb") as handle:
-        head = handle.read(65536)
-    return b"region_shape_attributes" in head or b"spatial_coordinates" in head
+def _is_via_path(table: str | os.PathLike[str], spec: TableSpec) -> bool:
+    """Whether a path is read by streaming VIA records (every other file becomes a frame)."""
+    from keras_roi_datagen.formats import detect_format
+
+    return (spec.format if spec.format != "auto" else detect_format(table)) == "via"
+
+
+def _frame_spec(frame: pd.DataFrame, spec: TableSpec) -> TableSpec:
+    """Fill what a region frame (`read_annotations`) tells: its image folder and box columns."""
+    if spec.image_dir is None and frame.attrs.get("image_dir"):
+        spec = replace(spec, image_dir=frame.attrs["image_dir"])
+    if (spec.box_cols is None and spec.box_col not in frame.columns
+            and spec.box_col == TableSpec.box_col
+            and all(c in frame.columns for c in ("x", "y", "w", "h"))):
+        spec = replace(spec, box_cols=("x", "y", "w", "h"))
+    return spec
 
 
 def _resolve_vocabularies(
@@ -451,21 +465,31 @@ def build_index(
     """
     source = None
     without: list[dict[str, Any]] = []
+    read_problems: list[Problem] = []
+    if not isinstance(table, pd.DataFrame) and not _is_via_path(table, spec):
+        from keras_roi_datagen.formats import read_table
+
+        # Every other format becomes the common region frame; its reader's
+        # problems are this build's problems, as a VIA file's records' are.
+        path = os.fspath(table)
+        table = read_table(path, on_error="collect", format=spec.format)
+        read_problems = list(table.attrs.get("problems", []))
+        if spec.image_dir is None:
+            spec = replace(spec, image_dir=table.attrs.get("image_dir") or os.path.dirname(
+                os.path.abspath(path)))
     if isinstance(table, pd.DataFrame):
         source = table.attrs.get("source")
         without = list(table.attrs.get("rows_without_regions", []))
+        spec = _frame_spec(table, spec)
         raw_rows = _frame_rows(table, spec, source)
     else:
         source = os.fspath(table)
         if spec.image_dir is None:
             spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
-        if _is_via_file(source):
-            raw_rows = _via_rows(source, spec, without)
-        else:
-            from keras_roi_datagen.formats import read_table
-
-            raw_rows = _frame_rows(read_table(source), spec, source)
+        raw_rows = _via_rows(source, spec, without)
     collected = _Collector(spec, source)
+    collected.problems.extend(read_problems)
+    collected.n_rows += sum(p.severity == "error" for p in read_problems)
     for raw in raw_rows:
         collected.add(raw)
     vocabs = _resolve_vocabularies(collected, vocabularies)

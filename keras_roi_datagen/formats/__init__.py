@@ -1,8 +1,14 @@
-"""Reading annotation tables: VIA exports (CSV and JSON, VIA 1 to 3) and plain CSV.
+"""Reading annotation tables: VIA, COCO, Pascal VOC, YOLO, Label Studio, CVAT and plain CSV.
 
-`read_table` is the entry point: it takes a path or a DataFrame and returns a
-DataFrame indexed by row label (CSV line number, or `"<filename>#<k>"` for VIA
-JSON), with `attrs["source"]` and `attrs["format"]` set.
+Each annotation format is one module behind `registry` (VIA exports are CSV or
+JSON, VIA 1 to 3).
+
+`read_annotations` reads any annotation format into the common region frame
+(`regions`); `read_table` is what the index uses: it takes a path or a
+DataFrame and returns a DataFrame indexed by row label (CSV line number,
+`"<filename>#<k>"` for VIA JSON, the format's record label otherwise), with
+`attrs["source"]` and `attrs["format"]` set. `write_annotations` writes COCO,
+COCO results and VIA CSV.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import pandas as pd
 
 from keras_roi_datagen.formats.generic import read_generic_csv
+from keras_roi_datagen.formats.registry import FORMATS, detect_format, read_annotations
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
     OnError,
@@ -24,18 +31,23 @@ from keras_roi_datagen.formats.via import (
     read_via_json,
     sniff_csv,
 )
+from keras_roi_datagen.formats.writers import write_annotations
 
 __all__ = [
+    "FORMATS",
     "STANDARD_COLUMNS",
     "ViaRecord",
+    "detect_format",
     "detect_via_format",
     "is_via_table",
     "iter_via_records",
+    "read_annotations",
     "read_generic_csv",
     "read_table",
     "read_via",
     "read_via_csv",
     "read_via_json",
+    "write_annotations",
 ]
 
 
@@ -58,7 +70,7 @@ def is_via_table(df: pd.DataFrame) -> bool:
 
 def read_table(
     source: pd.DataFrame | str | os.PathLike[str], *, encoding: str = "utf-8",
-    on_error: OnError = "raise",
+    on_error: OnError = "raise", format: str = "auto",
 ) -> pd.DataFrame:
     """Read an annotation table from a file, or copy one given as a DataFrame.
 
@@ -72,9 +84,12 @@ def read_table(
         source: A path, or a DataFrame (returned as a deep copy; the caller's
             frame is never modified).
         encoding: The encoding of files without a byte-order mark.
-        on_error: For VIA files: `"raise"` (one error listing every malformed
-            row) or `"collect"` (malformed rows are dropped and listed, as
-            `Problem`s, in `attrs["problems"]`).
+        on_error: For annotation files: `"raise"` (one error listing every
+            malformed row) or `"collect"` (malformed rows are dropped and
+            listed, as `Problem`s, in `attrs["problems"]`).
+        format: `"auto"` (detected by `detect_format`) or a format name. COCO,
+            VOC, YOLO, Label Studio and CVAT sources (files or folders) are
+            read with `read_annotations` into the common region frame.
 
     Returns:
         The table. For files: index = CSV line number (index name `"line"`) or
@@ -100,8 +115,12 @@ def read_table(
         raise TypeError(
             f"`source` must be a path or a pandas DataFrame. Received: {type(source).__name__}"
         )
-    if not os.path.isfile(source):
+    if not os.path.exists(source):
         raise FileNotFoundError(f"annotation table not found: {os.fspath(source)!r}")
+    found = detect_format(source) if format == "auto" else format
+    if found not in ("via", "csv") or os.path.isdir(source):
+        return read_annotations(source, found, encoding=encoding,
+                                on_error="skip" if on_error == "collect" else on_error)
     if os.fspath(source).lower().endswith(".json"):
         return read_via_json(source, encoding=encoding, on_error=on_error)
     if sniff_csv(source, encoding).kind is not None:

@@ -27,6 +27,7 @@ __all__ = [
     "ViaRecord",
     "check_on_error",
     "fail",
+    "parse_box_cell",
     "parse_object",
     "to_int",
 ]
@@ -212,6 +213,47 @@ def parse_object(value: Any, *, numbers: bool = False) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise ValueError(f"found a JSON {type(parsed).__name__}, not an object")
     return parsed
+
+
+def parse_box_cell(text: str) -> Any:
+    """Parse a box cell of a table: a shape object or a list of four numbers, as text.
+
+    Accepts what `parse_object` accepts for objects (JSON, a Python dict
+    literal as `DataFrame.to_csv` writes it, VIA 1.0.0-beta `key=value;`),
+    and a JSON or Python list or tuple of numbers (`"[1, 2, 3, 4]"`,
+    `"(1, 2, 3, 4)"`).
+
+    Args:
+        text: The cell's text.
+
+    Returns:
+        The parsed dict or list.
+
+    Raises:
+        ValueError: With the JSON parser's reason, when no spelling fits.
+
+    Example:
+    >>> parse_box_cell("{'name': 'rect', 'x': 1}"), parse_box_cell("(1, 2, 3, 4)")
+    ({'name': 'rect', 'x': 1}, [1, 2, 3, 4])
+
+    """
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        return parse_object(stripped, numbers=True)
+    try:
+        return _DECODER.decode(stripped)
+    except json.JSONDecodeError as error:
+        if stripped.startswith(("[", "(")):
+            try:
+                value = ast.literal_eval(stripped)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = None
+            if isinstance(value, (list, tuple)):
+                return list(value)
+        parsed = _keyval_literal(stripped, True)
+        if parsed is not None:
+            return parsed
+        raise ValueError(f"{error.msg} at character {error.pos}") from None
 
 
 def _python_literal(text: str) -> dict[str, Any] | None:
