@@ -178,11 +178,11 @@ def _open_unchecked(path: str) -> Image.Image:
             loader()
             for format_id in list(Image.ID):
                 factory, accept = Image.OPEN[format_id]
-                accepted = accept(prefix) if accept is not None else True
-                if isinstance(accepted, str) or not accepted:  # a str is Pillow's warning
-                    continue
-                handle.seek(0)
                 try:
+                    accepted = accept(prefix) if accept is not None else True
+                    if isinstance(accepted, str) or not accepted:  # a str is Pillow's warning
+                        continue
+                    handle.seek(0)
                     image = factory(handle, path)
                 except (SyntaxError, IndexError, TypeError, struct.error):
                     continue
