@@ -44,6 +44,8 @@ _EXPORTS = {
     "ImageReadError": "keras_roi_datagen.errors",
     "WorkerError": "keras_roi_datagen.errors",
     "StateMismatchError": "keras_roi_datagen.errors",
+    "UnsupportedSetupError": "keras_roi_datagen.errors",
+    "discover_shard": "keras_roi_datagen.sharding",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from keras_roi_datagen.errors import Problem as Problem
     from keras_roi_datagen.errors import RoiDatagenError as RoiDatagenError
     from keras_roi_datagen.errors import StateMismatchError as StateMismatchError
+    from keras_roi_datagen.errors import UnsupportedSetupError as UnsupportedSetupError
     from keras_roi_datagen.errors import WorkerError as WorkerError
     from keras_roi_datagen.formats import read_annotations as read_annotations
     from keras_roi_datagen.formats import read_table as read_table
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
     from keras_roi_datagen.formats.writers import write_annotations as write_annotations
     from keras_roi_datagen.labels import LabelVocabulary as LabelVocabulary
     from keras_roi_datagen.planning import plan_epoch as plan_epoch
+    from keras_roi_datagen.sharding import discover_shard as discover_shard
     from keras_roi_datagen.validation import ValidationReport as ValidationReport
 
 

@@ -37,7 +37,7 @@ from PIL import Image
 
 from keras_roi_datagen.batching import Batch, BatchAssembler, stream_batches
 from keras_roi_datagen.boxes import BoxFormat
-from keras_roi_datagen.errors import Problem, StateMismatchError, raise_problems
+from keras_roi_datagen.errors import Problem, StateMismatchError, UnsupportedSetupError, raise_problems
 from keras_roi_datagen.formats.registry import FORMATS
 from keras_roi_datagen.imaging import COLOR_MODES, INTERPOLATIONS, DecodeOptions, decode_batch
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
@@ -659,7 +659,34 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         options = tf.data.Options()
         options.autotune.enabled = False
         options.threading.private_threadpool_size = 1
-        return dataset.with_options(options)
+        # The dataset shards itself: each host's batches are its own part.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+        return self._tf_per_host(tf, dataset)
+
+    def _tf_per_host(self, tf: Any, dataset: Any) -> Any:
+        """Refuses TensorFlow multi-worker training, which cannot serve host parts.
+
+        Keras applies `experimental_distribute_dataset` to the dataset, which
+        reads each batch as a global one and splits it between all replicas,
+        so every host would train on a fraction of its rows. Handing it
+        per-host batches (`distribute_datasets_from_function`) gets no
+        further: Keras 3.15.1's `fit` under `MultiWorkerMirroredStrategy`
+        passes the whole first batch to `strategy.reduce`, which refuses a
+        nested batch (also with a plain `tf.data` dataset of `(x, (y1, y2))`).
+        """
+        multi_worker = tf.distribute.has_strategy() and isinstance(
+            tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
+        if self.shard[1] > 1 and (multi_worker or "TF_CONFIG" in os.environ):
+            raise UnsupportedSetupError(
+                f"This dataset is host {self.shard[0]} of {self.shard[1]} under TensorFlow "
+                "multi-worker training. Keras 3 feeds a multi-worker strategy through "
+                "`experimental_distribute_dataset`, which splits every host's batch between all "
+                "replicas (each host would train on part of its rows), and its `fit` under "
+                "`MultiWorkerMirroredStrategy` fails on multi-output batches. Train on several "
+                "hosts with the JAX backend and `keras.distribution.DataParallel`, or with "
+                "PyTorch DDP (README: 'Training on several hosts').")
+        return dataset
 
     def _tf_batches(self) -> Iterator[Batch]:
         # TensorFlow turns an exception in a generator into an opaque op error.

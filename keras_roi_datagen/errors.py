@@ -156,6 +156,10 @@ class StateMismatchError(RoiDatagenError, ValueError):
     """A saved iteration state does not fit the dataset it is restored into."""
 
 
+class UnsupportedSetupError(RuntimeError):
+    """The training setup cannot serve this dataset exactly once; the message says why."""
+
+
 def error_class_for(kind: str) -> type[RoiDatagenError]:
     """Returns the exception class used for a problem kind.
 

@@ -119,3 +119,15 @@ def test_a_symlink_inside_image_dir_that_leads_out_is_refused(tmp_path):
         RoiDataset(table, image_dir=images, image_size=(8, 8), seed=1)
     assert len(RoiDataset(table, image_dir=images, image_size=(8, 8), seed=1,
                           allow_outside_image_dir=True)[0][0]) == 1
+
+
+def test_tensorflow_multi_worker_training_is_refused_with_the_reason(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow", reason="tensorflow is not installed in this environment")
+    from keras_roi_datagen import UnsupportedSetupError
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, '
+                                    '"task": {"type": "worker", "index": 1}}')
+    ds = make(tmp_path)  # shard="auto" reads TF_CONFIG once TensorFlow is imported
+    assert ds.shard == (1, 2)
+    with pytest.raises(UnsupportedSetupError, match=r"host 1 of 2 under TensorFlow multi-worker"):
+        ds.get_tf_dataset()

@@ -6,6 +6,13 @@ localhost coordinator, gloo CPU collectives) and train a two-head model with
 divide into global batches (`shard="auto"` finds each host's place). Then a run
 on 2 hosts is stopped mid-epoch and resumed on 1 host and on 3 hosts.
 
+PyTorch: ranks join one `torch.distributed` gloo group and train a Keras
+model wrapped in `DistributedDataParallel` in a torch loop, as in Keras's
+guide to distributed training with PyTorch. TensorFlow: two workers under
+`MultiWorkerMirroredStrategy` must get the library's clear refusal (Keras 3
+splits each host's batch between all replicas, and its `fit` there fails on
+multi-output batches even with plain `tf.data`).
+
 Each host records, per epoch, the steps it trained and the rows it trained with
 weight > 0; the launcher asserts that every host ran the same number of steps,
 that the hosts together trained every row exactly once per epoch, and that the
@@ -26,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 BATCH_SIZE = 4
 SEED = 31
@@ -38,19 +46,29 @@ def _free_port() -> int:
 
 
 def host_main(args: argparse.Namespace) -> None:
-    """One host of a JAX multi-process run; writes its record as JSON."""
-    import jax
+    """One host of a JAX (or TensorFlow multi-worker) run; writes its record as JSON."""
+    import contextlib
 
-    jax.distributed.initialize(f"127.0.0.1:{args.port}", args.hosts, args.index)
-    import keras
+    scope: Any = contextlib.nullcontext
+    if args.host == "tensorflow":
+        import tensorflow as tf
+
+        scope = tf.distribute.MultiWorkerMirroredStrategy().scope
+        import keras
+    else:
+        import jax
+
+        jax.distributed.initialize(f"127.0.0.1:{args.port}", args.hosts, args.index)
+        import keras
+
+        distribution = keras.distribution.DataParallel(devices=jax.devices())
+        distribution.auto_shard_dataset = False  # the dataset shards itself
+        keras.distribution.set_distribution(distribution)
     import numpy as np
 
-    from keras_roi_datagen import RoiDataset
+    from keras_roi_datagen import RoiDataset, UnsupportedSetupError
 
     keras.utils.set_random_seed(SEED)
-    distribution = keras.distribution.DataParallel(devices=jax.devices())
-    distribution.auto_shard_dataset = False  # the dataset shards itself
-    keras.distribution.set_distribution(distribution)
 
     trained: list[list[int]] = []
 
@@ -84,20 +102,26 @@ def host_main(args: argparse.Namespace) -> None:
             if args.stop_after and sum(steps) >= args.stop_after:
                 self.model.stop_training = True
 
-    inputs = keras.Input((24, 24, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = [keras.layers.Dense(v.num_classes, activation="softmax", name=c)(x)
-               for c, v in ds.vocabularies.items()]
-    model = keras.Model(inputs, outputs)
-    model.compile("adam", ["categorical_crossentropy"] * 2,
-                  weighted_metrics=[["accuracy"], ["accuracy"]])
+    with scope():
+        inputs = keras.Input((24, 24, 3))
+        x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        outputs = [keras.layers.Dense(v.num_classes, activation="softmax", name=c)(x)
+                   for c, v in ds.vocabularies.items()]
+        model = keras.Model(inputs, outputs)
+        model.compile("adam", ["categorical_crossentropy"] * 2,
+                      weighted_metrics=[["accuracy"], ["accuracy"]])
     callbacks = [Count()]
     if args.state_out:
         from keras_roi_datagen import DatasetCheckpoint
 
         callbacks.append(DatasetCheckpoint(ds, args.state_out, save_freq=1, delete_on_end=False))
-    model.fit(ds, epochs=args.epochs, verbose=0, callbacks=callbacks)
+    try:
+        with scope():  # TensorFlow multi-worker: fit inside the strategy's scope
+            model.fit(ds, epochs=args.epochs, verbose=0, callbacks=callbacks)
+    except UnsupportedSetupError as refused:
+        Path(args.out).write_text(json.dumps({"shard": list(ds.shard), "refused": str(refused)}))
+        return
     weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights()))
     record = {"shard": list(ds.shard), "steps": steps, "rows": trained, "len": len(ds),
               "weights": weights.hexdigest(), "state": ds.get_state()}
@@ -175,7 +199,12 @@ def run_hosts(data: Path, hosts: int, work: Path, name: str, epochs: int, stop_a
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs = []
+    ports = [_free_port() for _ in range(hosts)]
     for index in range(hosts):
+        if backend == "tensorflow":
+            env["TF_CONFIG"] = json.dumps({
+                "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                "task": {"type": "worker", "index": index}})
         command = [sys.executable, __file__, "--host", backend, "--data", str(data), "--hosts", str(hosts),
                    "--index", str(index), "--port", str(port), "--epochs", str(epochs),
                    "--stop-after", str(stop_after), "--out", str(work / f"{name}-{index}.json")]
@@ -183,7 +212,7 @@ def run_hosts(data: Path, hosts: int, work: Path, name: str, epochs: int, stop_a
             command += ["--state-in", str(state_in)]
         if state_out:
             command += ["--state-out", str(state_out)]
-        procs.append(subprocess.Popen(command, env=env))
+        procs.append(subprocess.Popen(command, env=dict(env)))
     for proc in procs:
         if proc.wait(timeout=600):
             raise SystemExit(f"FAILED: {name}: a host exited with {proc.returncode}")
@@ -211,7 +240,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", default="reports/distributed.json")
     parser.add_argument("--host", help=argparse.SUPPRESS)
-    parser.add_argument("--backends", default="jax,torch")
+    parser.add_argument("--backends", default="jax,torch,tensorflow")
     parser.add_argument("--data")
     parser.add_argument("--hosts", type=int, default=2)
     parser.add_argument("--index", type=int, default=0)
@@ -243,6 +272,15 @@ def main() -> int:
     if n_rows % (BATCH_SIZE * 2) == 0:
         failures.append(f"{n_rows} rows divide into global batches: padding is not exercised")
     for backend in args.backends.split(","):
+        if backend == "tensorflow":
+            # Keras 3 cannot train host parts under MultiWorkerMirroredStrategy: a clear error.
+            refused = run_hosts(data, 2, work, "tensorflow-2-workers", epochs=1, backend=backend)
+            for r in refused:
+                lines.append(f"tensorflow 2 workers: host {r['shard'][0]}/{r['shard'][1]} refused: "
+                             f"{r.get('refused', 'NOT REFUSED')[:90]}...")
+            if not all("multi-worker" in r.get("refused", "") for r in refused):
+                failures.append("tensorflow: multi-worker training was not refused with a clear error")
+            continue
         whole = run_hosts(data, 2, work, f"{backend}-2-hosts", epochs=2, backend=backend)
         report(f"{backend} 2 hosts", whole)
         failures += _check_run(f"{backend} 2 hosts", whole, n_rows, range(2))
