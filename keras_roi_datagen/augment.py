@@ -260,6 +260,12 @@ class Augmentation:
         """Whether any option changes the crop window (box space)."""
         return bool(self.zoom or self.shift or self.aspect or self.context or self.rotation)
 
+    @property
+    def changes_pixels(self) -> bool:
+        """Whether any option changes the resized crop (pixel space)."""
+        return bool(self.horizontal_flip or self.vertical_flip or self.brightness
+                    or self.contrast or self.saturation or self.hue or self.erasing)
+
     def to_dict(self) -> dict[str, Any]:
         """Returns the options that are on, as JSON-able data (the inverse of `parse_augmentation`)."""
         defaults = {f.name: f.default for f in fields(Augmentation)}

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_roi_datagen.augment import Augmentation, draw
 from keras_roi_datagen.errors import Problem, RoiDatagenError, raise_problems
 from keras_roi_datagen.imaging import BatchResult, DecodeOptions
 from keras_roi_datagen.index import RoiIndex
@@ -44,6 +45,8 @@ class BatchAssembler:
         on_error: `"raise"` or `"skip"`.
         on_skip: Called with the problems of rows skipped at decode time.
         sample_weights: Optional per-head weight of each class index.
+        augment: Optional augmentation, drawn per row from `seed` and the epoch.
+        seed: The dataset's seed (keys the augmentation draws).
     """
 
     index: RoiIndex
@@ -55,10 +58,15 @@ class BatchAssembler:
     on_error: str
     on_skip: Callable[[list[Problem]], None]
     sample_weights: Mapping[str, np.ndarray] | None = None
+    augment: Augmentation | None = None
+    seed: int = 0
 
-    def job(self, rows: np.ndarray) -> Any:
-        """Returns the `BatchJob` decoding `rows`."""
-        return self.index.job(rows, self.options)
+    def job(self, rows: np.ndarray, epoch: int = 0) -> Any:
+        """Returns the `BatchJob` decoding `rows` in `epoch` (which keys their augmentation)."""
+        if self.augment is None:
+            return self.index.job(rows, self.options)
+        params = draw(self.augment, self.seed, epoch, rows)
+        return self.index.job(rows, self.options, self.augment, params)
 
     def _failures(self, rows: np.ndarray, result: BatchResult, where: str) -> np.ndarray:
         problems = [
@@ -138,12 +146,13 @@ class _Reserve:
     rows: list[int]
 
     def top_up(self, batch: Batch, used: np.ndarray, wanted: int, assembler: BatchAssembler,
-               executor: BatchExecutor, timeout: float | None, where: str) -> tuple[Batch, np.ndarray]:
+               executor: BatchExecutor, timeout: float | None, where: str,
+               epoch: int = 0) -> tuple[Batch, np.ndarray]:
         while len(used) < wanted and self.rows:
             take = min(wanted - len(used), len(self.rows))
             borrowed = np.asarray(self.rows[-take:], dtype=np.int64)
             del self.rows[-take:]
-            result = _wait(executor.submit(assembler.job(borrowed)), timeout, where)
+            result = _wait(executor.submit(assembler.job(borrowed, epoch)), timeout, where)
             extra, extra_used = assembler.assemble(borrowed, result, where)
             if len(extra_used):
                 batch, used = _concat(batch, extra), np.concatenate([used, extra_used])
@@ -158,6 +167,7 @@ def stream_batches(
     read_ahead: int,
     timeout: float | None,
     describe: Callable[[int], str],
+    epoch: int = 0,
 ) -> Iterator[tuple[int, Batch, np.ndarray]]:
     """Yields `(batch_number, batch, rows)` for a run of batches, in order.
 
@@ -178,6 +188,7 @@ def stream_batches(
         read_ahead: Batches in flight at most (at least 1).
         timeout: Seconds to wait for one batch (`None`: no limit).
         describe: Returns a batch's description for messages.
+        epoch: The epoch (keys the rows' augmentation). Defaults to 0.
 
     Yields:
         `(batch_number, batch, rows)`.
@@ -195,21 +206,22 @@ def stream_batches(
             if number is None:
                 break
             rows = plan_batches(number)
-            pending.append((number, rows, executor.submit(assembler.job(rows))))
+            pending.append((number, rows, executor.submit(assembler.job(rows, epoch))))
         if not pending:
             break
         number, rows, future = pending.popleft()
         where = describe(number)
         batch, used = assembler.assemble(rows, _wait(future, timeout, where), where)
         if len(used) < len(rows):
-            batch, used = reserve.top_up(batch, used, len(rows), assembler, executor, timeout, where)
+            batch, used = reserve.top_up(batch, used, len(rows), assembler, executor, timeout, where,
+                                         epoch)
         if len(used):
             yield number, batch, used
     if reserve.rows:
         last = len(numbers)
         rows = np.asarray(reserve.rows, dtype=np.int64)
         where = describe(batch_numbers[last])
-        result = _wait(executor.submit(assembler.job(rows)), timeout, where)
+        result = _wait(executor.submit(assembler.job(rows, epoch)), timeout, where)
         batch, used = assembler.assemble(rows, result, where)
         if len(used):
             yield batch_numbers[last], batch, used

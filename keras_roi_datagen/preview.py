@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from keras_roi_datagen.augment import draw
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
 from keras_roi_datagen.errors import Problem
 from keras_roi_datagen.imaging import DecodeOptions, ImageProblem, decode_batch, load_image
@@ -388,7 +389,10 @@ def _decode_tiles(source: PreviewSource, picks: list[Tile]) -> tuple[np.ndarray,
     if not len(positions):
         return np.zeros((0, 1, 1, 3), np.uint8), picks
     index = source.index
-    result = decode_batch(index.job(positions, source.options))
+    augment = getattr(source, "augment", None)  # a dataset's augmentation, as in its current epoch
+    params = None if augment is None else draw(
+        augment, getattr(source, "seed", 0), getattr(source, "epoch", 0), positions)
+    result = decode_batch(index.job(positions, source.options, augment, params))
     picks = list(picks)
     for failure in result.failures:
         k = decodable[failure.position]
