@@ -26,7 +26,7 @@ This module imports only NumPy: no backend op ever touches the pixels.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -118,7 +118,7 @@ def _uniforms(seed: int, epoch: int, rows: np.ndarray, operation: int) -> np.nda
 
 
 def _range(name: str, value: Any, low: float, high: float,
-           number: Any = None) -> tuple[float, float] | None:
+           number: Callable[[float], tuple[float, float]]) -> tuple[float, float] | None:
     """A `(low, high)` range from a pair, or from a number through `number(v)`; checked."""
     if value is None:
         return None
@@ -555,7 +555,7 @@ def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     k = (sector.astype(np.int64) % 6)[..., None]
     choices = [np.stack(c, axis=-1) for c in
                ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
-    return np.choose(k, choices)  # type: ignore[no-any-return]
+    return np.choose(k, choices)
 
 
 def _colour(pixels: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -66,6 +66,7 @@ _SKIP_HINT = (
     "or list every problem first with `keras-roi-datagen validate TABLE`."
 )
 _DTYPES = ("float32", "float16", "float64", "uint8")
+_OPTIONAL_CONFIG = ("augment", "aspect_ratio", "border")  # in `_config` only when not the default
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -691,7 +692,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """
         config = self._config()
         saved = state.get("config", {})
-        differs = [key for key in config if saved.get(key) != config[key]]
+        keys = [*config, *(k for k in _OPTIONAL_CONFIG if k in saved and k not in config)]
+        differs = [key for key in keys if saved.get(key) != config.get(key)]
         if self._seed_given and state.get("seed") != self.seed:
             differs.append("seed")
         if differs:
