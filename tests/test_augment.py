@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from keras_roi_datagen import RoiDataset
+from keras_roi_datagen import RoiDataset, jpeg_region
 from keras_roi_datagen.augment import (
     PARAMETERS,
     Augmentation,
@@ -513,3 +513,14 @@ def test_previews_show_augmented_crops_and_repeat_with_the_seed(demo_csv, tmp_pa
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert main(["preview", str(demo_csv), "--augment", '{"zoom": [2, 1]}', "-o",
                  str(tmp_path / "bad.png")]) == 2
+
+
+@pytest.mark.skipif(not jpeg_region.AVAILABLE, reason="the region-decode extension is not built")
+@pytest.mark.parametrize("border", ["constant", "reflect", "clip"])
+def test_region_decode_gives_the_same_augmented_crops_as_the_pillow_path(
+        demo_csv, monkeypatch, border):
+    options = {"image_size": (20, 20), "batch_size": 16, "seed": 31, "border": border,
+               "augment": {**RECIPE, "context": 0.4, "rotation": 40}}
+    native = digest(epoch_batches(RoiDataset(demo_csv, **options)))
+    monkeypatch.setattr(jpeg_region, "AVAILABLE", False)
+    assert digest(epoch_batches(RoiDataset(demo_csv, **options))) == native
