@@ -20,7 +20,7 @@ The pipeline of one row (`imaging` applies it; this module decides it):
 2. Pixel space, after resizing: flips, brightness, contrast, saturation,
    hue, random erasing, in that order, in NumPy on `uint8` crops.
 
-This module imports only NumPy: no backend op ever touches the pixels.
+This module imports only NumPy and Pillow: no backend op ever touches the pixels.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 __all__ = [
     "BORDERS",
@@ -573,18 +574,33 @@ def _tone(pixels: np.ndarray, p: np.ndarray, channels: int) -> np.ndarray:
 
     Both are functions of a pixel's value (and, for contrast, of the channel's
     mean), so a 256-entry table per channel gives the same result as the
-    float computation for a fraction of its cost.
+    float computation; Pillow's histogram and `point` apply it in C.
     """
     values = np.clip(np.arange(256, dtype=np.float64) + p[_COLUMN["brightness"]], 0.0, 255.0)
+    tables = np.tile(values, (pixels.shape[-1], 1))
     factor = p[_COLUMN["contrast"]]
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    if factor != 1:
+        counts = np.asarray(image.histogram(), dtype=np.float64).reshape(-1, 256)[:channels]
+        means = counts @ values / (pixels.shape[0] * pixels.shape[1])
+        tables[:channels] = np.clip((values - means[:, None]) * factor + means[:, None], 0.0, 255.0)
+    tables[channels:] = np.arange(256)  # alpha is kept
+    out = np.asarray(image.point(np.rint(tables).astype(np.uint8).ravel().tolist()))
+    return out[..., None] if out.ndim == 2 else out
+
+
+def _saturate(pixels: np.ndarray, factor: float) -> np.ndarray:
+    """HSV saturation times `factor` (clipped to 1), hue and value kept, without HSV.
+
+    In HSV each channel is `v - s * v * w` for a weight `w` fixed by the hue,
+    so scaling `s` scales every channel's distance below the maximum `v`.
+    """
+    rgb = pixels[..., :3].astype(np.float64)
+    value = rgb.max(axis=-1, keepdims=True)
+    spread = value - rgb.min(axis=-1, keepdims=True)
+    scale = np.minimum(factor, value / np.where(spread > 0, spread, 1.0))
     out = pixels.copy()
-    for channel in range(channels):
-        plane = pixels[..., channel]
-        table = values
-        if factor != 1:
-            mean = float(np.bincount(plane.ravel(), minlength=256) @ values) / plane.size
-            table = np.clip((values - mean) * factor + mean, 0.0, 255.0)
-        out[..., channel] = np.rint(table).astype(np.uint8)[plane]
+    out[..., :3] = np.clip(np.rint(value - scale * (value - rgb)), 0, 255).astype(np.uint8)
     return out
 
 
@@ -593,7 +609,9 @@ def _colour(pixels: np.ndarray, p: np.ndarray) -> np.ndarray:
     channels = 3 if pixels.shape[-1] >= 3 else pixels.shape[-1]
     if p[_COLUMN["brightness"]] != 0 or p[_COLUMN["contrast"]] != 1:
         pixels = _tone(pixels, p, channels)
-    if channels == 3 and (p[_COLUMN["saturation"]] != 1 or p[_COLUMN["hue"]] != 0):
+    if channels == 3 and p[_COLUMN["hue"]] == 0 and p[_COLUMN["saturation"]] != 1:
+        pixels = _saturate(pixels, p[_COLUMN["saturation"]])
+    elif channels == 3 and (p[_COLUMN["saturation"]] != 1 or p[_COLUMN["hue"]] != 0):
         hsv = _rgb_to_hsv(pixels[..., :3].astype(np.float64) / 255.0)
         hsv[..., 1] = np.clip(hsv[..., 1] * p[_COLUMN["saturation"]], 0.0, 1.0)
         hsv[..., 0] = (hsv[..., 0] + p[_COLUMN["hue"]]) % 1.0
@@ -617,6 +635,7 @@ def apply_pixel_ops(pixels: np.ndarray, params: np.ndarray) -> np.ndarray:
         pixels = pixels[:, ::-1]
     if p[_COLUMN["vertical_flip"]]:
         pixels = pixels[::-1]
+    pixels = np.ascontiguousarray(pixels)
     if (p[_COLUMN["brightness"]] != 0 or p[_COLUMN["contrast"]] != 1
             or p[_COLUMN["saturation"]] != 1 or p[_COLUMN["hue"]] != 0):
         pixels = _colour(pixels, p)

@@ -478,6 +478,23 @@ def read_box(window: Window, bounds: tuple[int, int], options: DecodeOptions
     return (extent[0][0], extent[1][0], extent[0][1], extent[1][1])
 
 
+def sample_region(window: Window, bounds: tuple[int, int], options: DecodeOptions
+                  ) -> tuple[int, int, int, int]:
+    """The integer pixels `sample_window` reads: `read_box` plus the samplers' reach.
+
+    The reach covers the resize filter at the window's scale and one output
+    pixel more for the affine sampler, whichever of the window and the read
+    box is the larger.
+    """
+    x0, y0, x1, y1 = read_box(window, bounds, options)
+    height, width = options.image_size
+    shrink = max(1.0, window.width / width, window.height / height,
+                 (x1 - x0) / width, (y1 - y0) / height)
+    margin = math.ceil(_SUPPORT[options.interpolation] * shrink) + 2 + math.ceil(shrink)
+    return (max(0, math.floor(x0) - margin), max(0, math.floor(y0) - margin),
+            min(bounds[0], math.ceil(x1) + margin), min(bounds[1], math.ceil(y1) + margin))
+
+
 def _margin(window: Window, options: DecodeOptions) -> int:
     height, width = options.image_size
     shrink = max(1.0, window.width / width, window.height / height)
@@ -511,7 +528,7 @@ def sample_window(
     """
     if bounds is None:
         bounds = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
-    wx0, wy0, wx1, wy1 = filter_window(read_box(window, bounds, options), options, bounds)
+    wx0, wy0, wx1, wy1 = sample_region(window, bounds, options)
     left, top = origin
     if isinstance(image, Image.Image):
         with _pillow_limit_lifted():
@@ -648,9 +665,8 @@ def _native_crops(data: bytes, size: tuple[int, int], options: DecodeOptions, sc
     # The reduced image's size, as libjpeg rounds it (up).
     bounds = (-(-size[0] // scale), -(-size[1] // scale))
     scaled = {p: _scaled(cut, scale, bounds) for p, cut in cuts.items()}
-    windows = {p: filter_window(read_box(c, bounds, options) if isinstance(c, Window) else c,
-                                options, bounds)
-               for p, c in scaled.items()}
+    windows = {p: sample_region(c, bounds, options) if isinstance(c, Window)
+               else filter_window(c, options, bounds) for p, c in scaled.items()}
     return jpeg_region.crop_rows(
         data, windows, scale, options.color_mode == "grayscale",
         lambda strip, p, origin, full: _cut(strip, scaled[p], options, origin, full))
