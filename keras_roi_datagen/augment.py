@@ -569,24 +569,22 @@ def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     return np.choose(k, choices)
 
 
-def _tone(pixels: np.ndarray, p: np.ndarray, channels: int) -> np.ndarray:
-    """Brightness then contrast, as Keras's layers compute them, through per-channel tables.
+def _tone_tables(image: Image.Image, p: np.ndarray, channels: int) -> list[int]:
+    """Brightness then contrast, as Keras's layers compute them, as per-band tables.
 
     Both are functions of a pixel's value (and, for contrast, of the channel's
-    mean), so a 256-entry table per channel gives the same result as the
-    float computation; Pillow's histogram and `point` apply it in C.
+    mean), so a 256-entry table per band gives the same result as the float
+    computation; Pillow's `histogram` and `point` do the pixel work in C.
     """
     values = np.clip(np.arange(256, dtype=np.float64) + p[_COLUMN["brightness"]], 0.0, 255.0)
-    tables = np.tile(values, (pixels.shape[-1], 1))
+    tables = np.tile(values, (len(image.getbands()), 1))
     factor = p[_COLUMN["contrast"]]
-    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     if factor != 1:
         counts = np.asarray(image.histogram(), dtype=np.float64).reshape(-1, 256)[:channels]
-        means = counts @ values / (pixels.shape[0] * pixels.shape[1])
+        means = counts @ values / (image.width * image.height)
         tables[:channels] = np.clip((values - means[:, None]) * factor + means[:, None], 0.0, 255.0)
     tables[channels:] = np.arange(256)  # alpha is kept
-    out = np.asarray(image.point(np.rint(tables).astype(np.uint8).ravel().tolist()))
-    return out[..., None] if out.ndim == 2 else out
+    return np.rint(tables).astype(np.uint8).ravel().tolist()  # type: ignore[no-any-return]
 
 
 def _saturate(pixels: np.ndarray, factor: float) -> np.ndarray:
@@ -604,11 +602,33 @@ def _saturate(pixels: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
-def _colour(pixels: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Brightness, contrast, saturation and hue of one `(h, w, c)` crop, as Keras's layers."""
+def apply_pixel_ops(pixels: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Flips, colour changes and erasing of one resized `uint8` crop.
+
+    Flips, brightness, contrast, saturation and hue commute (each colour
+    change is a function of a pixel and of whole-crop statistics), so they
+    run in the order that is cheapest; erasing comes last.
+
+    Args:
+        pixels: `(height, width, channels)` `uint8` crop.
+        params: The row's parameters (a row of `draw`'s result).
+
+    Returns:
+        The changed crop (`pixels` itself when nothing applies).
+    """
+    p = params
     channels = 3 if pixels.shape[-1] >= 3 else pixels.shape[-1]
-    if p[_COLUMN["brightness"]] != 0 or p[_COLUMN["contrast"]] != 1:
-        pixels = _tone(pixels, p, channels)
+    tone = p[_COLUMN["brightness"]] != 0 or p[_COLUMN["contrast"]] != 1
+    flips = [flip for flip, key in ((Image.Transpose.FLIP_LEFT_RIGHT, "horizontal_flip"),
+                                    (Image.Transpose.FLIP_TOP_BOTTOM, "vertical_flip"))
+             if p[_COLUMN[key]]]
+    if tone or flips:  # in Pillow: one copy in, C loops, one copy out
+        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+        if tone:
+            image = image.point(_tone_tables(image, p, channels))
+        for flip in flips:
+            image = image.transpose(flip)
+        pixels = np.asarray(image).reshape(pixels.shape)
     if channels == 3 and p[_COLUMN["hue"]] == 0 and p[_COLUMN["saturation"]] != 1:
         pixels = _saturate(pixels, p[_COLUMN["saturation"]])
     elif channels == 3 and (p[_COLUMN["saturation"]] != 1 or p[_COLUMN["hue"]] != 0):
@@ -617,37 +637,14 @@ def _colour(pixels: np.ndarray, p: np.ndarray) -> np.ndarray:
         hsv[..., 0] = (hsv[..., 0] + p[_COLUMN["hue"]]) % 1.0
         pixels = pixels.copy()
         pixels[..., :3] = np.clip(np.rint(_hsv_to_rgb(hsv) * 255.0), 0, 255).astype(np.uint8)
-    return pixels
-
-
-def apply_pixel_ops(pixels: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """Flips, colour changes and erasing of one resized `uint8` crop.
-
-    Args:
-        pixels: `(height, width, channels)` `uint8` crop.
-        params: The row's parameters (a row of `draw`'s result).
-
-    Returns:
-        The changed crop (a new array; `pixels` itself when nothing applies).
-    """
-    p = params
-    if p[_COLUMN["horizontal_flip"]]:
-        pixels = pixels[:, ::-1]
-    if p[_COLUMN["vertical_flip"]]:
-        pixels = pixels[::-1]
-    pixels = np.ascontiguousarray(pixels)
-    if (p[_COLUMN["brightness"]] != 0 or p[_COLUMN["contrast"]] != 1
-            or p[_COLUMN["saturation"]] != 1 or p[_COLUMN["hue"]] != 0):
-        pixels = _colour(pixels, p)
     if p[_COLUMN["erase"]]:
         height, width = pixels.shape[:2]
         x0, x1 = (round(p[_COLUMN[k]] * width) for k in ("erase_x0", "erase_x1"))
         y0, y1 = (round(p[_COLUMN[k]] * height) for k in ("erase_y0", "erase_y1"))
         pixels = pixels.copy()
         fill = [p[_COLUMN[k]] for k in ("erase_r", "erase_g", "erase_b")]
-        channels = pixels.shape[-1]
-        pixels[y0:y1, x0:x1, :min(3, channels)] = np.asarray(fill[:min(3, channels)], np.uint8)
-    return np.ascontiguousarray(pixels)
+        pixels[y0:y1, x0:x1, :channels] = np.asarray(fill[:channels], np.uint8)
+    return pixels
 
 
 # -- explain ----------------------------------------------------------------------------------

@@ -685,11 +685,17 @@ def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: Ba
         with _open(path, options.max_image_pixels) as header:
             orientation = _orientation(header)
             size = _displayed_size(header, orientation)
-            cuts = _plan_cuts(job, _clip_rows(job, positions, size, result), size)
+            clipped = _clip_rows(job, positions, size, result)
+            cuts = _plan_cuts(job, clipped, size)
             # Each row's own reduction: a crop never depends on its batch neighbours.
+            # A window reduces no further than its box would (a zoomed-out row
+            # then shares its neighbours' decode instead of needing its own).
             by_scale: dict[int, dict[int, Cut]] = {}
             for position, cut in cuts.items():
                 scale = _reduction(header, orientation, options, [_cut_size(cut)])
+                if cut is not clipped[position]:
+                    scale = min(scale, _reduction(header, orientation, options,
+                                                  [clipped[position]]))
                 by_scale.setdefault(scale, {})[position] = cut
             native = (options.fast and jpeg_region.AVAILABLE and orientation == 1
                       and header.format in _JPEG_FORMATS and header.mode in ("RGB", "L")
