@@ -41,6 +41,7 @@ __all__ = [
     "Window",
     "apply_pixel_ops",
     "draw",
+    "parameters_of",
     "parse_augmentation",
     "philox4x32",
     "row_window",
@@ -258,11 +259,6 @@ class Augmentation:
         put("saturation", _range("saturation", self.saturation, 0.0, 1.0, _from_zero))
         put("hue", _range("hue", self.hue, 0.0, 1.0, _from_zero))
         put("erasing", _fraction("erasing", self.erasing, 1.0))
-
-    @property
-    def moves_window(self) -> bool:
-        """Whether any option changes the crop window (box space)."""
-        return bool(self.zoom or self.shift or self.aspect or self.context or self.rotation)
 
     @property
     def changes_pixels(self) -> bool:

@@ -403,6 +403,9 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def preview(self, n: int = 16, **kwargs: Any) -> Image.Image:
         """Returns a contact sheet of crops as the model sees them, for notebooks.
 
+        With `augment`, the crops are augmented as in the current epoch
+        (`ds.set_epoch(k)` shows epoch `k`); the same seed gives the same sheet.
+
         Args:
             n: How many rows to show (a seeded sample).
             **kwargs: See `keras_roi_datagen.preview.contact_sheet` (`rows=`,

@@ -5,7 +5,9 @@ exactly as batches are (`imaging.decode_batch` with the dataset's
 `DecodeOptions`: same size, interpolation and colour mode), captioned with the
 row's label in the table and its labels. A row that cannot be decoded (its
 image is missing, say) gets a red tile naming the problem kind instead of
-stopping the sheet. With `boxes=True` the sheet shows the source images
+stopping the sheet. A source with an `augment` attribute (a dataset built with
+`augment=`, or the command line's `--augment`) has its crops augmented as in
+its `epoch`, drawn from its `seed`. With `boxes=True` the sheet shows the source images
 instead, scaled down, with every box drawn and labelled.
 
 This module imports NumPy and Pillow only, never Keras: the command line's
