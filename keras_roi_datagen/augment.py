@@ -543,26 +543,30 @@ def _clip(cx: float, cy: float, width: float, height: float,
 
 
 def _rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] to HSV in [0, 1] (hue in turns), in the dtype of `rgb`."""
     value = rgb.max(axis=-1)
     spread = value - rgb.min(axis=-1)
-    saturation = np.where(value > 0, spread / np.where(value > 0, value, 1.0), 0.0)
-    safe = np.where(spread > 0, spread, 1.0)
+    saturation = spread / np.where(value > 0, value, 1)
+    safe = np.where(spread > 0, spread, 1)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     hue = np.where(value == r, (g - b) / safe,
-                   np.where(value == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
-    hue = np.where(spread > 0, (hue / 6.0) % 1.0, 0.0)
-    return np.stack([hue, saturation, value], axis=-1)
+                   np.where(value == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    hue = np.where(hue < 0, hue + 6, hue) / 6  # in [0, 1): no slow floating modulo
+    return np.stack([np.where(spread > 0, hue, 0), saturation, value], axis=-1)
 
 
 def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    """HSV (hue in turns, in [0, 1)) to RGB in [0, 1]."""
+    # Each channel is v - v*s*clip(min(k, 4 - k), 0, 1) with k = (n + 6h) mod 6,
+    # n = 5, 3, 1 for red, green, blue: no per-sector branches.
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    sector = np.floor(h * 6.0)
-    f = h * 6.0 - sector
-    p, q, t = v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f))
-    k = (sector.astype(np.int64) % 6)[..., None]
-    choices = [np.stack(c, axis=-1) for c in
-               ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))]
-    return np.choose(k, choices)
+    chroma = v * s
+    channels = []
+    for n in (5, 3, 1):
+        k = h * 6 + n
+        k = np.where(k >= 6, k - 6, k)
+        channels.append(v - chroma * np.clip(np.minimum(k, 4 - k), 0, 1))
+    return np.stack(channels, axis=-1)
 
 
 def _tone_tables(image: Image.Image, p: np.ndarray, channels: int) -> list[int]:
@@ -628,11 +632,12 @@ def apply_pixel_ops(pixels: np.ndarray, params: np.ndarray) -> np.ndarray:
     if channels == 3 and p[_COLUMN["hue"]] == 0 and p[_COLUMN["saturation"]] != 1:
         pixels = _saturate(pixels, p[_COLUMN["saturation"]])
     elif channels == 3 and (p[_COLUMN["saturation"]] != 1 or p[_COLUMN["hue"]] != 0):
-        hsv = _rgb_to_hsv(pixels[..., :3].astype(np.float64) / 255.0)
-        hsv[..., 1] = np.clip(hsv[..., 1] * p[_COLUMN["saturation"]], 0.0, 1.0)
-        hsv[..., 0] = (hsv[..., 0] + p[_COLUMN["hue"]]) % 1.0
+        hsv = _rgb_to_hsv(pixels[..., :3].astype(np.float32) / np.float32(255))
+        hsv[..., 1] = np.clip(hsv[..., 1] * np.float32(p[_COLUMN["saturation"]]), 0, 1)
+        hue = hsv[..., 0] + np.float32(p[_COLUMN["hue"]] % 1.0)
+        hsv[..., 0] = np.where(hue >= 1, hue - 1, hue)
         pixels = pixels.copy()
-        pixels[..., :3] = np.clip(np.rint(_hsv_to_rgb(hsv) * 255.0), 0, 255).astype(np.uint8)
+        pixels[..., :3] = np.clip(np.rint(_hsv_to_rgb(hsv) * 255), 0, 255).astype(np.uint8)
     if p[_COLUMN["erase"]]:
         height, width = pixels.shape[:2]
         x0, x1 = (round(p[_COLUMN[k]] * width) for k in ("erase_x0", "erase_x1"))
