@@ -173,7 +173,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         border: What a crop window shows where it leaves the image (after
             `context`, `zoom`, `shift` or `rotation`): `"constant"` (zeros;
             default), `"reflect"` (the image mirrored) or `"clip"` (the window
-            is clipped to the image).
+            is clipped to the image before it is turned; corners a rotation
+            still takes outside are zeros).
         crop_to_aspect_ratio: Trim each window (around its centre) to the
             aspect ratio of `image_size` instead of stretching it, as Keras's
             `crop_to_aspect_ratio`. Defaults to `False`.
