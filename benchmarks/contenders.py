@@ -73,6 +73,9 @@ class Contender:
 # The configuration the targets are judged on: decode each image once per
 # batch, DCT-domain downscaling allowed, decode threads.
 BEST = {"group_by_image": True, "fast_decode": True, "use_multiprocessing": False}
+# A typical training recipe: box jitter, a flip and colour, all in the loader.
+AUGMENT = {"zoom": (0.9, 1.2), "shift": 0.1, "horizontal_flip": True, "brightness": 0.2,
+           "contrast": 0.2}
 
 CONTENDERS = (
     Contender("classic", "(a) classic generator (Pillow open/crop/resize)",
@@ -96,6 +99,8 @@ CONTENDERS = (
               "jax", "roi", {**BEST, "use_multiprocessing": True}),
     Contender("roi_jax_1worker", "(d)   jax, best but workers=1", "jax", "roi",
               {**BEST, "workers": 1}),
+    Contender("roi_jax_augmented", "(d)   jax, best + augment (zoom, shift, flip, colour)",
+              "jax", "roi", {**BEST, "augment": AUGMENT}),
     Contender("floor_read", "(e) floor: read bytes, once per image", "jax", "floor"),
     Contender("floor_decode_pillow", "(e) floor: full decode per image, Pillow",
               "jax", "floor"),

@@ -197,8 +197,16 @@ def targets(results: Results, workers: int, memory: dict[str, Any] | None) -> li
     passed, detail = _per_backend(results, "W1", "classic", 5.0)
     found.append(Target("W1 RoiDataset >= 5x the classic generator", passed, detail))
     found.append(_scaling_target(results, workers))
+    found.append(_augment_target(results))
     found.append(_memory_target(memory))
     return found
+
+
+def _augment_target(results: Results) -> Target:
+    value = results.ratio("W1", "roi_jax_augmented", "roi_jax")
+    return Target("W1 augmented (zoom, shift, flip, brightness, contrast) >= 0.8x unaugmented",
+                  None if value is None else value >= 0.8,
+                  "not measured" if value is None else f"jax {value:.2f}x")
 
 
 def _scaling_target(results: Results, workers: int) -> Target:

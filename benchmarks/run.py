@@ -35,6 +35,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retry-budget", type=float, default=75.0,
                         help="seconds the run may spend re-measuring under foreign CPU load")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-RSS test")
+    parser.add_argument("--only", type=lambda text: text.split(","), metavar="KEY,...",
+                        help="measure only these contenders (e.g. roi_jax,roi_jax_augmented)")
+    parser.add_argument("--workloads", type=lambda text: text.split(","), metavar="W1,...",
+                        help="measure only these workloads (default: all)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - set(BY_KEY))
+    if unknown:
+        parser.error(f"unknown contenders {unknown}; known: {sorted(BY_KEY)}")
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     return args
@@ -123,9 +131,9 @@ class Server:
             self.process.wait()
 
 
-def start_servers(quick: bool) -> dict[str, Server]:
+def start_servers(quick: bool, backends: Sequence[str] = BACKENDS) -> dict[str, Server]:
     """Starts one process per backend (in parallel) and waits until each is ready."""
-    servers = {backend: Server(backend, quick) for backend in BACKENDS}
+    servers = {backend: Server(backend, quick) for backend in backends}
     for backend, server in list(servers.items()):
         server.info = server.receive(REQUEST_TIMEOUT_S)
         if "error" in server.info:
@@ -235,7 +243,8 @@ def warm_up(args: argparse.Namespace, pairs: list[tuple[Workload, Contender]],
 def run_contenders(args: argparse.Namespace, workloads: dict[str, Workload],
                    servers: dict[str, Server]) -> list[dict[str, Any]]:
     """Warm-up, then `args.repeats` interleaved rounds; returns every record."""
-    pairs = [(w, c) for w in workloads.values() for c in CONTENDERS]
+    pairs = [(w, c) for w in workloads.values() for c in CONTENDERS
+             if args.only is None or c.key in args.only]
     records: list[dict[str, Any]] = []
     live = {b for b, s in servers.items() if "error" not in s.info}
     rates = warm_up(args, pairs, servers, live, records)
@@ -369,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"keras-roi-datagen benchmark ({'quick' if args.quick else 'full'} run; cache "
           f"{CACHE})", flush=True)
     workloads = build_workloads(args.quick)
-    servers = start_servers(args.quick)
+    if args.workloads:
+        workloads = {name: w for name, w in workloads.items() if name in args.workloads}
+    servers = start_servers(args.quick, sorted({c.server for c in CONTENDERS
+                                                if args.only is None or c.key in args.only}))
     print(f"  backends ready in {time.perf_counter() - started:.0f} s", flush=True)
     try:
         records = run_contenders(args, workloads, servers)

@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "RoiDataset": "keras_roi_datagen.dataset",
     "RoiDataModule": "keras_roi_datagen.datamodule",
+    "Augmentation": "keras_roi_datagen.augment",
     "LabelVocabulary": "keras_roi_datagen.labels",
     "BoxFormat": "keras_roi_datagen.boxes",
     "ValidationReport": "keras_roi_datagen.validation",
@@ -51,6 +52,7 @@ _EXPORTS = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
+    from keras_roi_datagen.augment import Augmentation as Augmentation
     from keras_roi_datagen.boxes import BoxFormat as BoxFormat
     from keras_roi_datagen.callbacks import DatasetCheckpoint as DatasetCheckpoint
     from keras_roi_datagen.datamodule import RoiDataModule as RoiDataModule

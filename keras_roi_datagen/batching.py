@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_roi_datagen.augment import Augmentation, draw
 from keras_roi_datagen.errors import Problem, RoiDatagenError, raise_problems
 from keras_roi_datagen.imaging import BatchResult, DecodeOptions
 from keras_roi_datagen.index import RoiIndex
@@ -49,6 +50,8 @@ class BatchAssembler:
             even without class weights: the plan pads the last global batch
             of a multi-host epoch with weight-0 rows.
         channels_first: Whether `x` is `(batch, channels, height, width)`.
+        augment: Optional augmentation, drawn per row from `seed` and the epoch.
+        seed: The dataset's seed (keys the augmentation draws).
     """
 
     index: RoiIndex
@@ -62,10 +65,15 @@ class BatchAssembler:
     sample_weights: Mapping[str, np.ndarray] | None = None
     weighted: bool = False
     channels_first: bool = False
+    augment: Augmentation | None = None
+    seed: int = 0
 
-    def job(self, rows: np.ndarray) -> Any:
-        """Returns the `BatchJob` decoding `rows`."""
-        return self.index.job(rows, self.options)
+    def job(self, rows: np.ndarray, epoch: int = 0) -> Any:
+        """Returns the `BatchJob` decoding `rows` in `epoch` (which keys their augmentation)."""
+        if self.augment is None:
+            return self.index.job(rows, self.options)
+        params = draw(self.augment, self.seed, epoch, rows)
+        return self.index.job(rows, self.options, self.augment, params)
 
     def _failures(self, rows: np.ndarray, result: BatchResult, where: str) -> np.ndarray:
         problems = [
@@ -164,12 +172,13 @@ class _Reserve:
     weights: np.ndarray
 
     def top_up(self, batch: Batch, used: PlannedBatch, wanted: int, assembler: BatchAssembler,
-               executor: BatchExecutor, timeout: float | None, where: str) -> tuple[Batch, PlannedBatch]:
+               executor: BatchExecutor, timeout: float | None, where: str,
+               epoch: int = 0) -> tuple[Batch, PlannedBatch]:
         while len(used.rows) < wanted and len(self.rows):
             take = min(wanted - len(used.rows), len(self.rows))
             borrowed = PlannedBatch(self.rows[-take:], self.weights[-take:])
             self.rows, self.weights = self.rows[:-take], self.weights[:-take]
-            result = _wait(executor.submit(assembler.job(borrowed.rows)), timeout, where)
+            result = _wait(executor.submit(assembler.job(borrowed.rows, epoch)), timeout, where)
             extra, extra_used = assembler.assemble(borrowed, result, where)
             if len(extra_used.rows):
                 batch, used = _concat(batch, extra), _join(used, extra_used)
@@ -184,6 +193,7 @@ def stream_batches(
     read_ahead: int,
     timeout: float | None,
     describe: Callable[[int], str],
+    epoch: int = 0,
 ) -> Iterator[tuple[int, Batch, np.ndarray]]:
     """Yields `(batch_number, batch, rows)` for a run of batches, in order.
 
@@ -204,6 +214,7 @@ def stream_batches(
         read_ahead: Batches in flight at most (at least 1).
         timeout: Seconds to wait for one batch (`None`: no limit).
         describe: Returns a batch's description for messages.
+        epoch: The epoch (keys the rows' augmentation). Defaults to 0.
 
     Yields:
         `(batch_number, batch, rows)`, `rows` being the rows the batch trains
@@ -224,7 +235,7 @@ def stream_batches(
             if number is None:
                 break
             planned = plan_batches(number)
-            pending.append((number, planned, executor.submit(assembler.job(planned.rows))))
+            pending.append((number, planned, executor.submit(assembler.job(planned.rows, epoch))))
         if not pending:
             break
         number, planned, future = pending.popleft()
@@ -232,14 +243,14 @@ def stream_batches(
         batch, used = assembler.assemble(planned, _wait(future, timeout, where), where)
         if len(used.rows) < len(planned.rows):
             batch, used = reserve.top_up(batch, used, len(planned.rows), assembler, executor,
-                                         timeout, where)
+                                         timeout, where, epoch)
         if len(used.rows):
             yield number, batch, used.rows[used.weights > 0]
     if len(reserve.rows):
         last_number = batch_numbers[len(numbers)]
         planned = PlannedBatch(reserve.rows, reserve.weights)
         where = describe(last_number)
-        result = _wait(executor.submit(assembler.job(planned.rows)), timeout, where)
+        result = _wait(executor.submit(assembler.job(planned.rows, epoch)), timeout, where)
         batch, used = assembler.assemble(planned, result, where)
         if len(used.rows):
             yield last_number, batch, used.rows[used.weights > 0]

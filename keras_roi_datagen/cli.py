@@ -87,6 +87,24 @@ def _image_size(text: str) -> tuple[int, int]:
     return (sizes[0], sizes[1])
 
 
+def _augment(text: str) -> Any:
+    """`--augment`: JSON text, or the path of a JSON file, of `Augmentation` options."""
+    import json
+
+    from keras_roi_datagen.augment import parse_augmentation
+
+    source = text
+    if os.path.isfile(text):
+        with open(text, encoding="utf-8") as handle:
+            source = handle.read()
+    try:
+        return parse_augmentation(json.loads(source))
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise argparse.ArgumentTypeError(
+            f"expected augmentation options as JSON or a JSON file, such as "
+            f"'{{\"zoom\": [0.9, 1.2], \"horizontal_flip\": true}}': {exc}") from None
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -226,7 +244,9 @@ def _add_preview(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         "down, with every box drawn and labelled."),
         epilog=_epilog("preview data/via_region_data.csv --sample 24 -o sheet.png",
                        "preview data/via_region_data.csv --rows 2,5,9-12 --image-size 64x64 -o rows.png",
-                       "preview data/via_region_data.csv --boxes --sample 4 -o boxes.png"))
+                       "preview data/via_region_data.csv --boxes --sample 4 -o boxes.png",
+                       "preview data/via_region_data.csv --augment '{\"zoom\": [0.9, 1.2], "
+                       "\"rotation\": 10}' --epoch 2 -o augmented.png"))
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--rows", type=_row_labels, metavar="R,R,...",
                        help="rows to draw, named as in the table (CSV line numbers; 9-12 is a range)")
@@ -248,6 +268,13 @@ def _add_preview(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
                         help="widest an image is drawn with --boxes (default: 480)")
     parser.add_argument("--no-row-labels", dest="show_rows", action="store_false",
                         help="leave the row label out of the captions")
+    parser.add_argument("--augment", type=_augment, metavar="JSON",
+                        help="augment the crops: RoiDataset's augment= options as JSON text or a "
+                        "JSON file; drawn from --seed and --epoch (the same seed gives the same sheet)")
+    parser.add_argument("--epoch", type=int, default=0, metavar="N",
+                        help="the epoch whose augmentation to show (default: 0)")
+    parser.add_argument("--border", choices=("constant", "reflect", "clip"), default="constant",
+                        help="what windows show beyond the image edge (default: constant)")
     parser.set_defaults(handler=_cmd_preview)
 
 
@@ -308,6 +335,9 @@ class _Preview:
     options: DecodeOptions
     vocabularies: dict[str, LabelVocabulary]
     skipped: list[Problem]
+    augment: Any = None
+    seed: int = 0
+    epoch: int = 0
 
 
 def _table_path(args: argparse.Namespace) -> str:
@@ -598,7 +628,8 @@ def _decode_options(args: argparse.Namespace) -> DecodeOptions:
         image_size=getattr(args, "image_size", (96, 96)),
         interpolation=getattr(args, "interpolation", "bilinear"),
         color_mode=getattr(args, "color_mode", "rgb"),
-        max_image_pixels=Image.MAX_IMAGE_PIXELS, fast=True)
+        max_image_pixels=Image.MAX_IMAGE_PIXELS, fast=True,
+        border=getattr(args, "border", "constant"))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -628,7 +659,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
 
     table = _load(args, check_files=False)
     source = _Preview(table.build.index, _decode_options(args), table.build.vocabularies,
-                      table.build.errors)
+                      table.build.errors, args.augment, args.seed, args.epoch)
     n = args.sample or (6 if args.boxes else 16)
     try:
         sheet = render_sheet(source, n, rows=args.rows, seed=args.seed, columns=args.columns,

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from keras_roi_datagen.augment import Augmentation, parse_augmentation
 from keras_roi_datagen.boxes import BoxFormat
 from keras_roi_datagen.dataset import RoiDataset
 from keras_roi_datagen.errors import LabelError, Problem, raise_problems
@@ -75,6 +76,11 @@ class RoiDataModule:
             test label absent from the training split becomes.
         class_weight: `None`, `"balanced"` (weights from `class_weights()`)
             or a dict as in `RoiDataset`; applied to the training dataset.
+        augment: Region augmentation, as in `RoiDataset` (an `Augmentation`
+            or a dict of its options). Defaults to `None`.
+        augment_splits: The datasets that augment: any of `"train"`,
+            `"val"`, `"test"`, `"predict"`. Defaults to `("train",)`:
+            evaluation sees the crops as annotated.
         **dataset_kwargs: Passed to every `RoiDataset` (e.g. `workers`,
             `use_multiprocessing`, `on_error`, `label_mode`, `box_format`).
 
@@ -104,6 +110,8 @@ class RoiDataModule:
         vocabularies: Mapping[str, LabelVocabulary | Sequence[Any]] | None = None,
         unseen_labels: str = "error",
         class_weight: str | Mapping[str, Mapping[Any, float]] | None = None,
+        augment: Augmentation | Mapping[str, Any] | None = None,
+        augment_splits: Sequence[str] = ("train",),
         **dataset_kwargs: Any,
     ) -> None:
         owned = sorted(set(dataset_kwargs) & set(_OWNED))
@@ -115,6 +123,11 @@ class RoiDataModule:
             raise ValueError(
                 f"`unseen_labels` must be 'error' or 'oov'. Received: unseen_labels={unseen_labels!r}")
         split_groups(np.zeros(0), validation_split, test_split, seed=0)  # checks the fractions
+        self.augment = parse_augmentation(augment)
+        if isinstance(augment_splits, str) or not set(augment_splits) <= {*SPLITS, "predict"}:
+            raise ValueError("`augment_splits` must be a list of split names among "
+                             f"{[*SPLITS, 'predict']}. Received: augment_splits={augment_splits!r}")
+        self.augment_splits = tuple(augment_splits)
         self.table = table
         self.image_dir = os.fspath(image_dir) if image_dir is not None else None
         self.validation_split, self.test_split = float(validation_split), float(test_split)
@@ -372,6 +385,7 @@ class RoiDataModule:
                 self._recoded(rows, split), y_cols=self.y_cols, batch_size=self.batch_size,
                 image_size=self.image_size, shuffle=train, seed=self.seed,
                 class_weight=weights if train else None,  # type: ignore[arg-type]
+                augment=self.augment if split in self.augment_splits else None,
                 **kwargs,
             )
             if train and self._loaded_train_state is not None:
@@ -402,7 +416,8 @@ class RoiDataModule:
             self._datasets["predict"] = RoiDataset(
                 self._read(), image_dir=self._spec(()).image_dir, y_cols=(),
                 batch_size=self.batch_size, image_size=self.image_size, shuffle=False,
-                seed=self.seed, **kwargs)
+                seed=self.seed, augment=self.augment if "predict" in self.augment_splits else None,
+                **kwargs)
         return self._datasets["predict"]
 
     def predictions_frame(self, predictions: Any) -> pd.DataFrame:

@@ -35,11 +35,26 @@ from keras.src.trainers.data_adapters.data_adapter import DataAdapter
 from keras.utils import PyDataset
 from PIL import Image
 
+from keras_roi_datagen.augment import (
+    BORDERS,
+    Augmentation,
+    Explanation,
+    draw,
+    parameters_of,
+    parse_augmentation,
+    row_window,
+)
 from keras_roi_datagen.batching import Batch, BatchAssembler, stream_batches
-from keras_roi_datagen.boxes import BoxFormat
+from keras_roi_datagen.boxes import BoxFormat, clip_box, to_pixel_xyxy
 from keras_roi_datagen.errors import Problem, StateMismatchError, UnsupportedSetupError, raise_problems
 from keras_roi_datagen.formats.registry import FORMATS
-from keras_roi_datagen.imaging import COLOR_MODES, INTERPOLATIONS, DecodeOptions, decode_batch
+from keras_roi_datagen.imaging import (
+    COLOR_MODES,
+    INTERPOLATIONS,
+    DecodeOptions,
+    decode_batch,
+    read_image_size,
+)
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.planning import EpochPlan, Position, check_shard, count_steps, plan_epoch
@@ -56,6 +71,7 @@ _SKIP_HINT = (
 _DTYPES = ("float32", "float16", "float64", "uint8")
 _DATA_FORMATS = ("channels_last", "channels_first")
 _STATE_VERSION = 2
+_OPTIONAL_CONFIG = ("augment", "aspect_ratio", "border")  # in `_config` only when not the default
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -216,6 +232,24 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             arguments: its `x`, `y`, `w`, `h` columns are used, its class
             is `y_cols="label"`, and `image_dir` defaults to where the
             format keeps its images.
+        augment: Region augmentation: an `Augmentation` or a dict of its
+            options (`zoom`, `shift`, `aspect`, `context`, `horizontal_flip`,
+            `vertical_flip`, `rotation`, `brightness`, `contrast`,
+            `saturation`, `hue`, `erasing`). Each row's parameters are drawn
+            from `(seed, epoch, row)`, so batches stay the same on every
+            backend and worker mode; `ds.explain(row)` shows them. Defaults
+            to `None` (off).
+        border: What a crop window shows where it leaves the image (after
+            `context`, `zoom`, `shift` or `rotation`): `"constant"` (zeros;
+            default), `"reflect"` (the image mirrored) or `"clip"` (the window
+            is clipped to the image before it is turned; corners a rotation
+            still takes outside are zeros).
+        crop_to_aspect_ratio: Trim each window (around its centre) to the
+            aspect ratio of `image_size` instead of stretching it, as Keras's
+            `crop_to_aspect_ratio`. Defaults to `False`.
+        pad_to_aspect_ratio: Resize each window without distortion and pad
+            the crop with zeros (centred), as Keras's `pad_to_aspect_ratio`.
+            Defaults to `False` (stretch: Keras's default too).
 
     Example:
     ```python
@@ -260,6 +294,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         max_queue_size: int = 10,
         worker_timeout: float | None = 600.0,
         format: str = "auto",
+        augment: Augmentation | Mapping[str, Any] | None = None,
+        border: str = "constant",
+        crop_to_aspect_ratio: bool = False,
+        pad_to_aspect_ratio: bool = False,
     ) -> None:
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
@@ -287,6 +325,13 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self.data_format = data_format
         _check_choice("on_error", on_error, ["raise", "skip"])
         _check_choice("format", format, ["auto", *FORMATS])
+        _check_choice("border", border, BORDERS)
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(
+                "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
+                f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio}, "
+                f"pad_to_aspect_ratio={pad_to_aspect_ratio}")
+        self.augment = parse_augmentation(augment)
         self.image_size = _check_size(image_size)
         self.box_format = BoxFormat.parse(box_format)
         self.y_cols = tuple(y_cols)
@@ -310,6 +355,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             image_size=self.image_size, interpolation=interpolation, color_mode=color_mode,
             max_image_pixels=Image.MAX_IMAGE_PIXELS if max_image_pixels == -1 else max_image_pixels,
             fast=bool(fast_decode),
+            aspect_ratio="crop" if crop_to_aspect_ratio else "pad" if pad_to_aspect_ratio else "squash",
+            border=border,
         )
         self.spec = TableSpec(
             image_dir=os.fspath(image_dir) if image_dir is not None else None,
@@ -362,6 +409,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             self.output_format, self.dtype, self.on_error, self._record_skips,
             weighted=self.shard[1] > 1 and not self.drop_remainder,
             channels_first=self.data_format == "channels_first",
+            augment=self.augment, seed=self.seed,
         )
 
     def _sample_weights(
@@ -442,6 +490,9 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def preview(self, n: int = 16, **kwargs: Any) -> Image.Image:
         """Returns a contact sheet of crops as the model sees them, for notebooks.
 
+        With `augment`, the crops are augmented as in the current epoch
+        (`ds.set_epoch(k)` shows epoch `k`); the same seed gives the same sheet.
+
         Args:
             n: How many rows to show (a seeded sample).
             **kwargs: See `keras_roi_datagen.preview.contact_sheet` (`rows=`,
@@ -453,6 +504,48 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         from keras_roi_datagen.preview import contact_sheet
 
         return contact_sheet(self, n, **kwargs)
+
+    def explain(self, row: int, epoch: int | None = None) -> Explanation:
+        """Returns what augmentation does to one row in one epoch, and its crop window.
+
+        The parameters are those the batches use (the same draw, keyed on
+        `(seed, epoch, row)`), and the window is the exact region of the
+        image, in displayed pixels, that is resized into the crop.
+
+        Args:
+            row: The index row (`0 <= row < len(ds.index)`, as `ds.plan()`
+                lists them).
+            epoch: The epoch. Defaults to the current one.
+
+        Returns:
+            An `Explanation`: parameters by name, the annotated box, the
+            window (with its corners), the image and its size.
+
+        Raises:
+            IndexError: If `row` is not an index row.
+            ImageProblem: If the image cannot be opened.
+
+        Example:
+        ```python
+        ds = RoiDataset("via_export.csv", augment={"zoom": (0.9, 1.2)}, seed=1)
+        ds.explain(0, epoch=3).window  # Window(xyxy=(...), size=...)
+        ```
+        """
+        if not isinstance(row, (int, np.integer)) or not 0 <= row < len(self.index):
+            raise IndexError(f"`row` must be an index row in [0, {len(self.index)}). "
+                             f"Received: row={row!r}")
+        epoch = self.position.epoch if epoch is None else int(epoch)
+        path = self.index.path_of(int(row))
+        size = read_image_size(path, self.options.max_image_pixels)
+        box = clip_box(to_pixel_xyxy(self.index.boxes[row], self.index.relative, *size), *size)
+        if box is None:
+            raise ValueError(f"row {self.index.row_label(int(row))!r}: its box lies outside the "
+                             f"{size[0]}x{size[1]} image {path!r}.")
+        params = draw(self.augment or Augmentation(), self.seed, epoch, np.array([row]))[0]
+        window = row_window(box, params, self.augment, size, self.image_size,
+                            self.options.aspect_ratio, self.options.border)
+        return Explanation(int(row), self.index.row_label(int(row)), epoch, path, size, box,
+                           window, parameters_of(params), self.options.border)
 
     # -- the plan -----------------------------------------------------------------------------
 
@@ -563,7 +656,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         planned = self.plan(epoch).batch(int(index))
         where = self._where(epoch, int(index))
         batch, _ = self._assembler.assemble(
-            planned, decode_batch(self._assembler.job(planned.rows)), where)
+            planned, decode_batch(self._assembler.job(planned.rows, epoch)), where)
         self._indexed.add(int(index))
         return batch
 
@@ -619,7 +712,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             for number, batch, rows in stream_batches(
                 lambda n: plan.batch(n - first), range(first, first + len(plan)), self._assembler,
                 executor, self.max_queue_size if parallel else 1, self.worker_timeout,
-                lambda n: self._where(start.epoch, n),
+                lambda n: self._where(start.epoch, n), start.epoch,
             ):
                 current.served = number + 1 - first
                 yield number, batch, rows
@@ -748,6 +841,11 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             "data_format": self.data_format, "y_cols": list(self.y_cols),
             "vocabularies": {c: list(map(str, v.classes)) for c, v in self.vocabularies.items()},
             "table": self.index.fingerprint(),
+            # Present only when set, so states saved before these options existed still load.
+            **({"augment": self.augment.to_dict()} if self.augment is not None else {}),
+            **({"aspect_ratio": self.options.aspect_ratio}
+               if self.options.aspect_ratio != "squash" else {}),
+            **({"border": self.options.border} if self.options.border != "constant" else {}),
         }
 
     def get_state(self) -> dict[str, Any]:
@@ -790,7 +888,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             saved.setdefault("data_format", "channels_last")
         else:
             rows = int(state["rows"])
-        differs = [key for key in config if saved.get(key) != config[key]]
+        keys = [*config, *(k for k in _OPTIONAL_CONFIG if k in saved and k not in config)]
+        differs = [key for key in keys if saved.get(key) != config.get(key)]
         if self._seed_given and state.get("seed") != self.seed:
             differs.append("seed")
         if differs:
@@ -802,6 +901,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 f"The saved iteration state does not fit this dataset ({details}). Build the "
                 "dataset from the same table with the same batch-changing options.")
         self.seed = int(state["seed"])
+        self._assembler.seed = self.seed
         self._plan_cache = None
         epoch = int(state["epoch"])
         self._move_to(Position(epoch + 1, 0) if rows >= len(self.index) else Position(epoch, rows))

@@ -37,9 +37,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from keras_roi_datagen import jpeg_region
+from keras_roi_datagen.augment import Augmentation, Window, apply_pixel_ops, row_window
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
 
 __all__ = [
+    "ASPECT_RATIOS",
     "COLOR_MODES",
     "INTERPOLATIONS",
     "BatchJob",
@@ -62,6 +64,8 @@ INTERPOLATIONS: dict[str, Image.Resampling] = {
     "lanczos": Image.Resampling.LANCZOS,
 }
 COLOR_MODES: dict[str, int] = {"rgb": 3, "grayscale": 1, "rgba": 4}
+ASPECT_RATIOS = ("squash", "crop", "pad")
+"""How a window's shape meets `image_size`: stretch, trim the window, or pad the crop."""
 _PIL_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}
 _SWAPS_AXES = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112
@@ -79,6 +83,14 @@ class DecodeOptions:
         max_image_pixels: Refuse images with more pixels than this (`None`:
             no limit).
         fast: Allow DCT-domain downscaling of JPEGs (see the module docstring).
+        aspect_ratio: `"squash"` (stretch each window to `image_size`),
+            `"crop"` (trim the window to the aspect ratio of `image_size`,
+            keeping its centre) or `"pad"` (resize without distortion and pad
+            with zeros, centred), as Keras's `crop_to_aspect_ratio` and
+            `pad_to_aspect_ratio`.
+        border: Window parts outside the image: `"constant"` (zeros),
+            `"reflect"` (the image mirrored at its edge, edge pixel repeated)
+            or `"clip"` (the window is clipped to the image).
     """
 
     image_size: tuple[int, int]
@@ -86,6 +98,8 @@ class DecodeOptions:
     color_mode: str = "rgb"
     max_image_pixels: int | None = None
     fast: bool = True
+    aspect_ratio: str = "squash"
+    border: str = "constant"
 
     @property
     def channels(self) -> int:
@@ -103,6 +117,9 @@ class BatchJob:
         boxes: `(rows, 4)` boxes, `xyxy`, in pixels or fractions.
         relative: Whether `boxes` are fractions of the image size.
         options: The `DecodeOptions`.
+        augment: The augmentation options, or `None`.
+        params: `(rows, len(augment.PARAMETERS))` parameters drawn for the
+            rows (`augment.draw`), or `None`.
     """
 
     paths: tuple[str, ...]
@@ -110,6 +127,8 @@ class BatchJob:
     boxes: np.ndarray
     relative: bool
     options: DecodeOptions
+    augment: Augmentation | None = None
+    params: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +212,12 @@ def _open_unchecked(path: str) -> Image.Image:
         raise
     handle.close()
     raise UnidentifiedImageError(f"cannot identify image file {path!r}")
+
+
+def _crop_unchecked(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """`Image.crop` without Pillow's global bomb limit (the dataset's applied at open)."""
+    image.load()
+    return image._new(image.im.crop(tuple(int(v) for v in box)))
 
 
 def _open(path: str, max_image_pixels: int | None) -> Image.Image:
@@ -393,7 +418,6 @@ def crop_region(
     Returns:
         `uint8` array of shape `(height, width, channels)`.
     """
-    height, width = options.image_size
     if bounds is not None:
         full_w, full_h = bounds
     else:
@@ -407,19 +431,175 @@ def crop_region(
     wx0, wy0, wx1, wy1 = filter_window((x0, y0, x1, y1), options, (full_w, full_h))
     left, top = origin
     if isinstance(image, Image.Image):
-        # `Image.crop` applies Pillow's global bomb limit to the window; the
-        # dataset's own limit was applied when the file was opened.
-        image.load()
-        window = image._new(image.im.crop((int(wx0 - left), int(wy0 - top),
-                                           int(wx1 - left), int(wy1 - top))))
+        window = _crop_unchecked(image, (wx0 - left, wy0 - top, wx1 - left, wy1 - top))
     else:
         window = Image.fromarray(np.ascontiguousarray(image[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
     resized = window.resize(
-        (width, height), INTERPOLATIONS[options.interpolation],
+        _inner_size(x1 - x0, y1 - y0, options), INTERPOLATIONS[options.interpolation],
         box=(x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0),
     )
-    out = np.asarray(resized, dtype=np.uint8)
-    return out[..., None] if out.ndim == 2 else out
+    return _padded(np.asarray(resized, dtype=np.uint8), options)
+
+
+def _inner_size(width: float, height: float, options: DecodeOptions) -> tuple[int, int]:
+    """The `(width, height)` a window is resized to.
+
+    All of `image_size`, or with `aspect_ratio="pad"` its largest undistorted part.
+    """
+    out_h, out_w = options.image_size
+    if options.aspect_ratio != "pad" or width <= 0 or height <= 0:
+        return (out_w, out_h)
+    scale = min(out_w / width, out_h / height)
+    return (max(1, min(out_w, round(width * scale))), max(1, min(out_h, round(height * scale))))
+
+
+def _padded(pixels: np.ndarray, options: DecodeOptions) -> np.ndarray:
+    """`(h, w, c)` pixels, centred on a zero canvas of `image_size` when smaller."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    out_h, out_w = options.image_size
+    height, width = pixels.shape[:2]
+    if (height, width) == (out_h, out_w):
+        return pixels
+    canvas = np.zeros((out_h, out_w, pixels.shape[2]), dtype=np.uint8)
+    top, left = (out_h - height) // 2, (out_w - width) // 2
+    canvas[top:top + height, left:left + width] = pixels
+    return canvas
+
+
+_TRANSFORM_FILTERS = {"nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC,
+                      "lanczos": Image.Resampling.BICUBIC}
+
+
+def read_box(window: Window, bounds: tuple[int, int], options: DecodeOptions
+             ) -> tuple[float, float, float, float]:
+    """The part of the image (`xyxy`, inside `bounds`) that sampling `window` reads.
+
+    Used to choose the JPEG reduction and the strip to decode; with
+    `border="reflect"` it includes the mirrored parts a window beyond an edge shows.
+
+    Args:
+        window: The crop window.
+        bounds: The image's `(width, height)`.
+        options: The `DecodeOptions` (for `border` and the filter's reach).
+
+    Returns:
+        A box with positive area inside the image.
+    """
+    x0, y0, x1, y1 = window.bounds()
+    extent = []
+    for low, high, size in ((x0, x1, bounds[0]), (y0, y1, bounds[1])):
+        if options.border == "reflect":
+            reach = _margin(window, options)
+            if low - reach < 0:
+                high = max(high, reach - low)
+            if high + reach > size:
+                low = min(low, 2 * size - high - reach)
+        low, high = min(max(low, 0.0), size - 1.0), max(min(high, float(size)), 1.0)
+        extent.append((low, max(high, low + 1.0)))
+    return (extent[0][0], extent[1][0], extent[0][1], extent[1][1])
+
+
+def sample_region(window: Window, bounds: tuple[int, int], options: DecodeOptions
+                  ) -> tuple[int, int, int, int]:
+    """The integer pixels `sample_window` reads: `read_box` plus the samplers' reach.
+
+    The reach covers the resize filter at the window's scale and one output
+    pixel more for the affine sampler, whichever of the window and the read
+    box is the larger.
+    """
+    x0, y0, x1, y1 = read_box(window, bounds, options)
+    height, width = options.image_size
+    shrink = max(1.0, window.width / width, window.height / height,
+                 (x1 - x0) / width, (y1 - y0) / height)
+    margin = math.ceil(_SUPPORT[options.interpolation] * shrink) + 2 + math.ceil(shrink)
+    return (max(0, math.floor(x0) - margin), max(0, math.floor(y0) - margin),
+            min(bounds[0], math.ceil(x1) + margin), min(bounds[1], math.ceil(y1) + margin))
+
+
+def _margin(window: Window, options: DecodeOptions) -> int:
+    height, width = options.image_size
+    shrink = max(1.0, window.width / width, window.height / height)
+    return math.ceil(_SUPPORT[options.interpolation] * shrink) + 2
+
+
+def sample_window(
+    image: Image.Image | np.ndarray,
+    window: Window,
+    options: DecodeOptions,
+    origin: tuple[int, int] = (0, 0),
+    bounds: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Samples a window that is turned or reaches outside the image.
+
+    The pixels the window covers are first reduced (antialiased, with the
+    dataset's filter) to about the output's resolution, padded past the
+    image's edges as `options.border` says, then sampled through the
+    window's affine map (Pillow's `Image.transform`), so the cost follows
+    the output size, not the window's.
+
+    Args:
+        image: An image from `load_image`, or a decoded strip of one.
+        window: The window, in pixels of the whole (possibly reduced) image.
+        options: The `DecodeOptions`.
+        origin: Where `image` starts within the whole image (for strips).
+        bounds: `(width, height)` of the whole image; defaults to `image.size`.
+
+    Returns:
+        `uint8` array of shape `(height, width, channels)`.
+    """
+    if bounds is None:
+        bounds = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
+    wx0, wy0, wx1, wy1 = sample_region(window, bounds, options)
+    left, top = origin
+    if isinstance(image, Image.Image):
+        region = _crop_unchecked(image, (wx0 - left, wy0 - top, wx1 - left, wy1 - top))
+    else:
+        region = Image.fromarray(np.ascontiguousarray(
+            image[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
+    out_w, out_h = _inner_size(window.width, window.height, options)
+    fx, fy = max(1.0, window.width / out_w), max(1.0, window.height / out_h)
+    if window.angle:
+        fx = fy = min(fx, fy)
+    small = (max(1, round(region.width / fx)), max(1, round(region.height / fy)))
+    if small != region.size:
+        region = region.resize(small, INTERPOLATIONS[options.interpolation])
+    fx, fy = (wx1 - wx0) / small[0], (wy1 - wy0) / small[1]
+    pixels = np.asarray(region)
+    pads = _pads(window, (wx0, wy0, wx1, wy1), bounds, (fx, fy), options)
+    if any(pads):
+        mode = "symmetric" if options.border == "reflect" else "constant"
+        spec = ((pads[1], pads[3]), (pads[0], pads[2])) + (((0, 0),) if pixels.ndim == 3 else ())
+        pixels = np.pad(pixels, spec, mode=mode)  # type: ignore[call-overload]
+    theta = math.radians(window.angle)
+    cos, sin = math.cos(theta), math.sin(theta)
+    w, h = window.width, window.height
+    ox, oy = wx0 - pads[0] * fx, wy0 - pads[1] * fy
+    coefficients = (
+        w / out_w * cos / fx, -h / out_h * sin / fx, (window.cx - 0.5 * w * cos + 0.5 * h * sin - ox) / fx,
+        w / out_w * sin / fy, h / out_h * cos / fy, (window.cy - 0.5 * w * sin - 0.5 * h * cos - oy) / fy,
+    )
+    source = Image.fromarray(np.ascontiguousarray(pixels))
+    turned = source.transform(
+        (out_w, out_h), Image.Transform.AFFINE, coefficients,
+        _TRANSFORM_FILTERS.get(options.interpolation, Image.Resampling.BILINEAR), fillcolor=0)
+    return _padded(np.asarray(turned, dtype=np.uint8), options)
+
+
+def _pads(window: Window, region: tuple[int, int, int, int], bounds: tuple[int, int],
+          factors: tuple[float, float], options: DecodeOptions) -> tuple[int, int, int, int]:
+    """Reduced pixels to add at each side of a region at the image's edges (left, top, right, bottom)."""
+    if options.border == "clip" and window.angle == 0:
+        return (0, 0, 0, 0)
+    x0, y0, x1, y1 = window.bounds()
+    reach = _margin(window, options)
+    fx, fy = factors
+    wanted = (region[0] - (x0 - reach), region[1] - (y0 - reach),
+              (x1 + reach) - region[2], (y1 + reach) - region[3])
+    at_edge = (region[0] == 0, region[1] == 0, region[2] == bounds[0], region[3] == bounds[1])
+    return tuple(  # type: ignore[return-value]
+        math.ceil(max(0.0, want) / f) + 1 if edge and want > 0 else 0
+        for want, edge, f in zip(wanted, at_edge, (fx, fy, fx, fy)))
 
 
 # Half-width of each Pillow filter's kernel, in source pixels when not shrinking.
@@ -458,27 +638,59 @@ def _clip_rows(
     return clipped
 
 
+Cut = tuple[float, float, float, float] | Window
+"""What one row cuts: a box inside the image (a plain crop), or a `Window`."""
+
+
+def _plan_cuts(job: BatchJob, clipped: dict[int, tuple[float, float, float, float]],
+               size: tuple[int, int]) -> dict[int, Cut]:
+    options = job.options
+    if job.augment is None and options.aspect_ratio == "squash":
+        return dict(clipped)
+    cuts: dict[int, Cut] = {}
+    for position, box in clipped.items():
+        params = job.params[position] if job.params is not None else None
+        window = row_window(box, params, job.augment, size, options.image_size,
+                            options.aspect_ratio, options.border)
+        cuts[position] = window.box if window.inside(*size) else window
+    return cuts
+
+
+def _cut_size(cut: Cut) -> tuple[float, float, float, float]:
+    return cut.box if isinstance(cut, Window) else cut
+
+
+def _scaled(cut: Cut, scale: int, bounds: tuple[int, int]) -> Cut:
+    if isinstance(cut, Window):
+        return cut.scaled(1.0 / scale)
+    x0, y0, x1, y1 = cut
+    return (x0 / scale, y0 / scale, min(x1 / scale, bounds[0]), min(y1 / scale, bounds[1]))
+
+
+def _cut(image: Image.Image | np.ndarray, cut: Cut, options: DecodeOptions,
+         origin: tuple[int, int] = (0, 0), bounds: tuple[int, int] | None = None) -> np.ndarray:
+    if isinstance(cut, Window):
+        return sample_window(image, cut, options, origin, bounds)
+    return crop_region(image, cut, options, origin, bounds)
+
+
 def _pillow_crops(opened: Image.Image, orientation: int, options: DecodeOptions, scale: int,
-                  boxes: dict[int, tuple[float, float, float, float]]) -> dict[int, np.ndarray]:
+                  cuts: dict[int, Cut]) -> dict[int, np.ndarray]:
     image = _prepare(opened, orientation, options, scale)
-    max_w, max_h = image.size
-    return {
-        position: crop_region(
-            image, (x0 / scale, y0 / scale, min(x1 / scale, max_w), min(y1 / scale, max_h)), options)
-        for position, (x0, y0, x1, y1) in boxes.items()
-    }
+    return {position: _cut(image, _scaled(cut, scale, image.size), options)
+            for position, cut in cuts.items()}
 
 
 def _native_crops(data: bytes, size: tuple[int, int], options: DecodeOptions, scale: int,
-                  boxes: dict[int, tuple[float, float, float, float]]) -> dict[int, np.ndarray] | None:
+                  cuts: dict[int, Cut]) -> dict[int, np.ndarray] | None:
     # The reduced image's size, as libjpeg rounds it (up).
     bounds = (-(-size[0] // scale), -(-size[1] // scale))
-    scaled = {p: (x0 / scale, y0 / scale, min(x1 / scale, bounds[0]), min(y1 / scale, bounds[1]))
-              for p, (x0, y0, x1, y1) in boxes.items()}
-    windows = {p: filter_window(b, options, bounds) for p, b in scaled.items()}
+    scaled = {p: _scaled(cut, scale, bounds) for p, cut in cuts.items()}
+    windows = {p: sample_region(c, bounds, options) if isinstance(c, Window)
+               else filter_window(c, options, bounds) for p, c in scaled.items()}
     return jpeg_region.crop_rows(
         data, windows, scale, options.color_mode == "grayscale",
-        lambda strip, p, origin, full: crop_region(strip, scaled[p], options, origin, full))
+        lambda strip, p, origin, full: _cut(strip, scaled[p], options, origin, full))
 
 
 def _read_bytes(path: str) -> bytes:
@@ -495,11 +707,17 @@ def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: Ba
             orientation = _orientation(header)
             size = _displayed_size(header, orientation)
             clipped = _clip_rows(job, positions, size, result)
+            cuts = _plan_cuts(job, clipped, size)
             # Each row's own reduction: a crop never depends on its batch neighbours.
-            by_scale: dict[int, dict[int, tuple[float, float, float, float]]] = {}
-            for position, box in clipped.items():
-                scale = _reduction(header, orientation, options, [box])
-                by_scale.setdefault(scale, {})[position] = box
+            # A window reduces no further than its box would (a zoomed-out row
+            # then shares its neighbours' decode instead of needing its own).
+            by_scale: dict[int, dict[int, Cut]] = {}
+            for position, cut in cuts.items():
+                scale = _reduction(header, orientation, options, [_cut_size(cut)])
+                if cut is not clipped[position]:
+                    scale = min(scale, _reduction(header, orientation, options,
+                                                  [clipped[position]]))
+                by_scale.setdefault(scale, {})[position] = cut
             native = (options.fast and jpeg_region.AVAILABLE and orientation == 1
                       and header.format in _JPEG_FORMATS and header.mode in ("RGB", "L")
                       and options.color_mode in ("rgb", "grayscale"))
@@ -554,4 +772,9 @@ def decode_batch(job: BatchJob) -> BatchResult:
     for image_no in np.unique(path_index).tolist():
         _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
     result.failures.sort(key=lambda failure: failure.position)
+    if job.augment is not None and job.params is not None and job.augment.changes_pixels:
+        failed = {failure.position for failure in result.failures}
+        for position in range(len(pixels)):
+            if position not in failed:
+                pixels[position] = apply_pixel_ops(pixels[position], job.params[position])
     return result

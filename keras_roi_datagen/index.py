@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keras_roi_datagen.augment import Augmentation
 from keras_roi_datagen.boxes import (
     BoxFormat,
     ShapeError,
@@ -89,8 +90,9 @@ class RoiIndex:
             positions=self.positions[keep],
         )
 
-    def job(self, rows: np.ndarray, options: DecodeOptions) -> BatchJob:
-        """Describes the decoding of the given rows as a `BatchJob`."""
+    def job(self, rows: np.ndarray, options: DecodeOptions, augment: Augmentation | None = None,
+            params: np.ndarray | None = None) -> BatchJob:
+        """Describes the decoding of the given rows as a `BatchJob` (with their augmentation)."""
         ids = self.path_ids[rows]
         distinct, local = np.unique(ids, return_inverse=True)
         return BatchJob(
@@ -99,6 +101,8 @@ class RoiIndex:
             boxes=self.boxes[rows],
             relative=self.relative,
             options=options,
+            augment=augment,
+            params=params,
         )
 
     def row_label(self, row: int) -> Any:

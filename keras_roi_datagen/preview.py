@@ -5,7 +5,9 @@ exactly as batches are (`imaging.decode_batch` with the dataset's
 `DecodeOptions`: same size, interpolation and colour mode), captioned with the
 row's label in the table and its labels. A row that cannot be decoded (its
 image is missing, say) gets a red tile naming the problem kind instead of
-stopping the sheet. With `boxes=True` the sheet shows the source images
+stopping the sheet. A source with an `augment` attribute (a dataset built with
+`augment=`, or the command line's `--augment`) has its crops augmented as in
+its `epoch`, drawn from its `seed`. With `boxes=True` the sheet shows the source images
 instead, scaled down, with every box drawn and labelled.
 
 This module imports NumPy and Pillow only, never Keras: the command line's
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from keras_roi_datagen.augment import draw
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
 from keras_roi_datagen.errors import Problem
 from keras_roi_datagen.imaging import DecodeOptions, ImageProblem, decode_batch, load_image
@@ -388,7 +391,10 @@ def _decode_tiles(source: PreviewSource, picks: list[Tile]) -> tuple[np.ndarray,
     if not len(positions):
         return np.zeros((0, 1, 1, 3), np.uint8), picks
     index = source.index
-    result = decode_batch(index.job(positions, source.options))
+    augment = getattr(source, "augment", None)  # a dataset's augmentation, as in its current epoch
+    params = None if augment is None else draw(
+        augment, getattr(source, "seed", 0), getattr(source, "epoch", 0), positions)
+    result = decode_batch(index.job(positions, source.options, augment, params))
     picks = list(picks)
     for failure in result.failures:
         k = decodable[failure.position]

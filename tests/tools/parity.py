@@ -1,14 +1,16 @@
 """Parity: the same batches on every backend, worker mode and data path.
 
-For a fixed demo dataset and seed, every configuration (backend x worker mode
-x path) digests 3 epochs of batches: sha256 of the bytes of `x` and of every
+For a fixed demo dataset and seed, every configuration (dataset options x
+backend x worker mode x path) digests 3 epochs of batches: sha256 of the bytes of `x` and of every
 label head, per batch. The paths are `ds[i]` and Keras's own `fit` data path
 (the backend's EpochIterator over the dataset as adapter, including the
 one-batch peek `fit` makes to build the model, with `shuffle=True` as `fit`
 passes by default). A real `model.fit` records which rows each epoch served.
 
-All digests must be equal, and every row must be served exactly once per
-epoch. On a mismatch the first differing batch, key and max abs difference are
+The dataset options are the defaults ("plain") and a region augmentation
+recipe ("augmented": box jitter, rotation with a reflected border, flips,
+colour, erasing). Within each, all digests must be equal, and every row must
+be served exactly once per epoch. On a mismatch the first differing batch, key and max abs difference are
 printed. Exit status 1 on any failure.
 
     python tests/tools/parity.py --report reports/parity.json
@@ -35,6 +37,14 @@ MODES = {"workers=0": (0, False, "channels_last"), "threads=2": (2, False, "chan
          "processes=2 channels_first": (2, True, "channels_first")}
 EPOCHS = 3
 SEED = 2024
+OPTIONS = {
+    "plain": {},
+    "augmented": {"augment": {"zoom": [0.8, 1.25], "shift": 0.1, "aspect": [0.8, 1.25],
+                              "context": 0.1, "rotation": 10, "horizontal_flip": True,
+                              "vertical_flip": True, "brightness": 0.2, "contrast": 0.2,
+                              "saturation": [0.4, 0.6], "hue": 0.1, "erasing": 0.25},
+                  "border": "reflect"},
+}
 
 
 def _flatten(batch, data_format="channels_last"):
@@ -124,35 +134,49 @@ def run_backend(backend: str, csv: str, out: Path) -> dict:
     from keras_roi_datagen import RoiDataset
 
     results = {}
-    for mode, (workers, processes, data_format) in MODES.items():
-        for path in ("getitem", "fit"):
-            ds = RoiDataset(csv, image_size=(32, 32), batch_size=8, seed=SEED, workers=workers,
-                            use_multiprocessing=processes, data_format=data_format)
-            epochs = _getitem_path(ds) if path == "getitem" else _fit_path(ds, backend)
-            name = f"{backend} {mode} {path}"
-            digests, arrays = [], {}
-            for epoch, batches in enumerate(epochs):
-                row = []
-                for number, batch in enumerate(batches):
-                    parts = _flatten(batch, data_format)
-                    h = hashlib.sha256()
-                    for key, value in parts.items():
-                        h.update(key.encode() + np.ascontiguousarray(value).tobytes())
-                        arrays[f"e{epoch}_b{number}_{key}"] = value
-                    row.append(h.hexdigest())
-                digests.append(row)
-            np.savez(out / (name.replace(" ", "_").replace("=", "") + ".npz"), **arrays)
-            results[name] = {"digests": digests}
-        if data_format == "channels_last":
-            results[f"{backend} {mode} fit"]["rows"] = _fit_rows(csv, workers, processes)
+    for config, options in OPTIONS.items():
+        for mode, (workers, processes, data_format) in MODES.items():
+            for path in ("getitem", "fit"):
+                ds = RoiDataset(csv, image_size=(32, 32), batch_size=8, seed=SEED,
+                                workers=workers, use_multiprocessing=processes,
+                                data_format=data_format, **options)
+                epochs = _getitem_path(ds) if path == "getitem" else _fit_path(ds, backend)
+                name = f"{config} {backend} {mode} {path}"
+                results[name] = _digests(epochs, out / _file(name), data_format)
+            if config == "plain" and data_format == "channels_last":
+                results[f"plain {backend} {mode} fit"]["rows"] = _fit_rows(csv, workers, processes)
     return results
 
 
+def _file(name: str) -> str:
+    return name.replace(" ", "_").replace("=", "") + ".npz"
+
+
+def _digests(epochs, npz: Path, data_format: str = "channels_last") -> dict:
+    """sha256 of every batch of every epoch; the arrays are saved to `npz` for diagnosis."""
+    digests, arrays = [], {}
+    for epoch, batches in enumerate(epochs):
+        row = []
+        for number, batch in enumerate(batches):
+            parts = _flatten(batch, data_format)
+            h = hashlib.sha256()
+            for key, value in parts.items():
+                h.update(key.encode() + np.ascontiguousarray(value).tobytes())
+                arrays[f"e{epoch}_b{number}_{key}"] = value
+            row.append(h.hexdigest())
+        digests.append(row)
+    np.savez(npz, **arrays)
+    return {"digests": digests}
+
+
 def _compare(results: dict, out: Path) -> list[str]:
+    """Each configuration against the first of the same dataset options."""
     failures = []
-    names = list(results)
-    reference = names[0]
-    for name in names[1:]:
+    references: dict[str, str] = {}
+    for name in results:
+        reference = references.setdefault(name.split()[0], name)
+        if name == reference:
+            continue
         if results[name]["digests"] == results[reference]["digests"]:
             continue
         mine, theirs = results[name]["digests"], results[reference]["digests"]
@@ -169,7 +193,7 @@ def _compare(results: dict, out: Path) -> list[str]:
 
 def _difference(out: Path, first: str, second: str, epoch: int, number: int) -> str:
     def load(name):
-        return np.load(out / (name.replace(" ", "_").replace("=", "") + ".npz"))
+        return np.load(out / _file(name))
     a, b = load(first), load(second)
     prefix = f"e{epoch}_b{number}_"
     keys = sorted(k for k in a.files if k.startswith(prefix))
@@ -226,17 +250,23 @@ def main() -> int:
 
     n_rows = len(RoiDataset(csv, image_size=(32, 32)).index)
     failures = _compare(results, work) + _exactly_once(results, n_rows)
-    epochs = [hashlib.sha256("".join(e).encode()).hexdigest()
-              for e in next(iter(results.values()))["digests"]]
-    print(f"{len(results)} configurations (backend x worker mode x path), {n_rows} rows, "
+    firsts = {}
+    for name, result in results.items():
+        firsts.setdefault(name.split()[0], result["digests"])
+    epochs = {config: [hashlib.sha256("".join(e).encode()).hexdigest() for e in digests]
+              for config, digests in firsts.items()}
+    print(f"{len(results)} configurations (options x backend x worker mode x path), {n_rows} rows, "
           f"{EPOCHS} epochs, seed {SEED}:")
     for name, result in results.items():
-        same = result["digests"] == next(iter(results.values()))["digests"]
+        same = result["digests"] == firsts[name.split()[0]]
         rows = "exactly once" if "rows" in result and not _exactly_once({name: result}, n_rows) \
             else ("-" if "rows" not in result else "ROWS WRONG")
-        print(f"  {name:<32} {'same' if same else 'DIFFERENT':<10} fit rows: {rows}")
-    for epoch, value in enumerate(epochs):
-        print(f"epoch {epoch} digest: {value}")
+        print(f"  {name:<42} {'same' if same else 'DIFFERENT':<10} fit rows: {rows}")
+    for config, values in epochs.items():
+        for epoch, value in enumerate(values):
+            print(f"{config} epoch {epoch} digest: {value}")
+    if len(set(map(tuple, epochs.values()))) < len(epochs):
+        failures.append("the augmented batches equal the plain ones: augmentation did nothing")
     for failure in failures:
         print("FAILED:", failure)
     report = {"ok": not failures, "configurations": len(results), "rows": n_rows,
