@@ -434,13 +434,11 @@ class RoiDataModule:
         """
         self.setup("fit")
         dataset = self.predict_dataset()
-        heads = _per_head(predictions, self.y_cols)
-        frame = self._read().iloc[dataset.index.positions].copy()
+        rows, ordered = dataset.predictions_in_table_order(_per_head(predictions, self.y_cols), epoch=0)
+        heads: dict[str, Any] = ordered
+        frame: pd.DataFrame = self._read().iloc[dataset.index.positions[rows]].copy()
         for column, scores in heads.items():
             scores = np.asarray(scores)
-            if len(scores) != len(frame):
-                raise ValueError(f"{len(scores)} predictions for head {column!r}, but the predict "
-                                 f"dataset has {len(frame)} rows.")
             best = scores.argmax(axis=-1)
             frame[f"{column}_predicted"] = np.asarray(self.vocabularies[column].decode(best),
                                                       dtype=object)

@@ -379,6 +379,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self._pending_error: Exception | None = None
         self._plan_cache: tuple[int, EpochPlan] | None = None
         self._passes, self._reset_seen = 0, False
+        self._completed_epoch: int | None = None
         self.set_epoch(0)
 
     # -- building -----------------------------------------------------------------------------
@@ -627,6 +628,55 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """The pass being served (its number and start), or `None` between passes."""
         return self._pass
 
+    def predictions_in_table_order(self, predictions: Any, epoch: int | None = None
+                                   ) -> tuple[np.ndarray, Any]:
+        """Puts `model.predict(ds)` output in table order, one per row, padding removed.
+
+        `predict` returns this host's rows of one epoch in plan order, with the
+        weight-0 rows that fill the last global batch when there are several
+        hosts. This drops those and sorts the rest by index row.
+
+        Args:
+            predictions: What `model.predict(ds)` returned over a whole epoch:
+                an array, or a list, tuple or dict of arrays (one per head).
+            epoch: The epoch the predictions were made in. Defaults to the
+                last epoch a pass completed (or the current one). Without
+                `shuffle` every epoch has the same order.
+
+        Returns:
+            `(rows, predictions)`: this host's index rows in table order (see
+            `ds.index.row_label(row)` for the table's own label) and the
+            predictions in the same structure, reordered. With several hosts,
+            concatenate the hosts' results and sort by row.
+
+        Raises:
+            ValueError: If the predictions do not cover one epoch of this host.
+        """
+        if epoch is None:
+            epoch = self._completed_epoch if self._completed_epoch is not None else self.epoch
+        plan = self.plan(epoch)
+        batches = [plan.batch(i) for i in range(len(plan))]
+        rows = np.concatenate([b.rows for b in batches]) if batches else np.zeros(0, np.int64)
+        keep = np.concatenate([b.weights for b in batches]) > 0 if batches else rows.astype(bool)
+        order = np.argsort(rows[keep], kind="stable")
+
+        def reorder(array: Any) -> Any:
+            values = np.asarray(array)
+            if len(values) != len(rows):
+                raise ValueError(
+                    f"Got {len(values)} predictions, but epoch {epoch} of this dataset serves "
+                    f"{len(rows)} rows on this host ({int(keep.sum())} without padding). Predict "
+                    "over one whole epoch, from its start.")
+            return values[keep][order]
+
+        if isinstance(predictions, Mapping):
+            reordered: Any = {key: reorder(value) for key, value in predictions.items()}
+        elif isinstance(predictions, (list, tuple)):
+            reordered = type(predictions)(reorder(value) for value in predictions)
+        else:
+            reordered = reorder(predictions)
+        return rows[keep][order], reordered
+
     def _move_to(self, position: Position) -> None:
         self._position = position
         self._pass: PassInfo | None = None
@@ -682,8 +732,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             if dropped:
                 self._pass = None
             elif current.served >= current.steps:
+                self._completed_epoch = current.start.epoch
                 self._move_to(Position(current.start.epoch + 1, 0))
         elif self._indexed.issuperset(range(len(self))):
+            self._completed_epoch = self._position.epoch
             self._move_to(Position(self._position.epoch + 1, 0))
 
     # -- passes served to Keras -----------------------------------------------------------------

@@ -131,3 +131,19 @@ def test_tensorflow_multi_worker_training_is_refused_with_the_reason(tmp_path, m
     assert ds.shard == (1, 2)
     with pytest.raises(UnsupportedSetupError, match=r"host 1 of 2 under TensorFlow multi-worker"):
         ds.get_tf_dataset()
+
+
+def test_predictions_come_back_in_table_order_without_padding(tmp_path):
+    hosts = [make(tmp_path, shard=(i, 2), y_cols=("name",)) for i in range(2)]  # 12 rows, padded
+    all_rows, all_values = [], []
+    for ds in hosts:
+        served = np.concatenate([ds.plan(0).batch(i).rows for i in range(len(ds))])
+        fake = {"name": served.astype(float) * 10}  # what a model would say about each row
+        rows, ordered = ds.predictions_in_table_order(fake)
+        assert list(rows) == sorted(rows) and len(rows) == len(set(rows.tolist()))
+        np.testing.assert_array_equal(ordered["name"], rows * 10.0)
+        all_rows += rows.tolist()
+        all_values += ordered["name"].tolist()
+    assert sorted(all_rows) == list(range(12))
+    with pytest.raises(ValueError, match="Predict over one whole epoch"):
+        hosts[0].predictions_in_table_order(np.zeros(3))
