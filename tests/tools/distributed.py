@@ -61,9 +61,9 @@ def host_main(args: argparse.Namespace) -> None:
         jax.distributed.initialize(f"127.0.0.1:{args.port}", args.hosts, args.index)
         import keras
 
-        distribution = keras.distribution.DataParallel(devices=jax.devices())
-        distribution.auto_shard_dataset = False  # the dataset shards itself
-        keras.distribution.set_distribution(distribution)
+        # No `auto_shard_dataset=False` needed: Keras takes a RoiDataset as its own
+        # data adapter before it checks that setting, and the dataset shards itself.
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
     import numpy as np
 
     from keras_roi_datagen import RoiDataset, UnsupportedSetupError
