@@ -34,6 +34,7 @@ from keras.src.trainers.data_adapters.data_adapter import DataAdapter
 from keras.utils import PyDataset
 from PIL import Image
 
+from keras_roi_datagen import storage
 from keras_roi_datagen.batching import Batch, BatchAssembler, stream_batches
 from keras_roi_datagen.boxes import BoxFormat
 from keras_roi_datagen.errors import Problem, StateMismatchError, raise_problems
@@ -147,6 +148,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         max_queue_size: Batches decoded ahead of training, at most.
         worker_timeout: Seconds one batch may take before its worker is
             declared hung. Defaults to 600; `None` waits forever.
+        storage_options: For tables and images given as URLs (`s3://`,
+            `gs://`, `https://`, any fsspec protocol): passed to fsspec, as
+            in pandas. Defaults to `None` (credentials from the usual places).
+            See `keras_roi_datagen.storage`.
 
     Example:
     ```python
@@ -189,6 +194,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
         worker_timeout: float | None = 600.0,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
@@ -227,7 +233,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self.options = DecodeOptions(
             image_size=self.image_size, interpolation=interpolation, color_mode=color_mode,
             max_image_pixels=Image.MAX_IMAGE_PIXELS if max_image_pixels == -1 else max_image_pixels,
-            fast=bool(fast_decode),
+            fast=bool(fast_decode), storage_options=storage_options,
         )
         self.spec = TableSpec(
             image_dir=os.fspath(image_dir) if image_dir is not None else None,
@@ -236,7 +242,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             allow_outside_image_dir=allow_outside_image_dir,
         )
         build = table if isinstance(table, IndexBuild) else build_index(
-            table, self.spec, vocabularies)
+            table, self.spec, vocabularies, storage_options=storage_options)
         self._build(build)
         self.class_weight = self._sample_weights(class_weight)
         self._assembler.sample_weights = self.class_weight
@@ -335,6 +341,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             A `ValidationReport` of every problem, with what the table
             reading found.
         """
+        retries = storage.retry_count()
         found = scan_images(self.index, self.options, decode=decode, progress=progress,
                             threads=max(2, self.workers))
         errors = [problem for _, problem in found if problem.severity == "error"]
@@ -351,7 +358,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             self._plan_cache, self._served, self._start = None, set(), 0
         return ValidationReport(
             [*self.problems, *(problem for _, problem in found)], n_rows=self._rows_read,
-            n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped)
+            n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped,
+            retries=storage.retry_count() - retries)
 
     def preview(self, n: int = 16, **kwargs: Any) -> Image.Image:
         """Returns a contact sheet of crops as the model sees them, for notebooks.

@@ -31,14 +31,16 @@ import math
 import os
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from keras_roi_datagen import jpeg_region
+from keras_roi_datagen import jpeg_region, storage
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
+from keras_roi_datagen.errors import StorageError
 
 __all__ = [
     "COLOR_MODES",
@@ -81,6 +83,7 @@ class DecodeOptions:
         max_image_pixels: Refuse images with more pixels than this (`None`:
             no limit).
         fast: Allow DCT-domain downscaling of JPEGs (see the module docstring).
+        storage_options: Passed to fsspec for images given as URLs.
     """
 
     image_size: tuple[int, int]
@@ -88,6 +91,7 @@ class DecodeOptions:
     color_mode: str = "rgb"
     max_image_pixels: int | None = None
     fast: bool = True
+    storage_options: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def channels(self) -> int:
@@ -180,7 +184,10 @@ def _pillow_limit_lifted() -> Iterator[None]:
 def _open(path: str, max_image_pixels: int | None) -> Image.Image:
     try:
         with _pillow_limit_lifted():
-            image = Image.open(path)
+            image = Image.open(storage.open_image(path))
+    except StorageError as exc:
+        kind = "missing_file" if exc.kind == "storage_not_found" else exc.kind
+        raise ImageProblem(kind, str(exc)) from None
     except FileNotFoundError:
         raise ImageProblem("missing_file", f"image file not found: {path!r}.") from None
     except (IsADirectoryError, PermissionError) as exc:
@@ -462,7 +469,10 @@ def _native_crops(data: bytes, size: tuple[int, int], options: DecodeOptions, sc
 
 
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:
+    source = storage.open_image(path)  # a URL's bytes were read when its header was
+    if not isinstance(source, str):
+        return source.getvalue()
+    with open(source, "rb") as handle:
         return handle.read()
 
 
@@ -531,7 +541,8 @@ def decode_batch(job: BatchJob) -> BatchResult:
     pixels = np.zeros((len(job.path_index), height, width, job.options.channels), dtype=np.uint8)
     result = BatchResult(pixels)
     path_index = np.asarray(job.path_index)
-    for image_no in np.unique(path_index).tolist():
-        _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
+    with storage.prefetch(job.paths, job.options.storage_options):  # URLs read concurrently
+        for image_no in np.unique(path_index).tolist():
+            _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
     result.failures.sort(key=lambda failure: failure.position)
     return result

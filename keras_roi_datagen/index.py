@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keras_roi_datagen import storage
 from keras_roi_datagen.boxes import (
     BoxFormat,
     ShapeError,
@@ -427,6 +428,8 @@ def build_index(
     table: pd.DataFrame | str | os.PathLike[str],
     spec: TableSpec,
     vocabularies: Mapping[str, Any] | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> IndexBuild:
     """Reads a table into a `RoiIndex`, recording every problem with its row.
 
@@ -441,12 +444,15 @@ def build_index(
         vocabularies: Optional given vocabularies per label column (a
             `LabelVocabulary` or a list of classes). Columns not given get a
             vocabulary built from the usable rows, sorted.
+        storage_options: For a table given as a URL: passed to fsspec.
+            Defaults to `None`.
 
     Returns:
         The `IndexBuild`.
 
     Raises:
         AnnotationError: For table-wide faults.
+        StorageError: When a table given as a URL cannot be read.
     """
     source = None
     without: list[dict[str, Any]] = []
@@ -456,14 +462,19 @@ def build_index(
         raw_rows = _frame_rows(table, spec, source)
     else:
         source = os.fspath(table)
-        if spec.image_dir is None:
+        local = source
+        if storage.is_url(source):
+            local = storage.local_table(source, storage_options)
+            if spec.image_dir is None:
+                spec = replace(spec, image_dir=storage.url_dirname(source))
+        elif spec.image_dir is None:
             spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
-        if _is_via_file(source):
-            raw_rows = _via_rows(source, spec, without)
+        if _is_via_file(local):
+            raw_rows = _via_rows(local, spec, without)
         else:
             from keras_roi_datagen.formats import read_table
 
-            raw_rows = _frame_rows(read_table(source), spec, source)
+            raw_rows = _frame_rows(read_table(local), spec, source)
     collected = _Collector(spec, source)
     for raw in raw_rows:
         collected.add(raw)
