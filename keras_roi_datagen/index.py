@@ -30,9 +30,10 @@ from keras_roi_datagen.boxes import (
     shape_to_xyxy,
 )
 from keras_roi_datagen.errors import AnnotationError, Problem
+from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.imaging import BatchJob, DecodeOptions
 from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
-from keras_roi_datagen.paths import PathProblem, check_image_file, resolve_image_path
+from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
 
 __all__ = ["IndexBuild", "RoiIndex", "TableSpec", "build_index"]
 
@@ -56,7 +57,8 @@ class RoiIndex:
     """The usable rows of a table as arrays.
 
     Args:
-        paths: Distinct image paths (absolute).
+        paths: Distinct image paths (absolute, or URLs), as a compact
+            `PathTable` (one UTF-8 buffer and offsets).
         path_ids: Per row, the position of its image in `paths`.
         boxes: `(n, 4)` `float64` boxes, `xyxy`, pixels or fractions.
         relative: Whether `boxes` are fractions of the image size.
@@ -67,7 +69,7 @@ class RoiIndex:
         source: The table's file, if it came from one.
     """
 
-    paths: np.ndarray
+    paths: PathTable
     path_ids: np.ndarray
     boxes: np.ndarray
     relative: bool
@@ -95,7 +97,7 @@ class RoiIndex:
         ids = self.path_ids[rows]
         distinct, local = np.unique(ids, return_inverse=True)
         return BatchJob(
-            paths=tuple(self.paths[distinct].tolist()),
+            paths=tuple(self.paths[i] for i in distinct.tolist()),
             path_index=local.astype(np.int32),
             boxes=self.boxes[rows],
             relative=self.relative,
@@ -469,6 +471,12 @@ def build_index(
                 spec = replace(spec, image_dir=storage.url_dirname(source))
         elif spec.image_dir is None:
             spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
+        if columnar.is_columnar(local):
+            from keras_roi_datagen.index_columns import build_columnar_index, columnar_box_cols
+
+            box_cols = columnar_box_cols(local, spec)
+            if box_cols is not None:  # numeric boxes: built by columns, no per-row Python
+                return build_columnar_index(local, spec, box_cols, source, vocabularies)
         if _is_via_file(local):
             raw_rows = _via_rows(local, spec, without)
         else:
@@ -481,7 +489,7 @@ def build_index(
     vocabs = _resolve_vocabularies(collected, vocabularies)
     codes, ok = _encode(collected, vocabs)
     index = RoiIndex(
-        paths=np.asarray(list(collected.path_table), dtype=str),
+        paths=PathTable.from_strings(collected.path_table),
         path_ids=np.frombuffer(collected.path_ids, dtype=np.int32),
         boxes=np.frombuffer(collected.boxes, dtype=np.float64).reshape(-1, 4),
         relative=spec.box_format.relative,

@@ -12,6 +12,7 @@ import os
 
 import pandas as pd
 
+from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.formats.generic import read_generic_csv
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
@@ -102,6 +103,8 @@ def read_table(
         )
     if not os.path.isfile(source):
         raise FileNotFoundError(f"annotation table not found: {os.fspath(source)!r}")
+    if columnar.is_columnar(source):  # Parquet / Arrow, read by columns (pyarrow)
+        return columnar.read_columnar(source)
     if os.fspath(source).lower().endswith(".json"):
         return read_via_json(source, encoding=encoding, on_error=on_error)
     if sniff_csv(source, encoding).kind is not None:
