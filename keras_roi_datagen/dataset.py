@@ -152,6 +152,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             `gs://`, `https://`, any fsspec protocol): passed to fsspec, as
             in pandas. Defaults to `None` (credentials from the usual places).
             See `keras_roi_datagen.storage`.
+        index_cache: For a table file: a folder where the compiled index is
+            kept as memory-mapped columns and reused while the table is
+            unchanged (`True`: `~/.cache/keras_roi_datagen/index`). Defaults
+            to `None` (no cache). See `keras_roi_datagen.index_cache`.
 
     Example:
     ```python
@@ -195,6 +199,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         max_queue_size: int = 10,
         worker_timeout: float | None = 600.0,
         storage_options: Mapping[str, Any] | None = None,
+        index_cache: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
@@ -242,7 +247,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             allow_outside_image_dir=allow_outside_image_dir,
         )
         build = table if isinstance(table, IndexBuild) else build_index(
-            table, self.spec, vocabularies, storage_options=storage_options)
+            table, self.spec, vocabularies, storage_options=storage_options,
+            cache=index_cache)
         self._build(build)
         self.class_weight = self._sample_weights(class_weight)
         self._assembler.sample_weights = self.class_weight

@@ -67,6 +67,9 @@ class RoiIndex:
             DataFrame index label), for messages.
         positions: Per row, its position in the source table.
         source: The table's file, if it came from one.
+        cache_folder: The on-disk cache entry its columns are mapped from,
+            if any (see `keras_roi_datagen.index_cache`); a pickled index
+            then maps the entry again instead of carrying its rows.
     """
 
     paths: PathTable
@@ -77,9 +80,15 @@ class RoiIndex:
     rows: np.ndarray
     positions: np.ndarray
     source: str | None = None
+    cache_folder: str | None = None
 
     def __len__(self) -> int:
         return len(self.path_ids)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if self.cache_folder is not None:
+            return (_mapped_index, (self.cache_folder,))
+        return super().__reduce_ex__(protocol)
 
     def select(self, keep: np.ndarray) -> RoiIndex:
         """Returns the index restricted to `keep` (a boolean mask or positions)."""
@@ -90,6 +99,7 @@ class RoiIndex:
             codes={k: v[keep] for k, v in self.codes.items()},
             rows=self.rows[keep],
             positions=self.positions[keep],
+            cache_folder=None,
         )
 
     def job(self, rows: np.ndarray, options: DecodeOptions) -> BatchJob:
@@ -128,6 +138,15 @@ class RoiIndex:
             digest.update(name.encode() + np.ascontiguousarray(self.codes[name]).tobytes())
         digest.update(b"relative" if self.relative else b"pixels")
         return digest.hexdigest()
+
+
+def _mapped_index(folder: str) -> RoiIndex:
+    from keras_roi_datagen import index_cache
+
+    build = index_cache.load(folder)
+    if build is None:
+        raise FileNotFoundError(f"the index cache entry {folder!r} is gone; build the index again.")
+    return build.index
 
 
 @dataclass
@@ -432,6 +451,7 @@ def build_index(
     vocabularies: Mapping[str, Any] | None = None,
     *,
     storage_options: Mapping[str, Any] | None = None,
+    cache: str | os.PathLike[str] | bool | None = None,
 ) -> IndexBuild:
     """Reads a table into a `RoiIndex`, recording every problem with its row.
 
@@ -448,6 +468,11 @@ def build_index(
             vocabulary built from the usable rows, sorted.
         storage_options: For a table given as a URL: passed to fsspec.
             Defaults to `None`.
+        cache: For a table file: a folder where the built index is kept as
+            memory-mapped columns and reused while the file (and `spec`,
+            `vocabularies`) are unchanged; `True` for the default folder
+            (`~/.cache/keras_roi_datagen/index`). Defaults to `None` (no
+            cache). See `keras_roi_datagen.index_cache`.
 
     Returns:
         The `IndexBuild`.
@@ -471,6 +496,8 @@ def build_index(
                 spec = replace(spec, image_dir=storage.url_dirname(source))
         elif spec.image_dir is None:
             spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
+        if cache is not None and cache is not False:
+            return _cached_build(source, local, spec, vocabularies, storage_options, cache)
         if columnar.is_columnar(local):
             from keras_roi_datagen.index_columns import build_columnar_index, columnar_box_cols
 
@@ -505,6 +532,24 @@ def build_index(
     # lists are no longer needed.
     collected.labels.clear()
     return IndexBuild(index, vocabs, problems, without, collected.n_rows)
+
+
+def _cached_build(source: str, local: str, spec: TableSpec, vocabularies: Mapping[str, Any] | None,
+                  storage_options: Mapping[str, Any] | None,
+                  cache: str | os.PathLike[str] | bool) -> IndexBuild:
+    from keras_roi_datagen import index_cache
+
+    cache_dir = index_cache.default_cache_dir() if cache is True else os.fspath(cache)  # type: ignore[arg-type]
+    version = storage.remote_fingerprint(source, storage_options) if storage.is_url(source) else None
+    key = index_cache.table_key(source, local, spec, vocabularies, version)
+    folder = index_cache.cache_folder(cache_dir, key)
+    found = index_cache.load(folder)
+    if found is not None:
+        return found
+    build = build_index(local, spec, vocabularies)
+    build.index = replace(build.index, source=source)
+    index_cache.save(build, folder)
+    return index_cache.load(folder) or build
 
 
 def _row_array(rows: array[int] | Sequence[Any]) -> np.ndarray:
