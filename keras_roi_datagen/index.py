@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from array import array
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -452,6 +452,7 @@ def build_index(
     *,
     storage_options: Mapping[str, Any] | None = None,
     cache: str | os.PathLike[str] | bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IndexBuild:
     """Reads a table into a `RoiIndex`, recording every problem with its row.
 
@@ -473,6 +474,8 @@ def build_index(
             `vocabularies`) are unchanged; `True` for the default folder
             (`~/.cache/keras_roi_datagen/index`). Defaults to `None` (no
             cache). See `keras_roi_datagen.index_cache`.
+        progress: Called with `(rows_read, rows_total)` as a columnar
+            table is read (for progress bars). Defaults to `None`.
 
     Returns:
         The `IndexBuild`.
@@ -497,13 +500,15 @@ def build_index(
         elif spec.image_dir is None:
             spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
         if cache is not None and cache is not False:
-            return _cached_build(source, local, spec, vocabularies, storage_options, cache)
+            return _cached_build(source, local, spec, vocabularies, storage_options, cache,
+                                 progress)
         if columnar.is_columnar(local):
             from keras_roi_datagen.index_columns import build_columnar_index, columnar_box_cols
 
             box_cols = columnar_box_cols(local, spec)
             if box_cols is not None:  # numeric boxes: built by columns, no per-row Python
-                return build_columnar_index(local, spec, box_cols, source, vocabularies)
+                return build_columnar_index(local, spec, box_cols, source, vocabularies,
+                                            progress=progress)
         if _is_via_file(local):
             raw_rows = _via_rows(local, spec, without)
         else:
@@ -536,7 +541,8 @@ def build_index(
 
 def _cached_build(source: str, local: str, spec: TableSpec, vocabularies: Mapping[str, Any] | None,
                   storage_options: Mapping[str, Any] | None,
-                  cache: str | os.PathLike[str] | bool) -> IndexBuild:
+                  cache: str | os.PathLike[str] | bool,
+                  progress: Callable[[int, int], None] | None) -> IndexBuild:
     from keras_roi_datagen import index_cache
 
     cache_dir = index_cache.default_cache_dir() if cache is True else os.fspath(cache)  # type: ignore[arg-type]
@@ -546,6 +552,13 @@ def _cached_build(source: str, local: str, spec: TableSpec, vocabularies: Mappin
     found = index_cache.load(folder)
     if found is not None:
         return found
+    if columnar.is_columnar(local):
+        from keras_roi_datagen.index_columns import build_columnar_index, columnar_box_cols
+
+        box_cols = columnar_box_cols(local, spec)
+        if box_cols is not None:  # written straight into the entry: flat memory
+            return build_columnar_index(local, spec, box_cols, source, vocabularies,
+                                        cache_folder=folder, progress=progress)
     build = build_index(local, spec, vocabularies)
     build.index = replace(build.index, source=source)
     index_cache.save(build, folder)

@@ -17,13 +17,14 @@ A cache entry is a folder named by a key over:
 A table that changes gets a new key, so its index is rebuilt (the old entry
 stays until removed). Inside the folder:
 
-- `meta.json`: vocabularies, problems, counts;
-- the region table, in table order: `path_ids.npy`, `boxes.npy`,
-  `positions.npy`, `rows.npy` (or `rows_data.npy` + `rows_offsets.npy` for
-  text row labels), `codes_<k>.npy`;
-- the image table: `paths_data.npy` + `paths_offsets.npy` (UTF-8 paths),
-  `image_starts.npy` (`n_images + 1` offsets) and `by_image.npy` (region rows
-  sorted by image, stable), so the regions of image `i` are
+- `meta.json`: vocabularies, problems, counts, and each column's dtype and
+  shape; every column is a raw little-endian file `<name>.bin`;
+- the region table, in table order: `path_ids`, `boxes`, `positions`, `rows`
+  (or `rows_data` + `rows_offsets` for text row labels; absent when the row
+  labels are the positions), `codes_<k>`;
+- the image table: `paths_data` + `paths_offsets` (UTF-8 paths),
+  `image_starts` (`n_images + 1` offsets) and `by_image` (region rows sorted
+  by image, stable), so the regions of image `i` are
   `by_image[image_starts[i]:image_starts[i + 1]]`.
 
 Entries are written into a temporary folder and renamed into place, so a
@@ -48,8 +49,8 @@ from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.paths import PathTable
 
-__all__ = ["ImageTable", "cache_folder", "default_cache_dir", "image_table", "load", "save",
-           "table_key"]
+__all__ = ["EntryWriter", "ImageTable", "add_problems", "cache_folder", "default_cache_dir",
+           "image_table", "load", "meta", "save", "table_key"]
 
 FORMAT_VERSION = 1
 _BLOCK = 1 << 16
@@ -104,15 +105,150 @@ def cache_folder(cache_dir: str, key: str) -> str:
     return os.path.join(cache_dir, key[:32])
 
 
-def _image_table(path_ids: np.ndarray, n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    by_image = np.argsort(path_ids, kind="stable").astype(np.int64)
-    starts = np.zeros(n_images + 1, dtype=np.int64)
-    np.cumsum(np.bincount(path_ids, minlength=n_images), out=starts[1:])
-    return starts, by_image
-
-
 def _json_label(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+class EntryWriter:
+    """Writes a cache entry column by column, appending as rows arrive.
+
+    Columns are raw little-endian files (`<name>.bin`) whose dtype and shape
+    are recorded in `meta.json`; everything is written in a staging folder
+    renamed into place by `commit`.
+
+    Args:
+        folder: The entry's folder (see `cache_folder`).
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        parent = os.path.dirname(folder)
+        os.makedirs(parent, exist_ok=True)
+        self.staging = tempfile.mkdtemp(dir=parent, prefix=".building-")
+        self.columns: dict[str, dict[str, Any]] = {}
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.staging, f"{name.replace(':', '__')}.bin")
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        """Appends rows to column `name` (created on first use)."""
+        values = np.ascontiguousarray(values)
+        entry = self.columns.setdefault(
+            name, {"dtype": values.dtype.str, "shape": [0, *values.shape[1:]]})
+        with open(self._file(name), "ab") as handle:
+            values.tofile(handle)
+        entry["shape"][0] += len(values)
+
+    def write(self, name: str, values: np.ndarray) -> None:
+        """Writes column `name` whole."""
+        self.columns.pop(name, None)
+        if os.path.exists(self._file(name)):
+            os.remove(self._file(name))
+        self.append(name, values)
+
+    def column(self, name: str, mode: str = "r") -> np.ndarray:
+        """Maps column `name` of the entry being written."""
+        entry = self.columns[name]
+        return _map(self._file(name), entry["dtype"], entry["shape"], mode)
+
+    def remap(self, name: str, lut: np.ndarray | None, chunk: int = 1 << 22) -> None:
+        """Replaces each value `v` of column `name` by `lut[v]`, a chunk at a time."""
+        self.rename(name, name, lut, chunk)
+
+    def rename(self, name: str, new: str, lut: np.ndarray | None = None,
+               chunk: int = 1 << 22) -> None:
+        """Renames column `name`, mapping its values through `lut` on the way."""
+        entry = self.columns.pop(name)
+        source = self._file(name)
+        if lut is None:
+            os.replace(source, self._file(new))
+            self.columns[new] = entry
+            return
+        values = _map(source, entry["dtype"], entry["shape"], "r")
+        target = source + ".new"
+        with open(target, "wb") as handle:
+            for start in range(0, len(values), chunk):
+                lut[np.asarray(values[start:start + chunk])].astype(entry["dtype"]).tofile(handle)
+        del values
+        os.replace(target, self._file(new))
+        self.columns[new] = entry
+
+    def image_table(self, n_images: int, chunk: int = 1 << 22) -> None:
+        """Writes `image_starts` and `by_image` (a stable counting sort of `path_ids`)."""
+        path_ids = self.column("path_ids")
+        counts = np.zeros(n_images, dtype=np.int64)
+        for start in range(0, len(path_ids), chunk):
+            counts += np.bincount(np.asarray(path_ids[start:start + chunk]), minlength=n_images)
+        starts = np.zeros(n_images + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        self.write("image_starts", starts)
+        self.write("by_image", np.zeros(0, dtype=np.int64))
+        with open(self._file("by_image"), "wb") as handle:
+            handle.truncate(8 * len(path_ids))
+        self.columns["by_image"]["shape"] = [len(path_ids)]
+        if not len(path_ids):
+            return
+        by_image = self.column("by_image", "r+")
+        cursor = starts[:-1].copy()
+        for start in range(0, len(path_ids), chunk):
+            ids = np.asarray(path_ids[start:start + chunk])
+            order = np.argsort(ids, kind="stable")
+            sorted_ids = ids[order]
+            first = np.searchsorted(sorted_ids, sorted_ids, side="left")
+            slots = cursor[sorted_ids] + (np.arange(len(ids)) - first)
+            by_image[slots] = order + start
+            np.add.at(cursor, sorted_ids, 1)
+            by_image.flush()  # type: ignore[attr-defined]
+        del by_image
+
+    def commit(self, meta: dict[str, Any]) -> str:
+        """Writes `meta.json` and moves the entry into place; returns its folder."""
+        meta = {**meta, "columns": self.columns}
+        with open(os.path.join(self.staging, "meta.json"), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, default=str)
+        try:
+            os.replace(self.staging, self.folder)
+        except OSError:  # another process wrote the same entry first
+            self.abort()
+        return self.folder
+
+    def abort(self) -> None:
+        """Removes the staging folder."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _map(path: str, dtype: str, shape: list[int], mode: str = "r") -> np.ndarray:
+    if not shape[0] or not os.path.getsize(path):
+        return np.zeros(shape, dtype=dtype)
+    mapped: np.ndarray = np.memmap(path, dtype=np.dtype(dtype), mode=mode,  # type: ignore[call-overload]
+                                   shape=tuple(shape))
+    return mapped
+
+
+def meta(*, source: str | None, relative: bool, codes: list[str], n_rows: int,
+         vocabularies: Mapping[str, LabelVocabulary], problems: list[Problem],
+         rows_without_regions: list[dict[str, Any]], rows: str) -> dict[str, Any]:
+    """Returns the `meta.json` record of an entry (`rows`: `"rows"`, `"text"` or `"positions"`)."""
+    return {
+        "format": FORMAT_VERSION, "source": source, "relative": relative, "codes": codes,
+        "n_rows": n_rows, "rows": rows,
+        "vocabularies": {c: {"classes": [_json_label(v) for v in vocab.classes], "oov": vocab.oov}
+                         for c, vocab in vocabularies.items()},
+        "problems": [p.to_dict() for p in problems],
+        "rows_without_regions": rows_without_regions,
+    }
+
+
+def add_problems(folder: str, problems: list[Problem]) -> None:
+    """Appends problems found after the entry was written (the duplicate check)."""
+    path = os.path.join(folder, "meta.json")
+    with open(path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    record["problems"].extend(p.to_dict() for p in problems)
+    partial = path + ".part"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, default=str)
+    os.replace(partial, path)
 
 
 def save(build: IndexBuild, folder: str) -> None:
@@ -126,44 +262,32 @@ def save(build: IndexBuild, folder: str) -> None:
         ValueError: When the row labels are neither integers nor text.
     """
     index = build.index
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".building-")
+    if index.rows.dtype.kind not in "iu" and not all(isinstance(r, str)
+                                                     for r in index.rows.tolist()):
+        raise ValueError("row labels must be integers or text to be cached.")
+    writer = EntryWriter(folder)
     try:
-        columns: dict[str, np.ndarray] = {
-            "paths_data": index.paths.data, "paths_offsets": index.paths.offsets,
-            "path_ids": index.path_ids, "boxes": index.boxes, "positions": index.positions,
-        }
-        starts, by_image = _image_table(index.path_ids, len(index.paths))
-        columns["image_starts"], columns["by_image"] = starts, by_image
+        columns = {"paths_data": index.paths.data, "paths_offsets": index.paths.offsets,
+                   "path_ids": np.asarray(index.path_ids, dtype=np.int32),
+                   "boxes": index.boxes, "positions": index.positions}
         if index.rows.dtype.kind in "iu":
             columns["rows"] = index.rows
-        elif all(isinstance(r, str) for r in index.rows.tolist()):
+        else:
             text = PathTable.from_strings(index.rows.tolist())
             columns["rows_data"], columns["rows_offsets"] = text.data, text.offsets
-        else:
-            raise ValueError("row labels must be integers or text to be cached.")
         names = list(index.codes)
         for k, name in enumerate(names):
             columns[f"codes_{k}"] = index.codes[name]
-        for name, array in columns.items():
-            np.save(os.path.join(staging, f"{name}.npy"), np.ascontiguousarray(array))
-        meta = {
-            "format": FORMAT_VERSION, "source": index.source, "relative": index.relative,
-            "codes": names, "n_rows": build.n_rows,
-            "vocabularies": {c: {"classes": [_json_label(v) for v in vocab.classes],
-                                 "oov": vocab.oov} for c, vocab in build.vocabularies.items()},
-            "problems": [p.to_dict() for p in build.problems],
-            "rows_without_regions": build.rows_without_regions,
-        }
-        with open(os.path.join(staging, "meta.json"), "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, default=str)
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process wrote the same entry first
-            shutil.rmtree(staging, ignore_errors=True)
+        for name, values in columns.items():
+            writer.write(name, np.asarray(values))
+        writer.image_table(len(index.paths))
+        writer.commit(meta(
+            source=index.source, relative=index.relative, codes=names, n_rows=build.n_rows,
+            vocabularies=build.vocabularies, problems=build.problems,
+            rows_without_regions=build.rows_without_regions,
+            rows="rows" if "rows" in columns else "text"))
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        writer.abort()
         raise
 
 
@@ -180,15 +304,19 @@ def load(folder: str) -> IndexBuild | None:
     if not os.path.exists(meta_path):
         return None
     with open(meta_path, encoding="utf-8") as handle:
-        meta = json.load(handle)
-    if meta.get("format") != FORMAT_VERSION:
+        record = json.load(handle)
+    if record.get("format") != FORMAT_VERSION:
         return None
+    columns = record["columns"]
 
     def column(name: str) -> np.ndarray:
-        mapped: np.ndarray = np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")
-        return mapped
+        entry = columns[name]
+        return _map(os.path.join(folder, f"{name}.bin"), entry["dtype"], entry["shape"])
 
-    if os.path.exists(os.path.join(folder, "rows.npy")):
+    positions = column("positions")
+    if record["rows"] == "positions":
+        rows = positions
+    elif record["rows"] == "rows":
         rows = column("rows")
     else:
         labels = PathTable(column("rows_data"), column("rows_offsets")).tolist()
@@ -196,13 +324,14 @@ def load(folder: str) -> IndexBuild | None:
         rows[:] = labels
     index = RoiIndex(
         paths=PathTable(column("paths_data"), column("paths_offsets")),
-        path_ids=column("path_ids"), boxes=column("boxes"), relative=bool(meta["relative"]),
-        codes={name: column(f"codes_{k}") for k, name in enumerate(meta["codes"])},
-        rows=rows, positions=column("positions"), source=meta["source"], cache_folder=folder)
+        path_ids=column("path_ids"), boxes=column("boxes"), relative=bool(record["relative"]),
+        codes={name: column(f"codes_{k}") for k, name in enumerate(record["codes"])},
+        rows=rows, positions=positions, source=record["source"], cache_folder=folder)
     vocabularies = {c: LabelVocabulary(v["classes"], name=c, oov=v["oov"])
-                    for c, v in meta["vocabularies"].items()}
-    problems = [Problem(**p) for p in meta["problems"]]
-    return IndexBuild(index, vocabularies, problems, meta["rows_without_regions"], meta["n_rows"])
+                    for c, v in record["vocabularies"].items()}
+    problems = [Problem(**p) for p in record["problems"]]
+    return IndexBuild(index, vocabularies, problems, record["rows_without_regions"],
+                      record["n_rows"])
 
 
 class ImageTable:
@@ -241,6 +370,11 @@ def image_table(index: RoiIndex) -> ImageTable:
     """Returns the image table of `index`: mapped from its cache entry, else computed."""
     folder = index.cache_folder
     if folder is not None:
-        return ImageTable(np.load(os.path.join(folder, "image_starts.npy"), mmap_mode="r"),
-                          np.load(os.path.join(folder, "by_image.npy"), mmap_mode="r"))
-    return ImageTable(*_image_table(index.path_ids, len(index.paths)))
+        with open(os.path.join(folder, "meta.json"), encoding="utf-8") as handle:
+            columns = json.load(handle)["columns"]
+        return ImageTable(*(_map(os.path.join(folder, f"{name}.bin"), columns[name]["dtype"],
+                                 columns[name]["shape"]) for name in ("image_starts", "by_image")))
+    by_image = np.argsort(index.path_ids, kind="stable").astype(np.int64)
+    starts = np.zeros(len(index.paths) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(index.path_ids, minlength=len(index.paths)), out=starts[1:])
+    return ImageTable(starts, by_image)

@@ -8,12 +8,20 @@ file name and label once, and boxes are checked as arrays. Only rows with a
 problem become Python objects (their `Problem`s), with the same kinds and
 messages as the row-by-row reader.
 
+Memory: without a cache the columns are gathered in memory. With a cache
+(`build_index(cache=...)`) each batch's kept rows are appended to the cache
+entry's files as they are read, so memory stays flat whatever the row count
+(the duplicate check sorts row hashes in 16 buckets on disk, and the image
+table is a counting sort written through a memory map).
+
 Row labels are the rows' 0-based positions in the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import contextlib
+import os
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,13 +30,16 @@ import numpy as np
 from keras_roi_datagen.boxes import BoxFormat, box_problem
 from keras_roi_datagen.errors import AnnotationError, Problem
 from keras_roi_datagen.formats import columnar
-from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, _duplicates
+from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, _duplicates, _row_hashes
 from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
 from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
 
 __all__ = ["build_columnar_index", "columnar_box_cols"]
 
 _DEFAULT_BOX_COLS = ("x", "y", "w", "h")
+_NO_NAME = np.iinfo(np.int64).min
+_BUCKETS = 16
+Progress = Callable[[int, int], None]
 
 
 def columnar_box_cols(path: str, spec: TableSpec) -> tuple[str, str, str, str] | None:
@@ -53,54 +64,113 @@ def columnar_box_cols(path: str, spec: TableSpec) -> tuple[str, str, str, str] |
     if box_cols is None or not all(c in types for c in (*box_cols, spec.x_col)):
         return None
     numeric = all(pat.is_integer(types[c]) or pat.is_floating(types[c]) for c in box_cols)
-    text = pat.is_string(types[spec.x_col]) or pat.is_large_string(types[spec.x_col]) or (
-        pat.is_dictionary(types[spec.x_col]))
+    name_type = types[spec.x_col]
+    if pat.is_dictionary(name_type):
+        name_type = name_type.value_type
+    text = pat.is_string(name_type) or pat.is_large_string(name_type)
     return box_cols if numeric and text else None
 
 
 @dataclass
 class _Labels:
-    """One label column's distinct values, seen across record batches."""
+    """One label column's distinct values, seen across record batches.
 
-    ids: dict[Any, int] = field(default_factory=dict)
-    values: list[Hashable | LabelValueError] = field(default_factory=list)
+    Raw values get ids in order of appearance; each maps to a normalised id
+    (`norm`, -1 when the value is unusable), so `"red"` and `" red"` share one.
+    """
+
+    raw_ids: dict[Any, int] = field(default_factory=dict)
     raw: list[Any] = field(default_factory=list)
+    norm: list[int] = field(default_factory=list)
+    errors: dict[int, LabelValueError] = field(default_factory=dict)
+    norm_ids: dict[Hashable, int] = field(default_factory=dict)
+    values: list[Hashable] = field(default_factory=list)
+    used: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    raw_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    raw_first: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def lookup(self, dictionary: list[Any]) -> np.ndarray:
-        found = np.empty(len(dictionary), dtype=np.int32)
+        """Returns the normalised id of each value of a batch's dictionary."""
+        found = np.empty(len(dictionary), dtype=np.int64)
         for i, value in enumerate(dictionary):
             key = (type(value), value)
-            known = self.ids.get(key)
+            known = self.raw_ids.get(key)
             if known is None:
-                known = self.ids[key] = len(self.values)
-                try:
-                    self.values.append(normalize_label(value))
-                except LabelValueError as exc:
-                    self.values.append(exc)
+                known = self.raw_ids[key] = len(self.raw)
                 self.raw.append(value)
+                try:
+                    label = normalize_label(value)
+                    self.norm.append(self.norm_ids.setdefault(label, len(self.norm_ids)))
+                    if len(self.norm_ids) > len(self.values):
+                        self.values.append(label)
+                except LabelValueError as exc:
+                    self.errors[known] = exc
+                    self.norm.append(-1)
             found[i] = known
         return found
 
+    def count(self, norm_ids: np.ndarray) -> None:
+        """Counts the normalised values of kept rows (they make the vocabulary)."""
+        self.used = _grow(self.used, len(self.values), 0)
+        self.used += np.bincount(norm_ids, minlength=len(self.values))
+
+    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray) -> None:
+        """Counts kept rows per raw value, and the first row of each (for warnings)."""
+        self.raw_count = _grow(self.raw_count, len(self.raw), 0)
+        self.raw_first = _grow(self.raw_first, len(self.raw), -1)
+        self.raw_count += np.bincount(raw_ids, minlength=len(self.raw))
+        distinct, first = np.unique(raw_ids, return_index=True)
+        fresh = self.raw_first[distinct] < 0
+        self.raw_first[distinct[fresh]] = rows[first[fresh]]
+
+
+def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
+    if len(array) >= size:
+        return array
+    return np.concatenate([array, np.full(size - len(array), fill, dtype=array.dtype)])
+
+
+class _MemorySink:
+    """Kept rows gathered in memory (no cache)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        self.parts.setdefault(name, []).append(values)
+
+    def column(self, name: str, dtype: Any, width: int = 0) -> np.ndarray:
+        parts = self.parts.pop(name, [])
+        if not parts:
+            return np.zeros((0, width) if width else 0, dtype=dtype)
+        return (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(dtype, copy=False)
+
 
 class _Builder:
-    def __init__(self, spec: TableSpec, source: str, box_cols: tuple[str, str, str, str]) -> None:
-        self.spec, self.source, self.box_cols = spec, source, box_cols
-        self.names: dict[str, int] = {}  # file name -> path id, or -1 - problem number
+    def __init__(self, spec: TableSpec, source: str, box_cols: tuple[str, str, str, str],
+                 given: Mapping[str, Any] | None, sink: Any) -> None:
+        self.spec, self.source, self.box_cols, self.sink = spec, source, box_cols, sink
+        self.names: dict[str, int] = {}  # file name -> path id, or -(problem number)
         self.path_ids_by_path: dict[str, int] = {}
         self.paths: list[str] = []
+        self.path_used = np.zeros(0, dtype=bool)
         self.name_problems: list[tuple[PathProblem, str, str | None]] = []
         self.labels = {c: _Labels() for c in spec.y_cols}
-        self.chunks: list[dict[str, np.ndarray]] = []
-        self.n_rows = 0
+        self.given = {c: _vocabulary(c, v) for c, v in (given or {}).items()
+                      if c in spec.y_cols and v is not None}
+        self.problems: list[Problem] = []
+        self.n_rows = self.kept = 0
 
     def _name_ids(self, dictionary: list[Any]) -> np.ndarray:
         found = np.empty(len(dictionary), dtype=np.int64)
         for i, name in enumerate(dictionary):
             known = self.names.get(name)
             if known is None:
-                known = self._resolve(name)
-                self.names[name] = known
+                known = self.names[name] = self._resolve(name)
             found[i] = known
+        if len(self.paths) > len(self.path_used):
+            self.path_used = np.concatenate(
+                [self.path_used, np.zeros(len(self.paths) - len(self.path_used), bool)])
         return found
 
     def _resolve(self, name: str) -> int:
@@ -120,46 +190,121 @@ class _Builder:
             self.paths.append(resolved)
         return known
 
+    def _encoded(self, array: Any) -> tuple[list[Any], np.ndarray, np.ndarray | None]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(array)
+        indices = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        nulls = np.asarray(array.is_null(), dtype=bool) if array.null_count else None
+        return array.dictionary.to_pylist(), indices, nulls
+
     def add(self, batch: Any) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        n = batch.num_rows
-        spec = self.spec
-        names = batch.column(spec.x_col)
-        if not pa.types.is_dictionary(names.type):
-            names = pc.dictionary_encode(names)
-        lut = self._name_ids(names.dictionary.to_pylist())
-        indices = pc.fill_null(names.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        null_name = np.asarray(names.is_null(), dtype=bool) if names.null_count else None
+        n, spec, start = batch.num_rows, self.spec, self.n_rows
+        dictionary, indices, nulls = self._encoded(batch.column(spec.x_col))
+        lut = self._name_ids(dictionary)
         ids = lut[indices] if len(lut) else np.full(n, -1, dtype=np.int64)
-        if null_name is not None:
-            ids[null_name] = np.iinfo(np.int64).min  # the name itself is missing
+        if nulls is not None:
+            ids[nulls] = _NO_NAME
         boxes = np.empty((n, 4), dtype=np.float64)
         for k, column in enumerate(self.box_cols):
-            values = pc.cast(batch.column(column), pa.float64())
-            boxes[:, k] = values.to_numpy(zero_copy_only=False)
+            boxes[:, k] = pc.cast(batch.column(column), pa.float64()).to_numpy(zero_copy_only=False)
         if spec.box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
             boxes[:, 2] += boxes[:, 0]
             boxes[:, 3] += boxes[:, 1]
-        label_ids = {}
+        path_bad = ids < 0
+        box_bad = _bad_boxes(boxes, spec.box_format.relative) & ~path_bad
+        ok = ~(path_bad | box_bad)
+        raw_ids, label_bad, codes = {}, {}, {}
         for column in spec.y_cols:
-            if column not in batch.schema.names:
-                label_ids[column] = np.full(n, -1, dtype=np.int32)  # reported as missing
-                continue
-            values = batch.column(column)
-            if not pa.types.is_dictionary(values.type):
-                values = pc.dictionary_encode(values)
-            lut_labels = self.labels[column].lookup(values.dictionary.to_pylist())
-            codes = pc.fill_null(values.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-            nulls = np.asarray(values.is_null(), dtype=bool) if values.null_count else None
-            found = lut_labels[codes] if len(lut_labels) else np.full(n, -1, np.int32)
+            state = self.labels[column]
+            dictionary, indices, nulls = self._encoded(batch.column(column))
+            lut = state.lookup(dictionary)
+            raw = lut[indices] if len(lut) else np.full(n, -1, np.int64)
             if nulls is not None:
-                found[nulls] = -1
-            label_ids[column] = found.astype(np.int32)
-        self.chunks.append({"ids": ids, "boxes": boxes, **{f"label:{c}": v
-                                                           for c, v in label_ids.items()}})
+                raw[nulls] = -1
+            norm = np.append(np.asarray(state.norm, dtype=np.int64), -1)[raw]
+            bad = (norm < 0) & ok
+            ok &= ~bad
+            raw_ids[column], label_bad[column] = raw, bad
+            codes[column] = norm
+        unknown = {}
+        for column, vocab in self.given.items():
+            state = self.labels[column]
+            lut = np.array([_lookup(vocab, v) for v in state.values] + [-1], dtype=np.int64)
+            codes[column] = lut[codes[column]]
+            unknown[column] = ok & (codes[column] < 0)
+            ok &= ~unknown[column]
+        self._problems(start, ids, boxes, raw_ids, path_bad, box_bad, label_bad, unknown)
+        keep = np.flatnonzero(ok)
+        kept_ids = ids[keep]
+        self.path_used[kept_ids] = True
+        self.sink.append("path_ids", kept_ids.astype(np.int32))
+        self.sink.append("boxes", boxes[keep])
+        self.sink.append("positions", keep.astype(np.int64) + start)
+        for column in spec.y_cols:
+            kept_codes = codes[column][keep]
+            if column not in self.given:
+                self.labels[column].count(kept_codes)
+            self.labels[column].count_raw(raw_ids[column][keep], keep + start)
+            self.sink.append(f"labels:{column}", kept_codes.astype(np.int32))
         self.n_rows += n
+        self.kept += len(keep)
+
+    def _problems(self, start: int, ids: np.ndarray, boxes: np.ndarray,
+                  raw_ids: dict[str, np.ndarray], path_bad: np.ndarray, box_bad: np.ndarray,
+                  label_bad: dict[str, np.ndarray], unknown: dict[str, np.ndarray]) -> None:
+        spec, source = self.spec, self.source
+        found: list[tuple[int, Problem]] = []
+        for i in np.flatnonzero(path_bad).tolist():
+            code, row = int(ids[i]), start + i
+            if code == _NO_NAME:
+                found.append((row, Problem("filename_missing", "the file name is missing or not text.",
+                                           source=source, row=row, column=spec.x_col)))
+                continue
+            problem, name, resolved = self.name_problems[-code - 1]
+            found.append((row, Problem(problem.kind, problem.message, source=source, row=row,
+                                       column=spec.x_col, value=name, path=resolved)))
+        for i in np.flatnonzero(box_bad).tolist():
+            kind, message = box_problem(tuple(boxes[i]), spec.box_format.relative) or (
+                "box_degenerate", "the box is unusable.")
+            found.append((start + i, Problem(kind, message, source=source, row=start + i,
+                                             column=",".join(self.box_cols),
+                                             value=_raw_box(boxes[i], spec.box_format),
+                                             path=self.paths[int(ids[i])])))
+        for column, bad in label_bad.items():
+            state = self.labels[column]
+            for i in np.flatnonzero(bad).tolist():
+                raw = int(raw_ids[column][i])
+                error = state.errors.get(raw) if raw >= 0 else None
+                error = error or LabelValueError("label_missing", "the label is missing (empty).")
+                found.append((start + i, Problem(
+                    error.kind, f"label {column!r}: {error}", source=source, row=start + i,
+                    column=column, value=state.raw[raw] if raw >= 0 else None,
+                    path=self.paths[int(ids[i])])))
+        for column, bad in unknown.items():
+            vocab, state = self.given[column], self.labels[column]
+            for i in np.flatnonzero(bad).tolist():
+                value = state.values[state.norm[int(raw_ids[column][i])]]
+                found.append((start + i, Problem(
+                    "label_unknown", f"label {column!r}: {value!r} is not in the given vocabulary "
+                    f"({len(vocab)} classes: {list(vocab.classes)[:10]}).",
+                    source=source, row=start + i, column=column, value=value)))
+        found.sort(key=lambda pair: pair[0])
+        self.problems.extend(problem for _, problem in found)
+
+
+def _vocabulary(column: str, given: Any) -> LabelVocabulary:
+    return given if isinstance(given, LabelVocabulary) else LabelVocabulary(given, name=column)
+
+
+def _lookup(vocab: LabelVocabulary, value: Hashable) -> int:
+    found = vocab.lookup(value)
+    return -1 if found is None else int(found)
 
 
 def _bad_boxes(boxes: np.ndarray, relative: bool) -> np.ndarray:
@@ -171,9 +316,17 @@ def _bad_boxes(boxes: np.ndarray, relative: bool) -> np.ndarray:
     return bad
 
 
+def _raw_box(xyxy: np.ndarray, box_format: BoxFormat) -> list[float]:
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    if box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
+        return [x0, y0, x1 - x0, y1 - y0]
+    return [x0, y0, x1, y1]
+
+
 def build_columnar_index(
     path: str, spec: TableSpec, box_cols: tuple[str, str, str, str], source: str,
-    vocabularies: Mapping[str, Any] | None = None, batch_rows: int = 1 << 20,
+    vocabularies: Mapping[str, Any] | None = None, *, batch_rows: int = 1 << 20,
+    cache_folder: str | None = None, progress: Progress | None = None,
 ) -> IndexBuild:
     """Builds the index of a columnar file by columns (see the module docstring).
 
@@ -184,6 +337,9 @@ def build_columnar_index(
         source: The table as the user named it (a path or URL), for messages.
         vocabularies: As in `build_index`.
         batch_rows: Rows read per record batch. Defaults to 2**20.
+        cache_folder: Write the index straight into this cache entry (flat
+            memory) and return it memory-mapped. Defaults to `None` (in memory).
+        progress: Called with `(rows_read, rows_total)` after each batch.
 
     Returns:
         The `IndexBuild`, as `build_index` returns it.
@@ -191,6 +347,8 @@ def build_columnar_index(
     Raises:
         AnnotationError: When a label column is missing.
     """
+    from keras_roi_datagen import index_cache
+
     types = columnar.column_types(path)
     missing = [c for c in spec.y_cols if c not in types]
     if missing:
@@ -198,169 +356,149 @@ def build_columnar_index(
             "missing_column", f"the table has no column(s) {missing}; it has {list(types)}.",
             source=source, column=missing[0])])
     spec = replace(spec, box_cols=box_cols)
-    builder = _Builder(spec, source, box_cols)
-    for batch in columnar.iter_column_batches(path, [spec.x_col, *box_cols, *spec.y_cols],
-                                              batch_rows):
-        builder.add(batch)
-    return _finish(builder, vocabularies)
+    total = columnar.row_count(path)
+    sink: Any = _MemorySink() if cache_folder is None else index_cache.EntryWriter(cache_folder)
+    try:
+        builder = _Builder(spec, source, box_cols, vocabularies, sink)
+        for batch in columnar.iter_column_batches(path, [spec.x_col, *box_cols, *spec.y_cols],
+                                                  batch_rows):
+            builder.add(batch)
+            if progress is not None:
+                progress(builder.n_rows, total)
+        if cache_folder is None:
+            return _finish_in_memory(builder)
+        return _finish_on_disk(builder, sink)
+    except BaseException:
+        if cache_folder is not None:
+            sink.abort()
+        raise
 
 
-def _concat(builder: _Builder, key: str, dtype: Any) -> np.ndarray:
-    parts = [chunk.pop(key) for chunk in builder.chunks]
-    if not parts:
-        return np.zeros((0, 4) if key == "boxes" else 0, dtype=dtype)
-    out = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    return out.astype(dtype, copy=False)
-
-
-def _finish(builder: _Builder, given: Mapping[str, Any] | None) -> IndexBuild:
-    spec, n = builder.spec, builder.n_rows
-    relative = spec.box_format.relative
-    ids = _concat(builder, "ids", np.int64)
-    boxes = _concat(builder, "boxes", np.float64)
-    labels = {c: _concat(builder, f"label:{c}", np.int32) for c in spec.y_cols}
-    builder.chunks.clear()
-    # The first check a row fails, in the row-by-row reader's order: path, box, labels.
-    path_bad = ids < 0
-    box_bad = _bad_boxes(boxes, relative) & ~path_bad
-    ok = ~(path_bad | box_bad)
-    label_bad: dict[str, np.ndarray] = {}
-    for column, label_id in labels.items():
-        bad_values = np.array([isinstance(v, LabelValueError)
-                               for v in builder.labels[column].values] + [True], dtype=bool)
-        bad = bad_values[label_id] & ok  # label id -1 (missing) takes the last entry
-        label_bad[column] = bad
-        ok &= ~bad
-    vocabs = _vocabularies(builder, labels, ok, given)
-    codes = {}
-    for column, label_id in labels.items():
-        vocab = vocabs[column]
-        lut = np.array([-1 if isinstance(v, LabelValueError) else _lookup(vocab, v)
-                        for v in builder.labels[column].values] + [-1], dtype=np.int64)
-        column_codes = lut[label_id]
-        unknown = ok & (column_codes < 0)
-        label_bad[f"unknown:{column}"] = unknown
-        codes[column] = column_codes
-    problems = _problems(builder, ids, boxes, labels, path_bad, box_bad, label_bad, vocabs)
-    for column in spec.y_cols:
-        ok &= ~label_bad[f"unknown:{column}"]
-    keep = np.flatnonzero(ok)
-    positions = keep.astype(np.int64)
-    path_ids, paths = _compact_paths(ids[keep], builder.paths)
-    index = RoiIndex(
-        paths=paths, path_ids=path_ids, boxes=boxes[keep], relative=relative,
-        codes={c: v[keep].astype(np.int32) for c, v in codes.items()},
-        rows=positions, positions=positions, source=builder.source)
-    problems.extend(_stripped_warnings(builder, labels, ok))
-    problems.extend(_duplicates(index))
-    return IndexBuild(index, vocabs, problems, [], n)
-
-
-def _lookup(vocab: LabelVocabulary, value: Hashable) -> int:
-    found = vocab.lookup(value)
-    return -1 if found is None else int(found)
-
-
-def _vocabularies(builder: _Builder, labels: dict[str, np.ndarray], ok: np.ndarray,
-                  given: Mapping[str, Any] | None) -> dict[str, LabelVocabulary]:
-    vocabs = {}
-    for column, label_id in labels.items():
-        provided = (given or {}).get(column)
-        if isinstance(provided, LabelVocabulary):
-            vocabs[column] = provided
-        elif provided is not None:
-            vocabs[column] = LabelVocabulary(provided, name=column)
-        else:
-            values = builder.labels[column].values
-            used = np.bincount(label_id[ok], minlength=len(values)) if ok.any() else (
-                np.zeros(len(values), dtype=np.int64))
-            seen = [values[i] for i in np.flatnonzero(used[:len(values)]).tolist()]
-            vocabs[column] = LabelVocabulary.from_values(seen, name=column)
-    return vocabs
-
-
-def _compact_paths(ids: np.ndarray, paths: list[str]) -> tuple[np.ndarray, PathTable]:
-    """Keeps the paths some kept row uses, numbered in order of first use."""
-    if not len(ids):
-        return np.zeros(0, np.int32), PathTable.from_strings([])
-    used = np.zeros(len(paths), dtype=bool)
-    used[ids] = True
-    renumber = np.cumsum(used) - 1
-    kept = [paths[i] for i in np.flatnonzero(used).tolist()]
-    return renumber[ids].astype(np.int32), PathTable.from_strings(kept)
-
-
-def _problems(builder: _Builder, ids: np.ndarray, boxes: np.ndarray,
-              labels: dict[str, np.ndarray], path_bad: np.ndarray, box_bad: np.ndarray,
-              label_bad: dict[str, np.ndarray], vocabs: dict[str, LabelVocabulary]) -> list[Problem]:
-    spec, source = builder.spec, builder.source
-    box_column = ",".join(builder.box_cols)
-    found: list[tuple[int, Problem]] = []
-    for row in np.flatnonzero(path_bad).tolist():
-        code = int(ids[row])
-        if code == np.iinfo(np.int64).min:
-            found.append((row, Problem("filename_missing", "the file name is missing or not text.",
-                                       source=source, row=row, column=spec.x_col)))
+def _vocabularies(builder: _Builder) -> tuple[dict[str, LabelVocabulary], dict[str, np.ndarray]]:
+    """The vocabulary of each label column, and the lookup from normalised id to class index."""
+    vocabs, luts = {}, {}
+    for column in builder.spec.y_cols:
+        state = builder.labels[column]
+        if column in builder.given:
+            vocabs[column] = builder.given[column]
+            luts[column] = np.arange(max(1, vocabs[column].num_classes), dtype=np.int32)
             continue
-        problem, name, resolved = builder.name_problems[-code - 1]
-        found.append((row, Problem(problem.kind, problem.message, source=source, row=row,
-                                   column=spec.x_col, value=name, path=resolved)))
-    for row in np.flatnonzero(box_bad).tolist():
-        kind, message = box_problem(tuple(boxes[row]), spec.box_format.relative) or (
-            "box_degenerate", "box is unusable.")
-        found.append((row, Problem(kind, message, source=source, row=row, column=box_column,
-                                   value=_raw_box(boxes[row], spec.box_format),
-                                   path=builder.paths[int(ids[row])])))
-    for key, bad in label_bad.items():
-        column = key.split(":", 1)[1] if key.startswith("unknown:") else key
-        state = builder.labels[column]
-        for row in np.flatnonzero(bad).tolist():
-            label_id = int(labels[column][row])
-            path = builder.paths[int(ids[row])]
-            if key.startswith("unknown:"):
-                value = state.values[label_id]
-                vocab = vocabs[column]
-                found.append((row, Problem(
-                    "label_unknown",
-                    f"label {column!r}: {value!r} is not in the given vocabulary "
-                    f"({len(vocab)} classes: {list(vocab.classes)[:10]}).",
-                    source=source, row=row, column=column, value=value)))
+        used = np.flatnonzero(_grow(state.used, len(state.values), 0))
+        vocab = LabelVocabulary.from_values([state.values[i] for i in used.tolist()], name=column)
+        lut = np.full(len(state.values) + 1, -1, dtype=np.int32)
+        for i in used.tolist():
+            lut[i] = vocab.index(state.values[i])
+        vocabs[column], luts[column] = vocab, lut
+    return vocabs, luts
+
+
+def _path_lut(builder: _Builder) -> tuple[np.ndarray, PathTable]:
+    """Renumbers the paths some kept row uses, keeping their order of first appearance."""
+    used = builder.path_used
+    renumber = (np.cumsum(used) - 1).astype(np.int32)
+    kept = PathTable.from_strings(builder.paths[i] for i in np.flatnonzero(used).tolist())
+    return renumber, kept
+
+
+def _finish_in_memory(builder: _Builder) -> IndexBuild:
+    spec, sink = builder.spec, builder.sink
+    vocabs, luts = _vocabularies(builder)
+    renumber, paths = _path_lut(builder)
+    path_ids = sink.column("path_ids", np.int32)
+    positions = sink.column("positions", np.int64)
+    codes = {}
+    for column in spec.y_cols:
+        ids = sink.column(f"labels:{column}", np.int32)
+        codes[column] = ids if column in builder.given else luts[column][ids]
+    index = RoiIndex(
+        paths=paths, path_ids=renumber[path_ids] if len(path_ids) else path_ids,
+        boxes=sink.column("boxes", np.float64, 4), relative=spec.box_format.relative,
+        codes=codes, rows=positions, positions=positions, source=builder.source)
+    problems = builder.problems + _stripped_warnings(builder) + _duplicates(index)
+    return IndexBuild(index, vocabs, problems, [], builder.n_rows)
+
+
+def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
+    from keras_roi_datagen import index_cache
+
+    spec = builder.spec
+    vocabs, luts = _vocabularies(builder)
+    renumber, paths = _path_lut(builder)
+    writer.remap("path_ids", renumber)
+    for column in spec.y_cols:
+        lut = None if column in builder.given else luts[column]
+        writer.rename(f"labels:{column}", f"codes_{spec.y_cols.index(column)}", lut)
+    writer.write("paths_data", paths.data)
+    writer.write("paths_offsets", paths.offsets)
+    writer.image_table(len(paths))
+    names = list(spec.y_cols)
+    problems = builder.problems + _stripped_warnings(builder)
+    meta = index_cache.meta(source=builder.source, relative=spec.box_format.relative,
+                            codes=names, n_rows=builder.n_rows, vocabularies=vocabs,
+                            problems=problems, rows_without_regions=[], rows="positions")
+    folder = writer.commit(meta)
+    build = index_cache.load(folder)
+    assert build is not None
+    duplicates = _bucketed_duplicates(build.index)
+    if duplicates:
+        build.problems.extend(duplicates)
+        index_cache.add_problems(folder, duplicates)
+    return build
+
+
+def _bucketed_duplicates(index: RoiIndex, chunk: int = 1 << 22) -> list[Problem]:
+    """The duplicate-row check in flat memory: row hashes sorted in 16 buckets on disk."""
+    import tempfile
+
+    if not len(index):
+        return []
+    with tempfile.TemporaryDirectory(prefix="roi-dupes-") as folder, contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open(os.path.join(folder, f"{b}.bin"), "wb"))
+                 for b in range(_BUCKETS)]
+        for start in range(0, len(index), chunk):
+            rows = np.arange(start, min(len(index), start + chunk))
+            hashes = _row_hashes(index.select(rows))
+            bucket = (hashes >> np.uint64(60)).astype(np.int64)
+            pairs = np.empty((len(rows), 2), dtype=np.uint64)
+            pairs[:, 0], pairs[:, 1] = hashes, rows.astype(np.uint64)
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
+            for b in range(_BUCKETS):
+                pairs[order[bounds[b]:bounds[b + 1]]].tofile(files[b])
+        for handle in files:
+            handle.close()
+        candidates: list[np.ndarray] = []
+        for b in range(_BUCKETS):
+            pairs = np.fromfile(os.path.join(folder, f"{b}.bin"), dtype=np.uint64).reshape(-1, 2)
+            if len(pairs) < 2:
                 continue
-            error = state.values[label_id] if label_id >= 0 else LabelValueError(
-                "label_missing", "the label is missing (empty).")
-            assert isinstance(error, LabelValueError)
-            raw = state.raw[label_id] if label_id >= 0 else None
-            found.append((row, Problem(error.kind, f"label {column!r}: {error}", source=source,
-                                       row=row, column=column, value=raw, path=path)))
-    found.sort(key=lambda pair: pair[0])
-    return [problem for _, problem in found]
+            pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+            same = pairs[1:, 0] == pairs[:-1, 0]
+            if same.any():
+                flagged = np.zeros(len(pairs), dtype=bool)
+                flagged[1:] |= same
+                flagged[:-1] |= same
+                candidates.append(pairs[flagged, 1].astype(np.int64))
+    if not candidates:
+        return []
+    rows = np.sort(np.concatenate(candidates))
+    found = _duplicates(index.select(rows))
+    # `_duplicates` numbers rows within the selection; its problems carry table row labels.
+    return found
 
 
-def _raw_box(xyxy: np.ndarray, box_format: BoxFormat) -> list[float]:
-    x0, y0, x1, y1 = (float(v) for v in xyxy)
-    if box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
-        return [x0, y0, x1 - x0, y1 - y0]
-    return [x0, y0, x1, y1]
-
-
-def _stripped_warnings(builder: _Builder, labels: dict[str, np.ndarray],
-                       ok: np.ndarray) -> list[Problem]:
+def _stripped_warnings(builder: _Builder) -> list[Problem]:
     found = []
-    for column, label_id in labels.items():
-        state = builder.labels[column]
-        changed = [i for i, (raw, value) in enumerate(zip(state.raw, state.values))
-                   if isinstance(raw, str) and not isinstance(value, LabelValueError)
-                   and value != raw]
-        for i in changed:
-            rows = np.flatnonzero((label_id == i) & ok)
-            if not len(rows):
+    for column, state in builder.labels.items():
+        counts = _grow(state.raw_count, len(state.raw), 0)
+        for raw_id, raw in enumerate(state.raw):
+            norm = state.norm[raw_id]
+            if (not isinstance(raw, str) or norm < 0 or state.values[norm] == raw
+                    or not counts[raw_id]):
                 continue
-            raw = state.raw[i]
             found.append(Problem(
                 "label_whitespace",
                 f"label {column!r}: {raw!r} was read as {raw.strip()!r} (surrounding whitespace "
-                f"stripped) in {len(rows)} row(s).",
-                source=builder.source, row=int(rows[0]), column=column, value=raw,
-                severity="warning"))
+                f"stripped) in {int(counts[raw_id])} row(s).", source=builder.source,
+                row=int(state.raw_first[raw_id]), column=column, value=raw, severity="warning"))
     return found
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +81,7 @@ def test_labels_are_normalised_once_per_distinct_value(tmp_path: Path,
 
 
 _names = st.sampled_from(["scene_0.png", "scene_1.png", "missing.png", "../out.png", None])
-_numbers = st.one_of(st.floats(-5, 200), st.just(float("nan")), st.just(0.0))
+_numbers = st.one_of(st.floats(-5, 200), st.just(float("nan")), st.just(0.0), st.just(10.0))
 _labels = st.sampled_from(["red", " red", "blue", "", None, "green "])
 
 
@@ -96,13 +98,18 @@ def test_problems_and_rows_match_the_row_reader(tmp_path: Path, rows: list[tuple
     table = _write(frame, tmp_path / "t.parquet")
     spec = TableSpec(image_dir=str(tmp_path / "images"), box_cols=BOX_COLS, y_cols=("name",))
     vocabularies = {"name": ["red", "green"]} if vocab_given else None
-    fast = build_index(table, spec, vocabularies)
     slow = build_index(frame, spec, vocabularies)
-    assert _rows(fast) == _rows(slow)
-    assert fast.vocabularies["name"].classes == slow.vocabularies["name"].classes
     key = lambda p: (str(p.row), p.kind, p.column, p.severity)  # noqa: E731
-    assert sorted(map(key, fast.problems)) == sorted(map(key, slow.problems))
-    assert fast.n_rows == slow.n_rows == len(frame)
+    with tempfile.TemporaryDirectory() as cache:
+        # In memory, and streamed into a cache entry with one record batch per 4 rows.
+        for fast in (build_index(table, spec, vocabularies),
+                     index_columns.build_columnar_index(
+                         str(table), spec, BOX_COLS, str(table), vocabularies, batch_rows=4,
+                         cache_folder=os.path.join(cache, "entry"))):
+            assert _rows(fast) == _rows(slow)
+            assert fast.vocabularies["name"].classes == slow.vocabularies["name"].classes
+            assert sorted(map(key, fast.problems)) == sorted(map(key, slow.problems))
+            assert fast.n_rows == slow.n_rows == len(frame)
 
 
 def test_paths_take_their_utf8_length_not_the_longest(tmp_path: Path) -> None:

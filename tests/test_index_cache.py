@@ -124,3 +124,20 @@ def test_image_table_lists_each_images_regions(tmp_path: Path) -> None:
         rows = images.regions(i)
         assert (build.index.path_ids[rows] == i).all() and (np.diff(rows) > 0).all()
         np.testing.assert_array_equal(rows, computed.regions(i))
+
+
+def test_duplicates_are_found_when_streaming_into_the_cache(tmp_path: Path) -> None:
+    table = _table(tmp_path, n_images=2)
+    frame = pd.read_parquet(table)
+    frame = pd.concat([frame, frame.iloc[[1, 6, 1]]], ignore_index=True)  # rows 8, 9, 10
+    frame.to_parquet(table, index=False)
+    spec = TableSpec(y_cols=("name",))
+    streamed = build_index(table, spec, cache=tmp_path / "c")
+    memory = build_index(table, spec)
+    found = [(p.kind, p.row) for p in streamed.problems if p.kind == "duplicate_row"]
+    assert sorted(found) == sorted((p.kind, p.row) for p in memory.problems
+                                   if p.kind == "duplicate_row") == [("duplicate_row", 1),
+                                                                     ("duplicate_row", 6)]
+    again = build_index(table, spec, cache=tmp_path / "c")
+    assert sorted((p.kind, p.row) for p in again.problems
+                  if p.severity == "warning") == sorted(found)

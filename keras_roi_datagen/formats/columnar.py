@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["COLUMNAR_SUFFIXES", "column_types", "is_columnar", "iter_column_batches",
-           "read_columnar"]
+           "read_columnar", "row_count"]
 
 COLUMNAR_SUFFIXES = (".parquet", ".pq", ".feather", ".arrow", ".ipc")
 _EXTRA_HINT = 'Install the parquet extra: pip install "keras-roi-datagen[parquet]"'
@@ -65,6 +65,21 @@ def column_types(path: str | os.PathLike[str]) -> dict[str, Any]:
         with ipc.open_file(path) as reader:
             schema = reader.schema
     return {field.name: field.type for field in schema}
+
+
+def row_count(path: str | os.PathLike[str]) -> int:
+    """Returns the file's number of rows, from its metadata."""
+    _pyarrow()
+    path = os.fspath(path)
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(path) as source, ipc.open_file(source) as reader:
+        return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
 
 
 def iter_column_batches(path: str | os.PathLike[str], columns: Sequence[str],
