@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -130,6 +131,12 @@ class EntryWriter:
     def _file(self, name: str) -> str:
         return os.path.join(self.staging, f"{name.replace(':', '__')}.bin")
 
+    def staging_dir(self, name: str) -> str:
+        """A scratch folder inside the entry being written (removed by `commit`)."""
+        folder = os.path.join(self.staging, name)
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
     def append(self, name: str, values: np.ndarray) -> None:
         """Appends rows to column `name` (created on first use)."""
         values = np.ascontiguousarray(values)
@@ -151,6 +158,18 @@ class EntryWriter:
         entry = self.columns[name]
         return _map(self._file(name), entry["dtype"], entry["shape"], mode)
 
+    def chunks(self, name: str, chunk: int = 1 << 22) -> Iterator[np.ndarray]:
+        """Reads column `name` a chunk at a time with plain reads (no memory map, so the
+        pages read count in the page cache, not in this process's resident memory)."""
+        entry = self.columns[name]
+        dtype = np.dtype(entry["dtype"])
+        row_bytes = dtype.itemsize * int(np.prod(entry["shape"][1:], dtype=np.int64))
+        with open(self._file(name), "rb") as handle:
+            for start in range(0, entry["shape"][0], chunk):
+                count = min(chunk, entry["shape"][0] - start)
+                data = np.fromfile(handle, dtype=dtype, count=count * row_bytes // dtype.itemsize)
+                yield data.reshape(count, *entry["shape"][1:])
+
     def remap(self, name: str, lut: np.ndarray | None, chunk: int = 1 << 22) -> None:
         """Replaces each value `v` of column `name` by `lut[v]`, a chunk at a time."""
         self.rename(name, name, lut, chunk)
@@ -158,52 +177,57 @@ class EntryWriter:
     def rename(self, name: str, new: str, lut: np.ndarray | None = None,
                chunk: int = 1 << 22) -> None:
         """Renames column `name`, mapping its values through `lut` on the way."""
-        entry = self.columns.pop(name)
+        entry = self.columns[name]
         source = self._file(name)
         if lut is None:
             os.replace(source, self._file(new))
-            self.columns[new] = entry
-            return
-        values = _map(source, entry["dtype"], entry["shape"], "r")
-        target = source + ".new"
-        with open(target, "wb") as handle:
-            for start in range(0, len(values), chunk):
-                lut[np.asarray(values[start:start + chunk])].astype(entry["dtype"]).tofile(handle)
-        del values
-        os.replace(target, self._file(new))
+        else:
+            target = source + ".new"
+            with open(target, "wb") as handle:
+                for values in self.chunks(name, chunk):
+                    lut[values].astype(entry["dtype"]).tofile(handle)
+            os.replace(target, self._file(new))
+            if new != name:
+                os.remove(source)
+        del self.columns[name]
         self.columns[new] = entry
 
     def image_table(self, n_images: int, chunk: int = 1 << 22) -> None:
         """Writes `image_starts` and `by_image` (a stable counting sort of `path_ids`)."""
-        path_ids = self.column("path_ids")
+        n = self.columns["path_ids"]["shape"][0]
         counts = np.zeros(n_images, dtype=np.int64)
-        for start in range(0, len(path_ids), chunk):
-            counts += np.bincount(np.asarray(path_ids[start:start + chunk]), minlength=n_images)
+        for ids in self.chunks("path_ids", chunk):
+            counts += np.bincount(ids, minlength=n_images)
         starts = np.zeros(n_images + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
         self.write("image_starts", starts)
         self.write("by_image", np.zeros(0, dtype=np.int64))
         with open(self._file("by_image"), "wb") as handle:
-            handle.truncate(8 * len(path_ids))
-        self.columns["by_image"]["shape"] = [len(path_ids)]
-        if not len(path_ids):
+            handle.truncate(8 * n)
+        self.columns["by_image"]["shape"] = [n]
+        if not n:
             return
-        by_image = self.column("by_image", "r+")
         cursor = starts[:-1].copy()
-        for start in range(0, len(path_ids), chunk):
-            ids = np.asarray(path_ids[start:start + chunk])
-            order = np.argsort(ids, kind="stable")
-            sorted_ids = ids[order]
-            first = np.searchsorted(sorted_ids, sorted_ids, side="left")
-            slots = cursor[sorted_ids] + (np.arange(len(ids)) - first)
-            by_image[slots] = order + start
-            np.add.at(cursor, sorted_ids, 1)
-            by_image.flush()  # type: ignore[attr-defined]
-        del by_image
+        with open(self._file("by_image"), "r+b") as handle, mmap.mmap(handle.fileno(), 8 * n) as mm:
+            by_image = np.frombuffer(mm, dtype="<i8")
+            start = 0
+            for ids in self.chunks("path_ids", chunk):
+                order = np.argsort(ids, kind="stable")
+                sorted_ids = ids[order]
+                first = np.searchsorted(sorted_ids, sorted_ids, side="left")
+                by_image[cursor[sorted_ids] + (np.arange(len(ids)) - first)] = order + start
+                cursor += np.bincount(ids, minlength=n_images)
+                start += len(ids)
+                mm.flush()
+                mm.madvise(mmap.MADV_DONTNEED)  # written back: drop the pages from our memory
+            del by_image
 
     def commit(self, meta: dict[str, Any]) -> str:
         """Writes `meta.json` and moves the entry into place; returns its folder."""
         meta = {**meta, "columns": self.columns}
+        for entry in os.scandir(self.staging):
+            if entry.is_dir():
+                shutil.rmtree(entry.path)
         with open(os.path.join(self.staging, "meta.json"), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, default=str)
         try:

@@ -30,9 +30,10 @@ import numpy as np
 from keras_roi_datagen.boxes import BoxFormat, box_problem
 from keras_roi_datagen.errors import AnnotationError, Problem
 from keras_roi_datagen.formats import columnar
-from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, _duplicates, _row_hashes
+from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, _duplicates
 from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
 from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
+from keras_roi_datagen.storage import is_url
 
 __all__ = ["build_columnar_index", "columnar_box_cols"]
 
@@ -119,9 +120,11 @@ class _Labels:
         self.raw_count = _grow(self.raw_count, len(self.raw), 0)
         self.raw_first = _grow(self.raw_first, len(self.raw), -1)
         self.raw_count += np.bincount(raw_ids, minlength=len(self.raw))
-        distinct, first = np.unique(raw_ids, return_index=True)
-        fresh = self.raw_first[distinct] < 0
-        self.raw_first[distinct[fresh]] = rows[first[fresh]]
+        unseen = (self.raw_first < 0) & (self.raw_count > 0)
+        if unseen.any():  # rare after the first batches: no sort per batch
+            distinct, first = np.unique(raw_ids, return_index=True)
+            fresh = unseen[distinct]
+            self.raw_first[distinct[fresh]] = rows[first[fresh]]
 
 
 def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
@@ -160,6 +163,10 @@ class _Builder:
                       if c in spec.y_cols and v is not None}
         self.problems: list[Problem] = []
         self.n_rows = self.kept = 0
+        image_dir = spec.image_dir
+        self.base = (None if image_dir is None or is_url(image_dir)
+                     else os.path.join(os.path.abspath(image_dir), ""))
+        self.buckets: _Buckets | None = None
 
     def _name_ids(self, dictionary: list[Any]) -> np.ndarray:
         found = np.empty(len(dictionary), dtype=np.int64)
@@ -175,7 +182,8 @@ class _Builder:
 
     def _resolve(self, name: str) -> int:
         spec = self.spec
-        resolved = resolve_image_path(name, spec.image_dir, spec.allow_outside_image_dir)
+        resolved = self._plain(name) or resolve_image_path(
+            name, spec.image_dir, spec.allow_outside_image_dir)
         if isinstance(resolved, PathProblem):
             self.name_problems.append((resolved, name, None))
             return -len(self.name_problems)
@@ -190,7 +198,23 @@ class _Builder:
             self.paths.append(resolved)
         return known
 
-    def _encoded(self, array: Any) -> tuple[list[Any], np.ndarray, np.ndarray | None]:
+    def _plain(self, name: Any) -> str | None:
+        """`image_dir/name` for a plain relative name (what `resolve_image_path` would
+        return, without its cost); `None` for anything else (absolute, `..`, `~`, URLs)."""
+        if self.base is None or not isinstance(name, str) or not name or name != name.strip():
+            return None
+        if (name[0] in "/~\\" or "\\" in name or "//" in name or "/." in "/" + name
+                or name.endswith("/") or ":" in name):
+            return None
+        return self.base + name
+
+    def _encoded(self, array: Any, lookup: Callable[[list[Any]], np.ndarray],
+                 fill: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per row, `lookup`'s value for its entry of the column's dictionary.
+
+        Only the dictionary entries some row uses are looked up (a Parquet
+        dictionary column carries its whole dictionary in every batch).
+        """
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -198,16 +222,20 @@ class _Builder:
             array = pc.dictionary_encode(array)
         indices = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
         nulls = np.asarray(array.is_null(), dtype=bool) if array.null_count else None
-        return array.dictionary.to_pylist(), indices, nulls
+        dictionary = array.dictionary
+        if not len(dictionary):
+            return np.full(len(indices), fill, dtype=np.int64), nulls
+        used = np.flatnonzero(np.bincount(indices, minlength=len(dictionary)))
+        lut = np.full(len(dictionary), fill, dtype=np.int64)
+        lut[used] = lookup(dictionary.take(pa.array(used)).to_pylist())
+        return lut[indices], nulls
 
     def add(self, batch: Any) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
         n, spec, start = batch.num_rows, self.spec, self.n_rows
-        dictionary, indices, nulls = self._encoded(batch.column(spec.x_col))
-        lut = self._name_ids(dictionary)
-        ids = lut[indices] if len(lut) else np.full(n, -1, dtype=np.int64)
+        ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1)
         if nulls is not None:
             ids[nulls] = _NO_NAME
         boxes = np.empty((n, 4), dtype=np.float64)
@@ -222,9 +250,7 @@ class _Builder:
         raw_ids, label_bad, codes = {}, {}, {}
         for column in spec.y_cols:
             state = self.labels[column]
-            dictionary, indices, nulls = self._encoded(batch.column(column))
-            lut = state.lookup(dictionary)
-            raw = lut[indices] if len(lut) else np.full(n, -1, np.int64)
+            raw, nulls = self._encoded(batch.column(column), state.lookup, -1)
             if nulls is not None:
                 raw[nulls] = -1
             norm = np.append(np.asarray(state.norm, dtype=np.int64), -1)[raw]
@@ -252,6 +278,9 @@ class _Builder:
                 self.labels[column].count(kept_codes)
             self.labels[column].count_raw(raw_ids[column][keep], keep + start)
             self.sink.append(f"labels:{column}", kept_codes.astype(np.int32))
+        if self.buckets is not None:
+            self.buckets.add(kept_ids, boxes[keep], [codes[c][keep] for c in spec.y_cols],
+                             self.kept)
         self.n_rows += n
         self.kept += len(keep)
 
@@ -360,6 +389,8 @@ def build_columnar_index(
     sink: Any = _MemorySink() if cache_folder is None else index_cache.EntryWriter(cache_folder)
     try:
         builder = _Builder(spec, source, box_cols, vocabularies, sink)
+        if cache_folder is not None:
+            builder.buckets = _Buckets(sink.staging_dir("duplicates"))
         for batch in columnar.iter_column_batches(path, [spec.x_col, *box_cols, *spec.y_cols],
                                                   batch_rows):
             builder.add(batch)
@@ -436,55 +467,70 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
     meta = index_cache.meta(source=builder.source, relative=spec.box_format.relative,
                             codes=names, n_rows=builder.n_rows, vocabularies=vocabs,
                             problems=problems, rows_without_regions=[], rows="positions")
+    candidates = builder.buckets.candidates() if builder.buckets is not None else []
     folder = writer.commit(meta)
     build = index_cache.load(folder)
     assert build is not None
-    duplicates = _bucketed_duplicates(build.index)
+    duplicates = _duplicates(build.index.select(candidates)) if len(candidates) else []
     if duplicates:
         build.problems.extend(duplicates)
         index_cache.add_problems(folder, duplicates)
     return build
 
 
-def _bucketed_duplicates(index: RoiIndex, chunk: int = 1 << 22) -> list[Problem]:
-    """The duplicate-row check in flat memory: row hashes sorted in 16 buckets on disk."""
-    import tempfile
+def _hash_rows(path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash per row over image, box and labels (as `index._row_hashes`)."""
+    columns = [path_ids.astype(np.uint64), *np.ascontiguousarray(boxes).T.view(np.uint64),
+               *(c.astype(np.uint64) for c in codes)]
+    hashes = np.full(len(path_ids), 0xCBF29CE484222325, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            hashes ^= np.ascontiguousarray(column)
+            hashes *= np.uint64(0x100000001B3)
+            hashes ^= hashes >> np.uint64(29)
+    return hashes
 
-    if not len(index):
-        return []
-    with tempfile.TemporaryDirectory(prefix="roi-dupes-") as folder, contextlib.ExitStack() as stack:
-        files = [stack.enter_context(open(os.path.join(folder, f"{b}.bin"), "wb"))
-                 for b in range(_BUCKETS)]
-        for start in range(0, len(index), chunk):
-            rows = np.arange(start, min(len(index), start + chunk))
-            hashes = _row_hashes(index.select(rows))
-            bucket = (hashes >> np.uint64(60)).astype(np.int64)
-            pairs = np.empty((len(rows), 2), dtype=np.uint64)
-            pairs[:, 0], pairs[:, 1] = hashes, rows.astype(np.uint64)
-            order = np.argsort(bucket, kind="stable")
-            bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
-            for b in range(_BUCKETS):
-                pairs[order[bounds[b]:bounds[b + 1]]].tofile(files[b])
-        for handle in files:
-            handle.close()
-        candidates: list[np.ndarray] = []
+
+class _Buckets:
+    """Row hashes in 16 files by their top 4 bits, to find duplicates in flat memory."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.stack = contextlib.ExitStack()
+        self.files = [self.stack.enter_context(open(self._file(b, "h"), "wb"))
+                      for b in range(_BUCKETS)]
+        self.rows = [self.stack.enter_context(open(self._file(b, "r"), "wb"))
+                     for b in range(_BUCKETS)]
+
+    def _file(self, bucket: int, kind: str) -> str:
+        return os.path.join(self.folder, f"{bucket}.{kind}")
+
+    def add(self, path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray],
+            first_row: int) -> None:
+        hashes = _hash_rows(path_ids, boxes, codes)
+        bucket = (hashes >> np.uint64(60)).astype(np.uint8)
+        order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
+        bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
+        rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
         for b in range(_BUCKETS):
-            pairs = np.fromfile(os.path.join(folder, f"{b}.bin"), dtype=np.uint64).reshape(-1, 2)
-            if len(pairs) < 2:
+            part = order[bounds[b]:bounds[b + 1]]
+            hashes[part].tofile(self.files[b])
+            rows[part].tofile(self.rows[b])
+
+    def candidates(self) -> np.ndarray:
+        """Rows whose hash another row shares (duplicates, or rare collisions)."""
+        self.stack.close()
+        found: list[np.ndarray] = []
+        for b in range(_BUCKETS):
+            hashes = np.fromfile(self._file(b, "h"), dtype=np.uint64)
+            if len(hashes) < 2:
                 continue
-            pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
-            same = pairs[1:, 0] == pairs[:-1, 0]
-            if same.any():
-                flagged = np.zeros(len(pairs), dtype=bool)
-                flagged[1:] |= same
-                flagged[:-1] |= same
-                candidates.append(pairs[flagged, 1].astype(np.int64))
-    if not candidates:
-        return []
-    rows = np.sort(np.concatenate(candidates))
-    found = _duplicates(index.select(rows))
-    # `_duplicates` numbers rows within the selection; its problems carry table row labels.
-    return found
+            ordered = np.sort(hashes)
+            repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+            if len(repeated):
+                rows = np.fromfile(self._file(b, "r"), dtype=np.int64)
+                found.append(rows[np.isin(hashes, repeated)])
+        return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
 
 
 def _stripped_warnings(builder: _Builder) -> list[Problem]:

@@ -99,7 +99,7 @@ def iter_column_batches(path: str | os.PathLike[str], columns: Sequence[str],
     if _is_parquet(path):
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(path, memory_map=True) as reader:
+        with pq.ParquetFile(path, memory_map=False, buffer_size=1 << 22) as reader:
             yield from reader.iter_batches(batch_size=batch_rows, columns=list(columns))
         return
     import pyarrow as pa
