@@ -159,8 +159,11 @@ class EntryWriter:
         return _map(self._file(name), entry["dtype"], entry["shape"], mode)
 
     def chunks(self, name: str, chunk: int = 1 << 22) -> Iterator[np.ndarray]:
-        """Reads column `name` a chunk at a time with plain reads (no memory map, so the
-        pages read count in the page cache, not in this process's resident memory)."""
+        """Yields column `name` a chunk at a time, read with plain reads.
+
+        No memory map: the pages read stay in the page cache, not in this
+        process's resident memory.
+        """
         entry = self.columns[name]
         dtype = np.dtype(entry["dtype"])
         row_bytes = dtype.itemsize * int(np.prod(entry["shape"][1:], dtype=np.int64))
@@ -202,8 +205,8 @@ class EntryWriter:
         np.cumsum(counts, out=starts[1:])
         self.write("image_starts", starts)
         self.write("by_image", np.zeros(0, dtype=np.int64))
-        with open(self._file("by_image"), "wb") as handle:
-            handle.truncate(8 * n)
+        with open(self._file("by_image"), "wb") as empty:
+            empty.truncate(8 * n)
         self.columns["by_image"]["shape"] = [n]
         if not n:
             return

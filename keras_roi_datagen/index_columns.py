@@ -19,7 +19,6 @@ Row labels are the rows' 0-based positions in the file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
@@ -199,8 +198,11 @@ class _Builder:
         return known
 
     def _plain(self, name: Any) -> str | None:
-        """`image_dir/name` for a plain relative name (what `resolve_image_path` would
-        return, without its cost); `None` for anything else (absolute, `..`, `~`, URLs)."""
+        """Returns `image_dir/name` for a plain relative name, else `None`.
+
+        The same as `resolve_image_path` without its cost; `None` for anything
+        else (absolute names, `..`, `~`, URLs), which take the full path.
+        """
         if self.base is None or not isinstance(name, str) or not name or name != name.strip():
             return None
         if (name[0] in "/~\\" or "\\" in name or "//" in name or "/." in "/" + name
@@ -467,7 +469,8 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
     meta = index_cache.meta(source=builder.source, relative=spec.box_format.relative,
                             codes=names, n_rows=builder.n_rows, vocabularies=vocabs,
                             problems=problems, rows_without_regions=[], rows="positions")
-    candidates = builder.buckets.candidates() if builder.buckets is not None else []
+    candidates = (builder.buckets.candidates() if builder.buckets is not None
+                  else np.zeros(0, np.int64))
     folder = writer.commit(meta)
     build = index_cache.load(folder)
     assert build is not None
@@ -496,11 +499,6 @@ class _Buckets:
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.stack = contextlib.ExitStack()
-        self.files = [self.stack.enter_context(open(self._file(b, "h"), "wb"))
-                      for b in range(_BUCKETS)]
-        self.rows = [self.stack.enter_context(open(self._file(b, "r"), "wb"))
-                     for b in range(_BUCKETS)]
 
     def _file(self, bucket: int, kind: str) -> str:
         return os.path.join(self.folder, f"{bucket}.{kind}")
@@ -514,14 +512,17 @@ class _Buckets:
         rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
         for b in range(_BUCKETS):
             part = order[bounds[b]:bounds[b + 1]]
-            hashes[part].tofile(self.files[b])
-            rows[part].tofile(self.rows[b])
+            with open(self._file(b, "h"), "ab") as out:
+                hashes[part].tofile(out)
+            with open(self._file(b, "r"), "ab") as out:
+                rows[part].tofile(out)
 
     def candidates(self) -> np.ndarray:
         """Rows whose hash another row shares (duplicates, or rare collisions)."""
-        self.stack.close()
         found: list[np.ndarray] = []
         for b in range(_BUCKETS):
+            if not os.path.exists(self._file(b, "h")):
+                continue
             hashes = np.fromfile(self._file(b, "h"), dtype=np.uint64)
             if len(hashes) < 2:
                 continue
