@@ -305,10 +305,12 @@ class _Preview:
 
 
 def _table_path(args: argparse.Namespace) -> str:
+    from keras_roi_datagen.storage import is_url
+
     path = str(os.fspath(args.table))
-    if not os.path.isfile(path):
+    if not is_url(path) and not os.path.isfile(path):
         raise UsageError(f"annotation table not found: {path!r}")
-    if args.image_dir is not None and not os.path.isdir(args.image_dir):
+    if args.image_dir is not None and not is_url(args.image_dir) and not os.path.isdir(args.image_dir):
         raise UsageError(f"--image-dir is not a folder: {args.image_dir!r}")
     return path
 
@@ -341,13 +343,17 @@ def _with_cli_hint(exc: Exception) -> Exception:
     return type(exc)(hinted.describe(), [hinted, *exc.problems[1:]])
 
 
-def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False) -> _Table:
+def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
+          progress: bool = False) -> _Table:
     from keras_roi_datagen.boxes import BoxFormat
     from keras_roi_datagen.formats import detect_via_format
     from keras_roi_datagen.index import TableSpec, build_index
 
+    from keras_roi_datagen.formats.columnar import is_columnar
+    from keras_roi_datagen.storage import is_url
+
     path = _table_path(args)
-    fmt = detect_via_format(path)
+    fmt = None if is_url(path) or is_columnar(path) else detect_via_format(path)
     survey = _survey_via(path) if fmt and (shapes or args.y_cols is None) else None
     y_cols = args.y_cols if args.y_cols is not None else (
         tuple(survey.attribute_keys) if survey else ("name", "type"))
@@ -355,8 +361,9 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False) 
         image_dir=args.image_dir, x_col=args.x_col, box_col=args.box_col, box_cols=args.box_cols,
         box_format=BoxFormat.parse(args.box_format), y_cols=tuple(y_cols),
         allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files)
+    bar = _Progress(0, progress, "reading rows")
     try:
-        build = build_index(path, spec)
+        build = build_index(path, spec, progress=bar.update_total if progress else None)
     except Exception as exc:
         hinted = _with_cli_hint(exc)
         if hinted is exc:
@@ -406,8 +413,13 @@ def _generic_shapes(table: _Table) -> dict[str, int]:
     from keras_roi_datagen.formats import read_table
 
     spec = table.spec
-    if spec.box_cols:
+    from keras_roi_datagen.formats.columnar import is_columnar
+    from keras_roi_datagen.storage import is_url
+
+    if spec.box_cols or is_columnar(table.path):
         return {f"four columns ({spec.box_format.value})": table.build.n_rows}
+    if is_url(table.path):
+        return {}
     shapes: Counter[str] = Counter()
     for value in read_table(table.path)[spec.box_col].tolist():
         if isinstance(value, str) and value.strip().startswith("{"):
@@ -425,8 +437,11 @@ def _generic_shapes(table: _Table) -> dict[str, int]:
 def _missing_images(index: RoiIndex) -> tuple[int, int]:
     import numpy as np
 
-    used = np.unique(index.path_ids)
-    missing = [int(i) for i in used.tolist() if not os.path.isfile(str(index.paths[i]))]
+    from keras_roi_datagen.storage import is_url
+
+    used = np.flatnonzero(np.bincount(index.path_ids, minlength=len(index.paths)))
+    missing = [int(i) for i in used.tolist()
+               if not is_url(index.paths[i]) and not os.path.isfile(index.paths[i])]
     return len(missing), int(np.isin(index.path_ids, missing).sum())
 
 
@@ -434,7 +449,8 @@ def _inspect_facts(table: _Table) -> dict[str, Any]:
     import numpy as np
 
     build, index = table.build, table.build.index
-    per_image = np.unique(index.path_ids, return_counts=True)[1]
+    per_image = np.bincount(index.path_ids, minlength=len(index.paths))
+    per_image = per_image[per_image > 0]
     missing_images, missing_rows = _missing_images(index)
     shapes = dict(table.survey.shapes.most_common()) if table.survey else _generic_shapes(table)
     return {
@@ -525,7 +541,7 @@ def _render_inspect(facts: dict[str, Any]) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    facts = _inspect_facts(_load(args, check_files=False, shapes=True))
+    facts = _inspect_facts(_load(args, check_files=False, shapes=True, progress=True))
     print(json.dumps(facts, indent=1, default=str) if args.json else _render_inspect(facts))
     return 0
 
@@ -536,18 +552,23 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 class _Progress:
     """A one-line progress bar on stderr (drawn only when stderr is a terminal)."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled and total > 0 and sys.stderr.isatty()
+    def __init__(self, total: int, enabled: bool, label: str = "checking images") -> None:
+        self.total, self.label = total, label
+        self.enabled = enabled and sys.stderr.isatty()
         self.step = max(1, total // 100)
+
+    def update_total(self, done: int, total: int) -> None:
+        """Redraws the bar at `done` of `total` (for callers that know the total late)."""
+        self.total, self.step = total, 1
+        self.update(done)
 
     def update(self, done: int) -> None:
         """Redraws the bar at `done` of `total` (every percent, and at the end)."""
-        if self.enabled and (done % self.step == 0 or done >= self.total):
+        if self.enabled and self.total > 0 and (done % self.step == 0 or done >= self.total):
             filled = 30 * done // self.total
             bar = "#" * filled + "." * (30 - filled)
             end = "\n" if done >= self.total else ""
-            sys.stderr.write(f"\rchecking images [{bar}] {done}/{self.total}{end}")
+            sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total}{end}")
             sys.stderr.flush()
 
 
@@ -556,7 +577,9 @@ def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
     """Runs `scan_images` with this module's progress bar on stderr (no Keras import)."""
     from keras_roi_datagen.validation import scan_images
 
-    images = len(set(index.path_ids.tolist()))
+    import numpy as np
+
+    images = int(np.count_nonzero(np.bincount(index.path_ids))) if len(index) else 0
     bar = _Progress(images, progress)
     return scan_images(index, options, decode=decode, progress=lambda done, _: bar.update(done),
                        threads=min(8, os.cpu_count() or 4))

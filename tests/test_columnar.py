@@ -119,3 +119,16 @@ def test_paths_take_their_utf8_length_not_the_longest(tmp_path: Path) -> None:
     assert table.tolist() == names and table[-1] == names[-1] and len(table) == len(names)
     assert table.nbytes < fixed_width.nbytes / 50
     assert table[np.array([2, 0])].tolist() == [names[2], names[0]]
+
+
+def test_cli_inspects_a_parquet_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from keras_roi_datagen.cli import main
+
+    table = _write(_scenes(tmp_path), tmp_path / "t.parquet")
+    assert main(["inspect", str(table), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["rows"] == 12 and facts["images"] == 3 and facts["images_missing"] == 0
+    assert facts["shape_kinds"] == {"four columns (xywh)": 12}
+    assert facts["labels"]["name"] == {"blue": 3, "green": 3, "red": 3, "white": 3}

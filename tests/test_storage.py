@@ -271,3 +271,22 @@ def test_urls_without_fsspec_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
     paths._protocol_problem.cache_clear()
     assert isinstance(found, paths.PathProblem) and found.kind == "remote_file"
     assert "keras-roi-datagen[storage]" in found.message
+
+
+def test_cli_inspect_and_validate_read_urls(http_url: str, s3: dict[str, Any],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from keras_roi_datagen.cli import main
+
+    assert main(["inspect", f"{http_url}/table.csv", "--box-cols", "x,y,w,h", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["rows"] == facts["usable_rows"] == 12 and facts["images"] == 3
+    assert facts["images_missing"] == 0
+    assert main(["validate", f"{http_url}/table.csv", "--box-cols", "x,y,w,h", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["images"] == 3
+    assert main(["validate", f"{http_url}/table.csv", "--box-cols", "x,y,w,h", "--json",
+                 "--image-dir", f"{http_url}/denied"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["by_kind"] == {"storage_denied": 12}
