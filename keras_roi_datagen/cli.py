@@ -347,9 +347,8 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
           progress: bool = False) -> _Table:
     from keras_roi_datagen.boxes import BoxFormat
     from keras_roi_datagen.formats import detect_via_format
-    from keras_roi_datagen.index import TableSpec, build_index
-
     from keras_roi_datagen.formats.columnar import is_columnar
+    from keras_roi_datagen.index import TableSpec, build_index
     from keras_roi_datagen.storage import is_url
 
     path = _table_path(args)
@@ -575,9 +574,9 @@ class _Progress:
 def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
           ) -> list[tuple[int, Problem]]:
     """Runs `scan_images` with this module's progress bar on stderr (no Keras import)."""
-    from keras_roi_datagen.validation import scan_images
-
     import numpy as np
+
+    from keras_roi_datagen.validation import scan_images
 
     images = int(np.count_nonzero(np.bincount(index.path_ids))) if len(index) else 0
     bar = _Progress(images, progress)
