@@ -129,11 +129,12 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(storage, "RETRY", storage.Retry(attempts=4, initial_delay=0.01))
 
 
-def _dataset(table: str | os.PathLike[str], **kwargs: Any) -> Any:
+def _dataset(table: Any, **kwargs: Any) -> Any:
     from keras_roi_datagen import RoiDataset
 
+    kwargs.setdefault("workers", 1)
     return RoiDataset(table, box_cols=BOX_COLS, image_size=(24, 24), batch_size=6, seed=5,
-                      workers=1, **kwargs)
+                      **kwargs)
 
 
 def _all_batches(ds: Any) -> list[Any]:
@@ -290,3 +291,39 @@ def test_cli_inspect_and_validate_read_urls(http_url: str, s3: dict[str, Any],
                  "--image-dir", f"{http_url}/denied"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["by_kind"] == {"storage_denied": 12}
+
+
+def test_datamodule_reads_an_s3_table(s3: dict[str, Any], local_data: Path) -> None:
+    from keras_roi_datagen import RoiDataModule
+
+    data = RoiDataModule(f"s3://{BUCKET}/data/table.csv", box_cols=BOX_COLS, image_size=(16, 16),
+                         batch_size=4, seed=3, storage_options=s3, validation_split=0.34)
+    assert data.validate(progress=False).ok
+    data.setup("fit")
+    x, _ = numpy_batch(data.train_dataset()[0])
+    assert x.shape == (4, 16, 16, 3) and x.max() > 0
+    assert data.train_dataset().index.path_of(0).startswith(f"s3://{BUCKET}/data/images/")
+
+
+@pytest.mark.slow
+def test_worker_processes_read_s3(s3: dict[str, Any], local_data: Path) -> None:
+    remote = _dataset(f"s3://{BUCKET}/data/table.csv", storage_options=s3, workers=2,
+                      use_multiprocessing=True)
+    served = [numpy_batch(batch) for batch in remote.iter_batches()]
+    _assert_same(served, _all_batches(_dataset(local_data / "table.csv")))
+
+
+def test_a_forked_child_opens_its_own_filesystem(s3: dict[str, Any]) -> None:
+    parent, _ = storage.filesystem(f"s3://{BUCKET}/data/table.csv", s3)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it got the parent's object
+        try:
+            child, _ = storage.filesystem(f"s3://{BUCKET}/data/table.csv", s3)
+            os.write(write, b"same" if child is parent else b"own")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16)
+    os.waitpid(pid, 0)
+    assert answer == b"own"
