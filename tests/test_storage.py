@@ -327,3 +327,18 @@ def test_a_forked_child_opens_its_own_filesystem(s3: dict[str, Any]) -> None:
     answer = os.read(read, 16)
     os.waitpid(pid, 0)
     assert answer == b"own"
+
+
+def test_index_cache_of_an_s3_table(s3: dict[str, Any], tmp_path: Path) -> None:
+    fs = s3fs.S3FileSystem(**s3)
+    data = fs.cat_file(f"{BUCKET}/data/table.csv")
+    url = f"s3://{BUCKET}/data/cached.csv"
+    fs.pipe_file(url[5:], data)
+    first = _dataset(url, storage_options=s3, index_cache=tmp_path / "cache")
+    again = _dataset(url, storage_options=s3, index_cache=tmp_path / "cache")
+    assert again.index.cache_folder == first.index.cache_folder is not None
+    assert again.index.source == url and again.index.fingerprint() == first.index.fingerprint()
+    fs.pipe_file(url[5:], data + data.split(b"\n", 1)[1])  # the same key, its rows twice
+    changed = _dataset(url, storage_options=s3, index_cache=tmp_path / "cache")
+    assert len(changed.index) == 2 * len(first.index)
+    assert changed.index.cache_folder != first.index.cache_folder
