@@ -49,7 +49,15 @@ LABELS = ["cat", "dog", "bird", "fish"]
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process, in MB."""
+    """Peak resident set size of this process, in MB.
+
+    `VmHWM`, not `ru_maxrss`: a child's `ru_maxrss` starts from its parent's at
+    the fork and survives `exec`, so it would report the benchmark driver's size.
+    """
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
