@@ -160,6 +160,9 @@ def _table_parent() -> argparse.ArgumentParser:
                         help="how four box numbers are read (default: xywh)")
     parent.add_argument("--allow-outside-image-dir", action="store_true",
                         help="accept file names that lead outside the image folder")
+    parent.add_argument("--index-cache", metavar="DIR",
+                        help="keep the compiled index in DIR and reuse it while the table is "
+                             "unchanged (big tables)")
     return parent
 
 
@@ -362,7 +365,8 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
         allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files)
     bar = _Progress(0, progress, "reading rows")
     try:
-        build = build_index(path, spec, progress=bar.update_total if progress else None)
+        build = build_index(path, spec, progress=bar.update_total if progress else None,
+                            cache=getattr(args, "index_cache", None))
     except Exception as exc:
         hinted = _with_cli_hint(exc)
         if hinted is exc:

@@ -132,3 +132,16 @@ def test_cli_inspects_a_parquet_table(tmp_path: Path, capsys: pytest.CaptureFixt
     assert facts["rows"] == 12 and facts["images"] == 3 and facts["images_missing"] == 0
     assert facts["shape_kinds"] == {"four columns (xywh)": 12}
     assert facts["labels"]["name"] == {"blue": 3, "green": 3, "red": 3, "white": 3}
+
+
+def test_cli_reuses_an_index_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from keras_roi_datagen.cli import main
+
+    table = _write(_scenes(tmp_path), tmp_path / "t.parquet")
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        assert main(["inspect", str(table), "--json", "--index-cache", str(cache)]) == 0
+        assert json.loads(capsys.readouterr().out)["usable_rows"] == 12
+    assert len(os.listdir(cache)) == 1
