@@ -99,8 +99,13 @@ def iter_column_batches(path: str | os.PathLike[str], columns: Sequence[str],
     if _is_parquet(path):
         import pyarrow.parquet as pq
 
+        # Row group by row group: `iter_batches` keeps every row group's dictionary
+        # alive to the end (memory grows with the file for dictionary columns).
         with pq.ParquetFile(path, memory_map=False, buffer_size=1 << 22) as reader:
-            yield from reader.iter_batches(batch_size=batch_rows, columns=list(columns))
+            for group in range(reader.metadata.num_row_groups):
+                table = reader.read_row_group(group, columns=list(columns))
+                yield from table.to_batches(max_chunksize=batch_rows)
+                del table
         return
     import pyarrow as pa
     import pyarrow.ipc as ipc
