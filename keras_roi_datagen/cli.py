@@ -372,6 +372,8 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
         if hinted is exc:
             raise
         raise hinted from exc
+    if fmt is None and is_columnar(path):
+        fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) else "arrow"
     return _Table(path, fmt or "csv", spec, build, survey)
 
 
@@ -442,10 +444,10 @@ def _missing_images(index: RoiIndex) -> tuple[int, int]:
 
     from keras_roi_datagen.storage import is_url
 
-    used = np.flatnonzero(np.bincount(index.path_ids, minlength=len(index.paths)))
-    missing = [int(i) for i in used.tolist()
+    per_image = np.bincount(index.path_ids, minlength=len(index.paths))
+    missing = [int(i) for i in np.flatnonzero(per_image).tolist()
                if not is_url(index.paths[i]) and not os.path.isfile(index.paths[i])]
-    return len(missing), int(np.isin(index.path_ids, missing).sum())
+    return len(missing), int(per_image[missing].sum())
 
 
 def _inspect_facts(table: _Table) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def test_cli_inspects_a_parquet_table(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["inspect", str(table), "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert facts["rows"] == 12 and facts["images"] == 3 and facts["images_missing"] == 0
-    assert facts["shape_kinds"] == {"four columns (xywh)": 12}
+    assert facts["shape_kinds"] == {"four columns (xywh)": 12} and facts["format"] == "parquet"
     assert facts["labels"]["name"] == {"blue": 3, "green": 3, "red": 3, "white": 3}
 
 
