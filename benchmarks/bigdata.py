@@ -48,6 +48,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 LABELS = ["cat", "dog", "bird", "fish"]
 
 
+def table_spec() -> Any:
+    """The one `TableSpec` every measurement uses (so all share one cache entry)."""
+    from keras_roi_datagen.index import TableSpec
+
+    return TableSpec(check_files=False, y_cols=("name", "type"), box_cols=("x", "y", "w", "h"))
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process, in MB.
 
@@ -152,12 +159,11 @@ def link_images(index: Any, rows: Any, source: Path) -> None:
 
 
 def child_build(table: str, cache: str | None) -> dict[str, Any]:
-    from keras_roi_datagen.index import TableSpec, build_index
+    from keras_roi_datagen.index import build_index
 
     base = peak_rss_mb()
     start = time.perf_counter()
-    build = build_index(table, TableSpec(check_files=False, y_cols=("name", "type"),
-                                         box_cols=("x", "y", "w", "h")), cache=cache)
+    build = build_index(table, table_spec(), cache=cache)
     return {"rows": len(build.index), "images": len(build.index.paths),
             "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
             "baseline_rss_mb": base, "problems": len(build.problems)}
@@ -174,10 +180,10 @@ def child_first_batch(table: str, cache: str, work: str) -> dict[str, Any]:
     import numpy as np
 
     from keras_roi_datagen.imaging import DecodeOptions, decode_batch
-    from keras_roi_datagen.index import TableSpec, build_index
+    from keras_roi_datagen.index import build_index
     from keras_roi_datagen.permutation import KeyedPermutation
 
-    spec = TableSpec(check_files=False, y_cols=("name", "type"))
+    spec = table_spec()
     source = source_jpeg(Path(work))
     # Links first (outside the timing): the images batch 0 needs, for both orders.
     build = build_index(table, spec, cache=cache)
@@ -209,10 +215,9 @@ def child_first_batch(table: str, cache: str, work: str) -> dict[str, Any]:
 def child_training(table: str, cache: str, work: str, batches: int) -> dict[str, Any]:
     import numpy as np
 
-    from keras_roi_datagen.index import TableSpec, build_index
+    from keras_roi_datagen.index import build_index
 
-    spec = TableSpec(check_files=False, y_cols=("name", "type"))
-    ds = _dataset(build_index(table, spec, cache=cache))
+    ds = _dataset(build_index(table, table_spec(), cache=cache))
     plan = ds.plan(0)
     link_images(ds.index, np.concatenate([plan[i] for i in range(batches)]),
                 source_jpeg(Path(work)))
