@@ -183,8 +183,9 @@ def _pillow_limit_lifted() -> Iterator[None]:
 
 def _open(path: str, max_image_pixels: int | None) -> Image.Image:
     try:
+        source = storage.open_image(path)  # a URL's bytes, fetched outside the lock
         with _pillow_limit_lifted():
-            image = Image.open(storage.open_image(path))
+            image = Image.open(source)
     except StorageError as exc:
         kind = "missing_file" if exc.kind == "storage_not_found" else exc.kind
         raise ImageProblem(kind, str(exc)) from None
