@@ -349,3 +349,28 @@ def test_index_cache_of_an_s3_table(s3: dict[str, Any], tmp_path: Path) -> None:
     changed = _dataset(url, storage_options=s3, index_cache=tmp_path / "cache")
     assert len(changed.index) == 2 * len(first.index)
     assert changed.index.cache_folder != first.index.cache_folder
+
+
+def test_denied_s3_request_names_the_url(s3: dict[str, Any]) -> None:
+    import urllib.request
+
+    endpoint = s3["client_kwargs"]["endpoint_url"]
+
+    def auth_after(count: str) -> None:  # moto's server-mode switch for IAM checks
+        urllib.request.urlopen(urllib.request.Request(
+            f"{endpoint}/moto-api/reset-auth", data=count.encode(), method="POST",
+            headers={"Content-Type": "text/plain"})).read()
+
+    wrong = {**s3, "key": "AKIAUNKNOWN000000000", "secret": "wrong"}
+    auth_after("0")
+    try:
+        denied = re.escape(f"s3://{BUCKET}/data/table.csv: access denied")
+        with pytest.raises(StorageError, match=denied) as info:
+            storage.read_bytes(f"s3://{BUCKET}/data/table.csv", wrong)
+        assert info.value.kind == "storage_denied" and info.value.attempts == 1  # not retried
+        with pytest.raises(StorageError, match=denied) as info:
+            _dataset(f"s3://{BUCKET}/data/table.csv", storage_options=wrong)
+        assert info.value.kind == "storage_denied"
+    finally:
+        auth_after("inf")
+    assert storage.read_bytes(f"s3://{BUCKET}/data/table.csv", s3)  # open again
