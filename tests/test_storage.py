@@ -127,8 +127,9 @@ def http_url(local_data: Path) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+def quick_retries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(storage, "RETRY", storage.Retry(attempts=4, initial_delay=0.01))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # URL tables' copies
 
 
 def _dataset(table: Any, **kwargs: Any) -> Any:
@@ -246,6 +247,12 @@ def test_filesystems_are_per_process(s3: dict[str, Any]) -> None:
     fresh, _ = storage.filesystem(f"s3://{BUCKET}/data/table.csv", s3)
     assert all(k[0] == os.getpid() for k in storage._FILESYSTEMS)
     assert fresh is not None
+
+
+def test_url_tables_are_copied_into_the_cache_folder(http_url: str, tmp_path: Path) -> None:
+    _dataset(f"{http_url}/table.csv")
+    copies = os.listdir(tmp_path / "xdg-cache" / "keras_roi_datagen" / "tables")
+    assert len(copies) == 1 and copies[0].endswith("-table.csv")
 
 
 def test_url_helpers() -> None:
