@@ -114,6 +114,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/coco_stream.py", "--report", str(REPORTS / "coco_stream.json"))
 
 
+@nox.session
+def bench_bigdata(session: nox.Session) -> None:
+    """Big tables and object storage (`benchmarks/bigdata.py`; 10^8 rows by default: slow)."""
+    session.install("-e", ".[jax,test]")
+    session.run("python", "benchmarks/bigdata.py", "--report", str(REPORTS / "bigdata.json"),
+                *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"})
+
+
 @nox.session(venv_backend="none")
 @nox.parametrize("backend", BACKENDS)
 def gpu(session: nox.Session, backend: str) -> None:

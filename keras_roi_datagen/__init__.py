@@ -43,6 +43,7 @@ _EXPORTS = {
     "BoxError": "keras_roi_datagen.errors",
     "LabelError": "keras_roi_datagen.errors",
     "ImageReadError": "keras_roi_datagen.errors",
+    "StorageError": "keras_roi_datagen.errors",
     "WorkerError": "keras_roi_datagen.errors",
     "StateMismatchError": "keras_roi_datagen.errors",
     "UnsupportedSetupError": "keras_roi_datagen.errors",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from keras_roi_datagen.errors import Problem as Problem
     from keras_roi_datagen.errors import RoiDatagenError as RoiDatagenError
     from keras_roi_datagen.errors import StateMismatchError as StateMismatchError
+    from keras_roi_datagen.errors import StorageError as StorageError
     from keras_roi_datagen.errors import UnsupportedSetupError as UnsupportedSetupError
     from keras_roi_datagen.errors import WorkerError as WorkerError
     from keras_roi_datagen.formats import read_annotations as read_annotations

@@ -184,6 +184,9 @@ def _table_parent() -> argparse.ArgumentParser:
                         help="how four box numbers are read (default: xywh)")
     parent.add_argument("--allow-outside-image-dir", action="store_true",
                         help="accept file names that lead outside the image folder")
+    parent.add_argument("--index-cache", metavar="DIR",
+                        help="keep the compiled index in DIR and reuse it while the table is "
+                             "unchanged (big tables)")
     return parent
 
 
@@ -341,10 +344,12 @@ class _Preview:
 
 
 def _table_path(args: argparse.Namespace) -> str:
+    from keras_roi_datagen.storage import is_url
+
     path = str(os.fspath(args.table))
-    if not os.path.exists(path):
+    if not is_url(path) and not os.path.exists(path):
         raise UsageError(f"annotation table not found: {path!r}")
-    if args.image_dir is not None and not os.path.isdir(args.image_dir):
+    if args.image_dir is not None and not is_url(args.image_dir) and not os.path.isdir(args.image_dir):
         raise UsageError(f"--image-dir is not a folder: {args.image_dir!r}")
     return path
 
@@ -377,14 +382,20 @@ def _with_cli_hint(exc: Exception) -> Exception:
     return type(exc)(hinted.describe(), [hinted, *exc.problems[1:]])
 
 
-def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False) -> _Table:
+def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
+          progress: bool = False) -> _Table:
     from keras_roi_datagen.boxes import BoxFormat
     from keras_roi_datagen.formats import detect_format, detect_via_format
+    from keras_roi_datagen.formats.columnar import is_columnar
     from keras_roi_datagen.index import TableSpec, build_index
+    from keras_roi_datagen.storage import is_url
 
     path = _table_path(args)
-    kind = args.format if args.format != "auto" else detect_format(path)
-    fmt = detect_via_format(path) if kind == "via" else None
+    if is_url(path) or is_columnar(path):
+        kind, fmt = "csv", None
+    else:
+        kind = args.format if args.format != "auto" else detect_format(path)
+        fmt = detect_via_format(path) if kind == "via" else None
     survey = _survey_via(path) if fmt and (shapes or args.y_cols is None) else None
     regions = kind not in ("via", "csv")  # the common region frame: x, y, w, h, label
     y_cols = args.y_cols if args.y_cols is not None else (
@@ -394,13 +405,17 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False) 
         box_format=BoxFormat.parse(args.box_format), y_cols=tuple(y_cols),
         allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files,
         format=kind)
+    bar = _Progress(0, progress, "reading rows")
     try:
-        build = build_index(path, spec)
+        build = build_index(path, spec, progress=bar.update_total if progress else None,
+                            cache=getattr(args, "index_cache", None))
     except Exception as exc:
         hinted = _with_cli_hint(exc)
         if hinted is exc:
             raise
         raise hinted from exc
+    if fmt is None and is_columnar(path):
+        fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) else "arrow"
     return _Table(path, fmt or kind, spec, build, survey)
 
 
@@ -444,8 +459,13 @@ def _generic_shapes(table: _Table) -> dict[str, int]:
     from keras_roi_datagen.formats.via_common import parse_box_cell
 
     spec = table.spec
-    if spec.box_cols:
+    from keras_roi_datagen.formats.columnar import is_columnar
+    from keras_roi_datagen.storage import is_url
+
+    if spec.box_cols or is_columnar(table.path):
         return {f"four columns ({spec.box_format.value})": table.build.n_rows}
+    if is_url(table.path):
+        return {}
     frame = read_table(table.path, format=spec.format, on_error="collect")
     if spec.box_col not in frame.columns and "shape" in frame.columns:  # a region frame
         return dict(Counter(str(v) for v in frame["shape"].tolist()).most_common())
@@ -466,16 +486,20 @@ def _generic_shapes(table: _Table) -> dict[str, int]:
 def _missing_images(index: RoiIndex) -> tuple[int, int]:
     import numpy as np
 
-    used = np.unique(index.path_ids)
-    missing = [int(i) for i in used.tolist() if not os.path.isfile(str(index.paths[i]))]
-    return len(missing), int(np.isin(index.path_ids, missing).sum())
+    from keras_roi_datagen.storage import is_url
+
+    per_image = np.bincount(index.path_ids, minlength=len(index.paths))
+    missing = [int(i) for i in np.flatnonzero(per_image).tolist()
+               if not is_url(index.paths[i]) and not os.path.isfile(index.paths[i])]
+    return len(missing), int(per_image[missing].sum())
 
 
 def _inspect_facts(table: _Table) -> dict[str, Any]:
     import numpy as np
 
     build, index = table.build, table.build.index
-    per_image = np.unique(index.path_ids, return_counts=True)[1]
+    per_image = np.bincount(index.path_ids, minlength=len(index.paths))
+    per_image = per_image[per_image > 0]
     missing_images, missing_rows = _missing_images(index)
     shapes = dict(table.survey.shapes.most_common()) if table.survey else _generic_shapes(table)
     return {
@@ -566,7 +590,7 @@ def _render_inspect(facts: dict[str, Any]) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    facts = _inspect_facts(_load(args, check_files=False, shapes=True))
+    facts = _inspect_facts(_load(args, check_files=False, shapes=True, progress=True))
     print(json.dumps(facts, indent=1, default=str) if args.json else _render_inspect(facts))
     return 0
 
@@ -577,27 +601,34 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 class _Progress:
     """A one-line progress bar on stderr (drawn only when stderr is a terminal)."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total = total
-        self.enabled = enabled and total > 0 and sys.stderr.isatty()
+    def __init__(self, total: int, enabled: bool, label: str = "checking images") -> None:
+        self.total, self.label = total, label
+        self.enabled = enabled and sys.stderr.isatty()
         self.step = max(1, total // 100)
+
+    def update_total(self, done: int, total: int) -> None:
+        """Redraws the bar at `done` of `total` (for callers that know the total late)."""
+        self.total, self.step = total, 1
+        self.update(done)
 
     def update(self, done: int) -> None:
         """Redraws the bar at `done` of `total` (every percent, and at the end)."""
-        if self.enabled and (done % self.step == 0 or done >= self.total):
+        if self.enabled and self.total > 0 and (done % self.step == 0 or done >= self.total):
             filled = 30 * done // self.total
             bar = "#" * filled + "." * (30 - filled)
             end = "\n" if done >= self.total else ""
-            sys.stderr.write(f"\rchecking images [{bar}] {done}/{self.total}{end}")
+            sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total}{end}")
             sys.stderr.flush()
 
 
 def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
           ) -> list[tuple[int, Problem]]:
     """Runs `scan_images` with this module's progress bar on stderr (no Keras import)."""
+    import numpy as np
+
     from keras_roi_datagen.validation import scan_images
 
-    images = len(set(index.path_ids.tolist()))
+    images = int(np.count_nonzero(np.bincount(index.path_ids))) if len(index) else 0
     bar = _Progress(images, progress)
     return scan_images(index, options, decode=decode, progress=lambda done, _: bar.update(done),
                        threads=min(8, os.cpu_count() or 4))

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from keras_roi_datagen import storage
 from keras_roi_datagen.augment import Augmentation, parse_augmentation
 from keras_roi_datagen.boxes import BoxFormat
 from keras_roi_datagen.dataset import RoiDataset
@@ -83,6 +84,7 @@ class RoiDataModule:
             evaluation sees the crops as annotated.
         **dataset_kwargs: Passed to every `RoiDataset` (e.g. `workers`,
             `use_multiprocessing`, `on_error`, `label_mode`, `box_format`).
+            `storage_options` also applies to a table given as a URL.
 
     Example:
     ```python
@@ -158,7 +160,10 @@ class RoiDataModule:
             spec_args["box_format"] = BoxFormat.parse(spec_args["box_format"])
         if spec_args.get("box_cols") is not None:
             spec_args["box_cols"] = tuple(spec_args["box_cols"])
-        image_dir = self.image_dir or self._read().attrs.get("image_dir")
+        image_dir = self.image_dir
+        if image_dir is None and storage.is_url(self.table):
+            image_dir = storage.url_dirname(str(self.table))
+        image_dir = image_dir or self._read().attrs.get("image_dir")
         if image_dir is None and not isinstance(self.table, pd.DataFrame):
             image_dir = os.path.dirname(os.path.abspath(os.fspath(self.table)))
         return TableSpec(image_dir=image_dir, y_cols=tuple(y_cols), **spec_args)
@@ -168,8 +173,13 @@ class RoiDataModule:
             from keras_roi_datagen.formats import read_table
 
             skipping = self.dataset_kwargs.get("on_error", "raise") == "skip"
-            self.frame = read_table(self.table, on_error="collect" if skipping else "raise",
+            table = self.table
+            if storage.is_url(table):  # read from a local copy, named by its URL
+                table = storage.local_table(str(table), self.dataset_kwargs.get("storage_options"))
+            self.frame = read_table(table, on_error="collect" if skipping else "raise",
                                     format=self.dataset_kwargs.get("format", "auto"))
+            if table is not self.table:
+                self.frame.attrs["source"] = str(self.table)
         return self.frame
 
     def validate(self, *, decode: bool = False, progress: bool = True) -> ValidationReport:
@@ -197,7 +207,8 @@ class RoiDataModule:
         """
         options = DecodeOptions(self.image_size,
                                 color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
-                                max_image_pixels=self._max_pixels())
+                                max_image_pixels=self._max_pixels(),
+                                storage_options=self.dataset_kwargs.get("storage_options"))
         found = scan_images(build.index, options, decode=decode, progress=progress)
         bad = sorted({row for row, p in found if p.severity == "error"})
         unreadable = list(self._read().attrs.get("problems", []))

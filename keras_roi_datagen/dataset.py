@@ -35,6 +35,7 @@ from keras.src.trainers.data_adapters.data_adapter import DataAdapter
 from keras.utils import PyDataset
 from PIL import Image
 
+from keras_roi_datagen import storage
 from keras_roi_datagen.augment import (
     BORDERS,
     Augmentation,
@@ -250,6 +251,14 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         pad_to_aspect_ratio: Resize each window without distortion and pad
             the crop with zeros (centred), as Keras's `pad_to_aspect_ratio`.
             Defaults to `False` (stretch: Keras's default too).
+        storage_options: For tables and images given as URLs (`s3://`,
+            `gs://`, `https://`, any fsspec protocol): passed to fsspec, as
+            in pandas. Defaults to `None` (credentials from the usual places).
+            See `keras_roi_datagen.storage`.
+        index_cache: For a table file: a folder where the compiled index is
+            kept as memory-mapped columns and reused while the table is
+            unchanged (`True`: `~/.cache/keras_roi_datagen/index`). Defaults
+            to `None` (no cache). See `keras_roi_datagen.index_cache`.
 
     Example:
     ```python
@@ -298,6 +307,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         border: str = "constant",
         crop_to_aspect_ratio: bool = False,
         pad_to_aspect_ratio: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
+        index_cache: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
@@ -356,7 +367,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             max_image_pixels=Image.MAX_IMAGE_PIXELS if max_image_pixels == -1 else max_image_pixels,
             fast=bool(fast_decode),
             aspect_ratio="crop" if crop_to_aspect_ratio else "pad" if pad_to_aspect_ratio else "squash",
-            border=border,
+            border=border, storage_options=storage_options,
         )
         self.spec = TableSpec(
             image_dir=os.fspath(image_dir) if image_dir is not None else None,
@@ -365,7 +376,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             allow_outside_image_dir=allow_outside_image_dir, format=format,
         )
         build = table if isinstance(table, IndexBuild) else build_index(
-            table, self.spec, vocabularies)
+            table, self.spec, vocabularies, storage_options=storage_options,
+            cache=index_cache)
         self._build(build)
         self.class_weight = self._sample_weights(class_weight)
         self._assembler.sample_weights = self.class_weight
@@ -469,6 +481,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             A `ValidationReport` of every problem, with what the table
             reading found.
         """
+        retries = storage.retry_count()
         found = scan_images(self.index, self.options, decode=decode, progress=progress,
                             threads=max(2, self.workers))
         errors = [problem for _, problem in found if problem.severity == "error"]
@@ -486,7 +499,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             self._move_to(Position(self._position.epoch, 0))
         return ValidationReport(
             [*self.problems, *(problem for _, problem in found)], n_rows=self._rows_read,
-            n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped)
+            n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped,
+            retries=storage.retry_count() - retries)
 
     def preview(self, n: int = 16, **kwargs: Any) -> Image.Image:
         """Returns a contact sheet of crops as the model sees them, for notebooks.

@@ -148,6 +148,33 @@ class ImageReadError(RoiDatagenError, OSError):
     """An image file is missing, unreadable, truncated, or too large to decode."""
 
 
+class StorageError(RoiDatagenError, OSError):
+    """A file behind a URL (`s3://`, `gs://`, `https://`, ...) could not be read.
+
+    Raised after transient failures were retried (see `keras_roi_datagen.storage`).
+
+    Args:
+        message: The error message; it names the URL.
+        problems: The `Problem` records behind the error (may be empty).
+        url: The URL that failed.
+        kind: `"storage_not_found"`, `"storage_denied"` or `"storage_failed"`.
+        attempts: How many requests were made.
+    """
+
+    def __init__(self, message: str, problems: Sequence[Problem] = (), *, url: str | None = None,
+                 kind: str = "storage_failed", attempts: int = 1) -> None:
+        super().__init__(message, problems)
+        self.url, self.kind, self.attempts = url, kind, attempts
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_storage_error, (str(self), self.problems, self.url, self.kind, self.attempts))
+
+
+def _storage_error(message: str, problems: Sequence[Problem], url: str | None, kind: str,
+                   attempts: int) -> StorageError:
+    return StorageError(message, problems, url=url, kind=kind, attempts=attempts)
+
+
 class WorkerError(RoiDatagenError, RuntimeError):
     """A worker thread or process failed, died, or stopped answering."""
 
@@ -169,6 +196,8 @@ def error_class_for(kind: str) -> type[RoiDatagenError]:
     Returns:
         The most specific exception class for that kind.
     """
+    if kind.startswith("storage"):
+        return StorageError
     if kind.startswith("image") or kind in ("missing_file", "path_outside_image_dir", "remote_file"):
         return ImageReadError
     if kind.startswith("box") or kind.startswith("shape"):

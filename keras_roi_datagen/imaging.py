@@ -26,19 +26,22 @@ Pixels stay `uint8` here; the dataset casts once at the end.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from keras_roi_datagen import jpeg_region
+from keras_roi_datagen import jpeg_region, storage
 from keras_roi_datagen.augment import Augmentation, Window, apply_pixel_ops, row_window
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
+from keras_roi_datagen.errors import StorageError
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -91,6 +94,7 @@ class DecodeOptions:
         border: Window parts outside the image: `"constant"` (zeros),
             `"reflect"` (the image mirrored at its edge, edge pixel repeated)
             or `"clip"` (the window is clipped to the image).
+        storage_options: Passed to fsspec for images given as URLs.
     """
 
     image_size: tuple[int, int]
@@ -100,6 +104,7 @@ class DecodeOptions:
     fast: bool = True
     aspect_ratio: str = "squash"
     border: str = "constant"
+    storage_options: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def channels(self) -> int:
@@ -181,7 +186,7 @@ def _is_empty(path: str) -> bool:
         return False
 
 
-def _open_unchecked(path: str) -> Image.Image:
+def _open_unchecked(source: str | io.BytesIO) -> Image.Image:
     """`Image.open` without Pillow's global decompression-bomb check.
 
     Pillow checks `Image.MAX_IMAGE_PIXELS`, a module global, inside
@@ -189,8 +194,12 @@ def _open_unchecked(path: str) -> Image.Image:
     thread of the user's process, and a lock held at fork time hangs forked
     children. So the dataset opens files through Pillow's format registry
     itself and applies its own `max_image_pixels` afterwards.
+
+    Args:
+        source: A local path, or the bytes of a remote file.
     """
-    handle = open(path, "rb")  # noqa: SIM115 - the image owns the file from here on
+    handle: IO[bytes] = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
+    path = source if isinstance(source, str) else ""
     try:
         prefix = handle.read(16)
         for loader in (Image.preinit, Image.init):
@@ -211,7 +220,7 @@ def _open_unchecked(path: str) -> Image.Image:
         handle.close()
         raise
     handle.close()
-    raise UnidentifiedImageError(f"cannot identify image file {path!r}")
+    raise UnidentifiedImageError(f"cannot identify image file {path or source!r}")
 
 
 def _crop_unchecked(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
@@ -222,7 +231,10 @@ def _crop_unchecked(image: Image.Image, box: tuple[int, int, int, int]) -> Image
 
 def _open(path: str, max_image_pixels: int | None) -> Image.Image:
     try:
-        image = _open_unchecked(path)
+        image = _open_unchecked(storage.open_image(path))  # a URL's bytes are fetched first
+    except StorageError as exc:
+        kind = "missing_file" if exc.kind == "storage_not_found" else exc.kind
+        raise ImageProblem(kind, str(exc)) from None
     except FileNotFoundError:
         raise ImageProblem("missing_file", f"image file not found: {path!r}.") from None
     except (IsADirectoryError, PermissionError) as exc:
@@ -694,7 +706,10 @@ def _native_crops(data: bytes, size: tuple[int, int], options: DecodeOptions, sc
 
 
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:
+    source = storage.open_image(path)  # a URL's bytes were read when its header was
+    if not isinstance(source, str):
+        return source.getvalue()
+    with open(source, "rb") as handle:
         return handle.read()
 
 
@@ -769,8 +784,9 @@ def decode_batch(job: BatchJob) -> BatchResult:
     pixels = np.zeros((len(job.path_index), height, width, job.options.channels), dtype=np.uint8)
     result = BatchResult(pixels)
     path_index = np.asarray(job.path_index)
-    for image_no in np.unique(path_index).tolist():
-        _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
+    with storage.prefetch(job.paths, job.options.storage_options):  # URLs read concurrently
+        for image_no in np.unique(path_index).tolist():
+            _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
     result.failures.sort(key=lambda failure: failure.position)
     if job.augment is not None and job.params is not None and job.augment.changes_pixels:
         failed = {failure.position for failure in result.failures}

@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import os
 from array import array
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from keras_roi_datagen import storage
 from keras_roi_datagen.augment import Augmentation
 from keras_roi_datagen.boxes import (
     BoxFormat,
@@ -29,9 +30,10 @@ from keras_roi_datagen.boxes import (
     shape_to_xyxy,
 )
 from keras_roi_datagen.errors import AnnotationError, Problem
+from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.imaging import BatchJob, DecodeOptions
 from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
-from keras_roi_datagen.paths import PathProblem, check_image_file, resolve_image_path
+from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
 
 __all__ = ["IndexBuild", "RoiIndex", "TableSpec", "build_index"]
 
@@ -56,7 +58,8 @@ class RoiIndex:
     """The usable rows of a table as arrays.
 
     Args:
-        paths: Distinct image paths (absolute).
+        paths: Distinct image paths (absolute, or URLs), as a compact
+            `PathTable` (one UTF-8 buffer and offsets).
         path_ids: Per row, the position of its image in `paths`.
         boxes: `(n, 4)` `float64` boxes, `xyxy`, pixels or fractions.
         relative: Whether `boxes` are fractions of the image size.
@@ -65,9 +68,12 @@ class RoiIndex:
             DataFrame index label), for messages.
         positions: Per row, its position in the source table.
         source: The table's file, if it came from one.
+        cache_folder: The on-disk cache entry its columns are mapped from,
+            if any (see `keras_roi_datagen.index_cache`); a pickled index
+            then maps the entry again instead of carrying its rows.
     """
 
-    paths: np.ndarray
+    paths: PathTable
     path_ids: np.ndarray
     boxes: np.ndarray
     relative: bool
@@ -75,9 +81,15 @@ class RoiIndex:
     rows: np.ndarray
     positions: np.ndarray
     source: str | None = None
+    cache_folder: str | None = None
 
     def __len__(self) -> int:
         return len(self.path_ids)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if self.cache_folder is not None:
+            return (_mapped_index, (self.cache_folder,))
+        return super().__reduce_ex__(protocol)
 
     def select(self, keep: np.ndarray) -> RoiIndex:
         """Returns the index restricted to `keep` (a boolean mask or positions)."""
@@ -88,6 +100,7 @@ class RoiIndex:
             codes={k: v[keep] for k, v in self.codes.items()},
             rows=self.rows[keep],
             positions=self.positions[keep],
+            cache_folder=None,
         )
 
     def job(self, rows: np.ndarray, options: DecodeOptions, augment: Augmentation | None = None,
@@ -96,7 +109,7 @@ class RoiIndex:
         ids = self.path_ids[rows]
         distinct, local = np.unique(ids, return_inverse=True)
         return BatchJob(
-            paths=tuple(self.paths[distinct].tolist()),
+            paths=tuple(self.paths[i] for i in distinct.tolist()),
             path_index=local.astype(np.int32),
             boxes=self.boxes[rows],
             relative=self.relative,
@@ -129,6 +142,15 @@ class RoiIndex:
             digest.update(name.encode() + np.ascontiguousarray(self.codes[name]).tobytes())
         digest.update(b"relative" if self.relative else b"pixels")
         return digest.hexdigest()
+
+
+def _mapped_index(folder: str) -> RoiIndex:
+    from keras_roi_datagen import index_cache
+
+    build = index_cache.load(folder)
+    if build is None:
+        raise FileNotFoundError(f"the index cache entry {folder!r} is gone; build the index again.")
+    return build.index
 
 
 @dataclass
@@ -332,11 +354,11 @@ def _frame_rows(frame: pd.DataFrame, spec: TableSpec, source: str | None) -> Ite
         yield _RawRow(row, position, filename, list(box) if spec.box_cols else box, labels)
 
 
-def _is_via_path(table: str | os.PathLike[str], spec: TableSpec) -> bool:
-    """Whether a path is read by streaming VIA records (every other file becomes a frame)."""
+def _format_of(table: str | os.PathLike[str], spec: TableSpec) -> str:
+    """The annotation format of a table file: `spec.format`, or detected."""
     from keras_roi_datagen.formats import detect_format
 
-    return (spec.format if spec.format != "auto" else detect_format(table)) == "via"
+    return spec.format if spec.format != "auto" else detect_format(table)
 
 
 def _frame_spec(frame: pd.DataFrame, spec: TableSpec) -> TableSpec:
@@ -446,6 +468,10 @@ def build_index(
     table: pd.DataFrame | str | os.PathLike[str],
     spec: TableSpec,
     vocabularies: Mapping[str, Any] | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    cache: str | os.PathLike[str] | bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IndexBuild:
     """Reads a table into a `RoiIndex`, recording every problem with its row.
 
@@ -460,37 +486,69 @@ def build_index(
         vocabularies: Optional given vocabularies per label column (a
             `LabelVocabulary` or a list of classes). Columns not given get a
             vocabulary built from the usable rows, sorted.
+        storage_options: For a table given as a URL: passed to fsspec.
+            Defaults to `None`.
+        cache: For a table file: a folder where the built index is kept as
+            memory-mapped columns and reused while the file (and `spec`,
+            `vocabularies`) are unchanged; `True` for the default folder
+            (`~/.cache/keras_roi_datagen/index`). Defaults to `None` (no
+            cache). See `keras_roi_datagen.index_cache`.
+        progress: Called with `(rows_read, rows_total)` as a columnar
+            table is read (for progress bars). Defaults to `None`.
 
     Returns:
         The `IndexBuild`.
 
     Raises:
         AnnotationError: For table-wide faults.
+        StorageError: When a table given as a URL cannot be read.
     """
     source = None
     without: list[dict[str, Any]] = []
     read_problems: list[Problem] = []
-    if not isinstance(table, pd.DataFrame) and not _is_via_path(table, spec):
-        from keras_roi_datagen.formats import read_table
+    raw_rows: Iterable[_RawRow] = ()
+    if not isinstance(table, pd.DataFrame):
+        source = os.fspath(table)
+        local = source
+        if storage.is_url(source):
+            local = storage.local_table(source, storage_options)
+            if spec.image_dir is None:
+                spec = replace(spec, image_dir=storage.url_dirname(source))
+        kind = "columnar" if columnar.is_columnar(local) else _format_of(local, spec)
+        if kind not in ("columnar", "via", "csv"):
+            from keras_roi_datagen.formats import read_table
 
-        # Every other format becomes the common region frame; its reader's
-        # problems are this build's problems, as a VIA file's records' are.
-        path = os.fspath(table)
-        table = read_table(path, on_error="collect", format=spec.format)
-        read_problems = list(table.attrs.get("problems", []))
-        if spec.image_dir is None:
-            spec = replace(spec, image_dir=table.attrs.get("image_dir") or os.path.dirname(
-                os.path.abspath(path)))
+            # Every other format becomes the common region frame; its reader's
+            # problems are this build's problems, as a VIA file's records' are.
+            table = read_table(local, on_error="collect", format=spec.format)
+            read_problems = list(table.attrs.get("problems", []))
+            if spec.image_dir is None:
+                spec = replace(spec, image_dir=table.attrs.get("image_dir") or os.path.dirname(
+                    os.path.abspath(local)))
+        else:
+            if spec.image_dir is None:
+                spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
+            if cache is not None and cache is not False:
+                return _cached_build(source, local, spec, vocabularies, storage_options, cache,
+                                     progress)
+            if columnar.is_columnar(local):
+                from keras_roi_datagen.index_columns import build_columnar_index, columnar_box_cols
+
+                box_cols = columnar_box_cols(local, spec)
+                if box_cols is not None:  # numeric boxes: built by columns, no per-row Python
+                    return build_columnar_index(local, spec, box_cols, source, vocabularies,
+                                                progress=progress)
+            if kind == "via":
+                raw_rows = _via_rows(local, spec, without)
+            else:  # a plain CSV, or boxes not in numeric columns: read as a frame
+                from keras_roi_datagen.formats import read_table
+
+                raw_rows = _frame_rows(read_table(local, format="csv"), spec, source)
     if isinstance(table, pd.DataFrame):
-        source = table.attrs.get("source")
+        source = table.attrs.get("source", source)
         without = list(table.attrs.get("rows_without_regions", []))
         spec = _frame_spec(table, spec)
         raw_rows = _frame_rows(table, spec, source)
-    else:
-        source = os.fspath(table)
-        if spec.image_dir is None:
-            spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
-        raw_rows = _via_rows(source, spec, without)
     collected = _Collector(spec, source)
     collected.problems.extend(read_problems)
     collected.n_rows += sum(p.severity == "error" for p in read_problems)
@@ -499,7 +557,7 @@ def build_index(
     vocabs = _resolve_vocabularies(collected, vocabularies)
     codes, ok = _encode(collected, vocabs)
     index = RoiIndex(
-        paths=np.asarray(list(collected.path_table), dtype=str),
+        paths=PathTable.from_strings(collected.path_table),
         path_ids=np.frombuffer(collected.path_ids, dtype=np.int32),
         boxes=np.frombuffer(collected.boxes, dtype=np.float64).reshape(-1, 4),
         relative=spec.box_format.relative,
@@ -515,6 +573,32 @@ def build_index(
     # lists are no longer needed.
     collected.labels.clear()
     return IndexBuild(index, vocabs, problems, without, collected.n_rows)
+
+
+def _cached_build(source: str, local: str, spec: TableSpec, vocabularies: Mapping[str, Any] | None,
+                  storage_options: Mapping[str, Any] | None,
+                  cache: str | os.PathLike[str] | bool,
+                  progress: Callable[[int, int], None] | None) -> IndexBuild:
+    from keras_roi_datagen import index_cache
+
+    cache_dir = index_cache.default_cache_dir() if cache is True else os.fspath(cache)  # type: ignore[arg-type]
+    version = storage.remote_fingerprint(source, storage_options) if storage.is_url(source) else None
+    key = index_cache.table_key(source, local, spec, vocabularies, version)
+    folder = index_cache.cache_folder(cache_dir, key)
+    found = index_cache.load(folder)
+    if found is not None:
+        return found
+    if columnar.is_columnar(local):
+        from keras_roi_datagen.index_columns import build_columnar_index, columnar_box_cols
+
+        box_cols = columnar_box_cols(local, spec)
+        if box_cols is not None:  # written straight into the entry: flat memory
+            return build_columnar_index(local, spec, box_cols, source, vocabularies,
+                                        cache_folder=folder, progress=progress)
+    build = build_index(local, spec, vocabularies)
+    build.index = replace(build.index, source=source)
+    index_cache.save(build, folder)
+    return index_cache.load(folder) or build
 
 
 def _row_array(rows: array[int] | Sequence[Any]) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keras_roi_datagen import storage
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
 from keras_roi_datagen.errors import Problem
 from keras_roi_datagen.imaging import DecodeOptions, ImageProblem, load_image, read_image_size
@@ -40,6 +41,8 @@ class ValidationReport:
         n_images: Distinct images checked.
         decoded: Whether images were fully decoded (else headers only).
         skipped: Whether the dataset now leaves the error rows out.
+        retries: Requests for URLs that failed transiently and were retried
+            while checking (see `keras_roi_datagen.storage`).
 
     Example:
     ```python
@@ -55,6 +58,7 @@ class ValidationReport:
     n_images: int = 0
     decoded: bool = False
     skipped: bool = False
+    retries: int = 0
 
     @property
     def errors(self) -> list[Problem]:
@@ -80,7 +84,7 @@ class ValidationReport:
         """Returns the report as JSON-friendly data."""
         return {
             "ok": self.ok, "rows": self.n_rows, "images": self.n_images, "decoded": self.decoded,
-            "errors": len(self.errors), "warnings": len(self.warnings),
+            "errors": len(self.errors), "warnings": len(self.warnings), "retries": self.retries,
             "by_kind": dict(Counter(p.kind for p in self.problems)),
             "problems": [p.to_dict() for p in self.problems],
         }
@@ -94,6 +98,9 @@ class ValidationReport:
         how = "decoded" if self.decoded else "headers read"
         lines = [f"{_count(self.n_rows, 'row')}, {_count(self.n_images, 'image')} ({how}): "
                  f"{_count(len(self.errors), 'error')}, {_count(len(self.warnings), 'warning')}."]
+        if self.retries:
+            lines.append(f"  {_count(self.retries, 'request')} to URLs retried after transient "
+                         "failures.")
         for kind, count in Counter((p.severity, p.kind) for p in self.problems).most_common():
             lines.append(f"  {count:>6}  {kind[0]:<7}  {kind[1]}")
         for problem in self.problems[:limit]:
@@ -137,10 +144,12 @@ def _progress(total: int, enabled: bool | Callable[[int, int], None]) -> Callabl
 
 def _check_image(path: str, options: DecodeOptions, decode: bool) -> tuple[int, int] | ImageProblem:
     try:
-        size = read_image_size(path, options.max_image_pixels)
-        if decode:
-            load_image(path, DecodeOptions(options.image_size, color_mode=options.color_mode,
-                                           max_image_pixels=options.max_image_pixels, fast=False))
+        with storage.prefetch([path], options.storage_options):  # a URL is read once, here
+            size = read_image_size(path, options.max_image_pixels)
+            if decode:
+                load_image(path, DecodeOptions(
+                    options.image_size, color_mode=options.color_mode,
+                    max_image_pixels=options.max_image_pixels, fast=False))
         return size
     except ImageProblem as problem:
         return problem

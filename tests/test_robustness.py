@@ -85,8 +85,8 @@ CASES = {
                     "path_outside_image_dir", "build"),
     "absolute path outside": ({"filename": "/etc/hostname"}, None, ImageReadError,
                               "path_outside_image_dir", "build"),
-    "remote url": ({"filename": "https://example.org/a.jpg"}, None, ImageReadError,
-                   "remote_file", "build"),
+    "url of an unknown protocol": ({"filename": "nosuchproto://example.org/a.jpg"}, None,
+                                   ImageReadError, "remote_file", "build"),
 }
 
 

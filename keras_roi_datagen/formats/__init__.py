@@ -18,6 +18,7 @@ import os
 
 import pandas as pd
 
+from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.formats.generic import read_generic_csv
 from keras_roi_datagen.formats.registry import FORMATS, detect_format, read_annotations
 from keras_roi_datagen.formats.via import (
@@ -117,6 +118,8 @@ def read_table(
         )
     if not os.path.exists(source):
         raise FileNotFoundError(f"annotation table not found: {os.fspath(source)!r}")
+    if columnar.is_columnar(source):  # Parquet / Arrow, read by columns (pyarrow)
+        return columnar.read_columnar(source)
     found = detect_format(source) if format == "auto" else format
     if found not in ("via", "csv") or os.path.isdir(source):
         return read_annotations(source, found, encoding=encoding,

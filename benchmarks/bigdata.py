@@ -1,0 +1,368 @@
+"""Big tables and object storage: build time, peak memory, first batch, S3 against local disk.
+
+Run by `nox -s bench_bigdata` (not in the default sessions), or directly:
+
+    python benchmarks/bigdata.py --rows 100000000 --images 1000000 --report bigdata.json
+
+What is measured (each build in a fresh process, so its peak RSS is its own):
+
+1. `parquet`: a synthetic Parquet table of `--rows` regions over `--images`
+   images is written once (cached under `--work`); the index is built
+   straight into an index cache (`build_index(cache=...)`): build time and
+   peak RSS (`ru_maxrss`).
+2. `first_batch`: a fresh process maps the cached index and decodes batch 0
+   (`RoiDataset` with today's epoch plan), and, separately, batch 0 of an
+   order from `permutation.KeyedPermutation` (the O(1)-memory plan, not yet
+   used by the dataset): seconds from process start of the work to pixels.
+3. `training_rss`: RSS after decoding 30 batches from the cached index of
+   the big table, against a 10^4-row table (same images, same batches).
+4. `tables`: `--table-rows` rows as Parquet and as CSV (numeric box
+   columns): build time and peak RSS without a cache.
+5. `s3`: an epoch of 512 regions over 64 JPEGs read through moto's S3 server
+   on 127.0.0.1, against the same files on local disk (4 threads, figures
+   only).
+
+Images: the synthetic tables name `--images` distinct files; only those a
+measured batch needs are created (hard links to one JPEG), just before use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+LABELS = ["cat", "dog", "bird", "fish"]
+
+
+def table_spec() -> Any:
+    """The one `TableSpec` every measurement uses (so all share one cache entry)."""
+    from keras_roi_datagen.index import TableSpec
+
+    return TableSpec(check_files=False, y_cols=("name", "type"), box_cols=("x", "y", "w", "h"))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, in MB.
+
+    `VmHWM`, not `ru_maxrss`: a child's `ru_maxrss` starts from its parent's at
+    the fork and survives `exec`, so it would report the benchmark driver's size.
+    """
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> dict[str, float]:
+    """Current resident memory (total, anonymous, file-backed), in MB."""
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                found[key] = int(value.split()[0]) / 1024.0
+    return found
+
+
+def write_parquet(path: Path, rows: int, images: int, chunk: int = 1 << 20) -> Path:
+    """Writes `rows` synthetic regions over `images` images (regions grouped by image)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.exists():
+        return path
+    rng = np.random.default_rng(0)
+    names = pa.array([f"images/{i:07d}.jpg" for i in range(images)])
+    labels, kinds = pa.array(LABELS), pa.array(["a", "b"])
+    schema = pa.schema([("filename", pa.dictionary(pa.int32(), pa.string())),
+                        ("x", pa.float32()), ("y", pa.float32()), ("w", pa.float32()),
+                        ("h", pa.float32()), ("name", pa.dictionary(pa.int8(), pa.string())),
+                        ("type", pa.dictionary(pa.int8(), pa.string()))])
+    partial = path.with_suffix(".part")
+    with pq.ParquetWriter(partial, schema) as writer:
+        for start in range(0, rows, chunk):
+            m = min(chunk, rows - start)
+            ids = (np.arange(start, start + m, dtype=np.int64) * images // rows).astype(np.int32)
+            xy = rng.uniform(0, 300, (2, m)).astype(np.float32)
+            wh = rng.uniform(16, 150, (2, m)).astype(np.float32)
+            writer.write_batch(pa.record_batch([
+                pa.DictionaryArray.from_arrays(pa.array(ids), names), xy[0], xy[1], wh[0], wh[1],
+                pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 4, m, dtype=np.int8)),
+                                               labels),
+                pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 2, m, dtype=np.int8)),
+                                               kinds)], schema=schema))
+    partial.rename(path)
+    return path
+
+
+def write_csv(parquet: Path, path: Path) -> Path:
+    """Writes the Parquet table as CSV (numeric box columns), a record batch at a time."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if path.exists():
+        return path
+    partial = path.with_suffix(".part")
+    with pq.ParquetFile(parquet) as reader:
+        table_schema = reader.schema_arrow
+        plain = [f.with_type(f.type.value_type) if hasattr(f.type, "value_type") else f
+                 for f in table_schema]
+        import pyarrow as pa
+
+        with pcsv.CSVWriter(partial, pa.schema(plain)) as writer:
+            for batch in reader.iter_batches(1 << 20):
+                writer.write_batch(pa.record_batch(
+                    [c.cast(f.type) for c, f in zip(batch.columns, plain)], schema=pa.schema(plain)))
+    partial.rename(path)
+    return path
+
+
+def source_jpeg(work: Path) -> Path:
+    """One 400x300 JPEG every synthetic image links to."""
+    from conftest import write_scene
+
+    path = work / "source.jpg"
+    if not path.exists():
+        from PIL import Image
+
+        write_scene(work / "scene.png")
+        Image.open(work / "scene.png").resize((400, 300)).save(path, quality=90)
+    return path
+
+
+def link_images(index: Any, rows: Any, source: Path) -> None:
+    """Creates (hard links to `source`) the image files the given index rows need."""
+    for pid in sorted(set(index.path_ids[rows].tolist())):
+        path = Path(index.paths[pid])
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, path)
+
+
+# -- children (one fresh process each) ---------------------------------------------------------
+
+
+def child_build(table: str, cache: str | None) -> dict[str, Any]:
+    from keras_roi_datagen.index import build_index
+
+    base = peak_rss_mb()
+    start = time.perf_counter()
+    build = build_index(table, table_spec(), cache=cache)
+    return {"rows": len(build.index), "images": len(build.index.paths),
+            "seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": base, "problems": len(build.problems)}
+
+
+def _dataset(build: Any) -> Any:
+    from keras_roi_datagen import RoiDataset
+
+    return RoiDataset(build, y_cols=("name", "type"), image_size=(64, 64), batch_size=32,
+                      seed=1, shuffle=True)
+
+
+def child_first_batch(table: str, cache: str, work: str) -> dict[str, Any]:
+    import numpy as np
+
+    from keras_roi_datagen.imaging import DecodeOptions, decode_batch
+    from keras_roi_datagen.index import build_index
+    from keras_roi_datagen.permutation import KeyedPermutation
+
+    spec = table_spec()
+    source = source_jpeg(Path(work))
+    # Links first (outside the timing): the images batch 0 needs, for both orders.
+    build = build_index(table, spec, cache=cache)
+    n = len(build.index)
+    feistel_rows = KeyedPermutation(n, seed=1, epoch=0).take(0, 32)
+    link_images(build.index, feistel_rows, source)
+    out: dict[str, Any] = {"rows": n}
+    start = time.perf_counter()
+    build = build_index(table, spec, cache=cache)
+    rows = KeyedPermutation(len(build.index), seed=1, epoch=0).take(0, 32)
+    result = decode_batch(build.index.job(rows, DecodeOptions((64, 64))))
+    out["feistel_seconds"] = time.perf_counter() - start
+    out["feistel_failures"] = len(result.failures)
+    out["feistel_rss_mb"] = rss_mb()
+    start = time.perf_counter()
+    ds = _dataset(build_index(table, spec, cache=cache))
+    plan_rows = ds.plan(0)[0]
+    out["dataset_setup_seconds"] = time.perf_counter() - start  # Keras import, map, plan
+    link_images(ds.index, np.asarray(plan_rows), source)
+    start = time.perf_counter()
+    ds[0]
+    out["dataset_batch0_decode_seconds"] = time.perf_counter() - start
+    out["dataset_first_batch_seconds"] = (out["dataset_setup_seconds"]
+                                          + out["dataset_batch0_decode_seconds"])
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def child_training(table: str, cache: str, work: str, batches: int) -> dict[str, Any]:
+    import numpy as np
+
+    from keras_roi_datagen.index import build_index
+
+    ds = _dataset(build_index(table, table_spec(), cache=cache))
+    plan = ds.plan(0)
+    link_images(ds.index, np.concatenate([plan[i] for i in range(batches)]),
+                source_jpeg(Path(work)))
+    for i in range(batches):
+        ds[i]
+    return {"rows": len(ds.index), "batches": batches, "rss_mb": rss_mb(),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def run_child(*args: str, timeout: float = 3600) -> dict[str, Any]:
+    """Runs this file as a fresh process and returns its JSON line."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": os.environ.get(
+        "KERAS_BACKEND", "jax"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_child", *args],
+                         capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr[-2000:]}
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- S3 against local disk ----------------------------------------------------------------------
+
+
+def s3_against_local(work: Path, epochs: int = 2) -> dict[str, Any]:
+    """Times epochs over 64 JPEGs from moto's S3 server and from local disk (4 threads)."""
+    import pandas as pd
+    import s3fs
+    from moto.server import ThreadedMotoServer
+    from PIL import Image
+
+    from keras_roi_datagen import RoiDataset
+
+    folder = work / "s3-images"
+    rows = []
+    rng_boxes = [(10 + 7 * k, 12 + 5 * k, 120, 90) for k in range(8)]
+    for i in range(64):
+        path = folder / f"img_{i:03d}.jpg"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.open(source_jpeg(work)).resize((640, 480)).save(path, quality=90)
+        for k, (x, y, w, h) in enumerate(rng_boxes):
+            rows.append({"filename": path.name, "x": x, "y": y, "w": w, "h": h,
+                         "name": LABELS[k % 4], "type": "a"})
+    table = pd.DataFrame(rows)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        options = {"key": "k", "secret": "s", "client_kwargs": {
+            "endpoint_url": f"http://127.0.0.1:{port}", "region_name": "eu-west-1"}}
+        fs = s3fs.S3FileSystem(**options)
+        fs.mkdir("bench")
+        for path in folder.iterdir():
+            fs.pipe_file(f"bench/images/{path.name}", path.read_bytes())
+        timings = {}
+        for name, image_dir, storage in (("local", str(folder), None),
+                                         ("s3", "s3://bench/images", options)):
+            ds = RoiDataset(table, image_dir=image_dir, storage_options=storage,
+                            box_cols=("x", "y", "w", "h"), y_cols=("name",), image_size=(64, 64),
+                            batch_size=32, seed=0, workers=4, group_by_image=True)
+            start = time.perf_counter()
+            for _ in range(epochs):
+                for _ in ds.iter_batches():
+                    pass
+                ds.on_epoch_end()
+            timings[name] = (time.perf_counter() - start) / epochs
+        return {"regions": len(table), "images": 64, "threads": 4,
+                "local_epoch_seconds": timings["local"], "s3_epoch_seconds": timings["s3"],
+                "s3_over_local": timings["s3"] / timings["local"]}
+    finally:
+        server.stop()
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmarks and prints (and optionally writes) the figures."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_child":
+        task, *args = argv[1:]
+        if task == "build":
+            result = child_build(args[0], args[1] if len(args) > 1 else None)
+        elif task == "first_batch":
+            result = child_first_batch(*args)
+        else:
+            result = child_training(args[0], args[1], args[2], int(args[3]))
+        print(json.dumps(result, default=str))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10**8)
+    parser.add_argument("--images", type=int, default=10**6)
+    parser.add_argument("--table-rows", type=int, default=10**7)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "roi-bigdata")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["parquet", "first_batch", "training_rss", "tables", "s3"])
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args(argv)
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"rows": args.rows, "images": args.images}
+    big = work / f"regions_{args.rows}_{args.images}.parquet"
+    cache = str(work / "index-cache")
+    if "parquet" not in args.skip:
+        start = time.perf_counter()
+        write_parquet(big, args.rows, args.images)
+        report["parquet_write_seconds"] = time.perf_counter() - start
+        report["parquet_bytes"] = big.stat().st_size
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)  # a build, not a cache hit
+        report["parquet"] = run_child("build", str(big), cache)
+        print("parquet build (into the index cache):", report["parquet"], flush=True)
+    if "first_batch" not in args.skip:
+        report["first_batch"] = run_child("first_batch", str(big), cache, str(work))
+        print("first batch from the cached index:", report["first_batch"], flush=True)
+    if "training_rss" not in args.skip:
+        small = work / "regions_10000_100.parquet"
+        write_parquet(small, 10_000, 100)
+        report["training_rss"] = {
+            "big": run_child("training", str(big), cache, str(work), "30"),
+            "small_10k": run_child("training", str(small), cache, str(work), "30")}
+        print("RSS while training:", report["training_rss"], flush=True)
+    if "tables" not in args.skip:
+        table = work / f"regions_{args.table_rows}_{args.table_rows // 100}.parquet"
+        write_parquet(table, args.table_rows, args.table_rows // 100)
+        csv = write_csv(table, table.with_suffix(".csv"))
+        report["tables"] = {"rows": args.table_rows,
+                            "parquet": run_child("build", str(table)),
+                            "csv": run_child("build", str(csv))}
+        print("tables (no cache):", report["tables"], flush=True)
+    if "s3" not in args.skip:
+        report["s3"] = s3_against_local(work)
+        print("S3 (moto, local) against local disk:", report["s3"], flush=True)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

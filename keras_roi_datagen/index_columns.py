@@ -1,0 +1,551 @@
+"""Building the index from a columnar table (Parquet, Arrow) without per-row Python.
+
+`build_index` comes here when the table is a Parquet or Arrow file whose box
+is four numeric columns (`box_cols`, or columns `x, y, w, h` when the table
+has no `box_col`). The file is read in record batches; per batch, file names
+and labels are dictionary-encoded by pyarrow, so Python sees each distinct
+file name and label once, and boxes are checked as arrays. Only rows with a
+problem become Python objects (their `Problem`s), with the same kinds and
+messages as the row-by-row reader.
+
+Memory: without a cache the columns are gathered in memory. With a cache
+(`build_index(cache=...)`) each batch's kept rows are appended to the cache
+entry's files as they are read, so memory stays flat whatever the row count
+(the duplicate check sorts row hashes in 16 buckets on disk, and the image
+table is a counting sort written through a memory map).
+
+Row labels are the rows' 0-based positions in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from keras_roi_datagen.boxes import BoxFormat, box_problem
+from keras_roi_datagen.errors import AnnotationError, Problem
+from keras_roi_datagen.formats import columnar
+from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, _duplicates
+from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
+from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
+from keras_roi_datagen.storage import is_url
+
+__all__ = ["build_columnar_index", "columnar_box_cols"]
+
+_DEFAULT_BOX_COLS = ("x", "y", "w", "h")
+_NO_NAME = np.iinfo(np.int64).min
+_BUCKETS = 16
+Progress = Callable[[int, int], None]
+
+
+def columnar_box_cols(path: str, spec: TableSpec) -> tuple[str, str, str, str] | None:
+    """Returns the numeric box columns of a columnar file, or `None` when it has none.
+
+    Args:
+        path: The local file.
+        spec: The `TableSpec`; `box_cols`, else `x, y, w, h` when the file has
+            no `box_col`.
+
+    Returns:
+        The four columns, when all are numeric and `x_col` is text.
+    """
+    if not columnar.is_columnar(path):
+        return None
+    import pyarrow.types as pat
+
+    types = columnar.column_types(path)
+    box_cols = spec.box_cols
+    if box_cols is None and spec.box_col not in types and set(_DEFAULT_BOX_COLS) <= set(types):
+        box_cols = _DEFAULT_BOX_COLS
+    if box_cols is None or not all(c in types for c in (*box_cols, spec.x_col)):
+        return None
+    numeric = all(pat.is_integer(types[c]) or pat.is_floating(types[c]) for c in box_cols)
+    name_type = types[spec.x_col]
+    if pat.is_dictionary(name_type):
+        name_type = name_type.value_type
+    text = pat.is_string(name_type) or pat.is_large_string(name_type)
+    return box_cols if numeric and text else None
+
+
+@dataclass
+class _Labels:
+    """One label column's distinct values, seen across record batches.
+
+    Raw values get ids in order of appearance; each maps to a normalised id
+    (`norm`, -1 when the value is unusable), so `"red"` and `" red"` share one.
+    """
+
+    raw_ids: dict[Any, int] = field(default_factory=dict)
+    raw: list[Any] = field(default_factory=list)
+    norm: list[int] = field(default_factory=list)
+    errors: dict[int, LabelValueError] = field(default_factory=dict)
+    norm_ids: dict[Hashable, int] = field(default_factory=dict)
+    values: list[Hashable] = field(default_factory=list)
+    used: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    raw_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    raw_first: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def lookup(self, dictionary: list[Any]) -> np.ndarray:
+        """Returns the normalised id of each value of a batch's dictionary."""
+        found = np.empty(len(dictionary), dtype=np.int64)
+        for i, value in enumerate(dictionary):
+            key = (type(value), value)
+            known = self.raw_ids.get(key)
+            if known is None:
+                known = self.raw_ids[key] = len(self.raw)
+                self.raw.append(value)
+                try:
+                    label = normalize_label(value)
+                    self.norm.append(self.norm_ids.setdefault(label, len(self.norm_ids)))
+                    if len(self.norm_ids) > len(self.values):
+                        self.values.append(label)
+                except LabelValueError as exc:
+                    self.errors[known] = exc
+                    self.norm.append(-1)
+            found[i] = known
+        return found
+
+    def count(self, norm_ids: np.ndarray) -> None:
+        """Counts the normalised values of kept rows (they make the vocabulary)."""
+        self.used = _grow(self.used, len(self.values), 0)
+        self.used += np.bincount(norm_ids, minlength=len(self.values))
+
+    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray) -> None:
+        """Counts kept rows per raw value, and the first row of each (for warnings)."""
+        self.raw_count = _grow(self.raw_count, len(self.raw), 0)
+        self.raw_first = _grow(self.raw_first, len(self.raw), -1)
+        self.raw_count += np.bincount(raw_ids, minlength=len(self.raw))
+        unseen = (self.raw_first < 0) & (self.raw_count > 0)
+        if unseen.any():  # rare after the first batches: no sort per batch
+            distinct, first = np.unique(raw_ids, return_index=True)
+            fresh = unseen[distinct]
+            self.raw_first[distinct[fresh]] = rows[first[fresh]]
+
+
+def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
+    if len(array) >= size:
+        return array
+    return np.concatenate([array, np.full(size - len(array), fill, dtype=array.dtype)])
+
+
+class _MemorySink:
+    """Kept rows gathered in memory (no cache)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        self.parts.setdefault(name, []).append(values)
+
+    def column(self, name: str, dtype: Any, width: int = 0) -> np.ndarray:
+        parts = self.parts.pop(name, [])
+        if not parts:
+            return np.zeros((0, width) if width else 0, dtype=dtype)
+        return (np.concatenate(parts) if len(parts) > 1 else parts[0]).astype(dtype, copy=False)
+
+
+class _Builder:
+    def __init__(self, spec: TableSpec, source: str, box_cols: tuple[str, str, str, str],
+                 given: Mapping[str, Any] | None, sink: Any) -> None:
+        self.spec, self.source, self.box_cols, self.sink = spec, source, box_cols, sink
+        self.names: dict[str, int] = {}  # file name -> path id, or -(problem number)
+        self.path_ids_by_path: dict[str, int] = {}
+        self.paths: list[str] = []
+        self.path_used = np.zeros(0, dtype=bool)
+        self.name_problems: list[tuple[PathProblem, str, str | None]] = []
+        self.labels = {c: _Labels() for c in spec.y_cols}
+        self.given = {c: _vocabulary(c, v) for c, v in (given or {}).items()
+                      if c in spec.y_cols and v is not None}
+        self.problems: list[Problem] = []
+        self.n_rows = self.kept = 0
+        image_dir = spec.image_dir
+        self.base = (None if image_dir is None or is_url(image_dir)
+                     else os.path.join(os.path.abspath(image_dir), ""))
+        self.buckets: _Buckets | None = None
+
+    def _name_ids(self, dictionary: list[Any]) -> np.ndarray:
+        found = np.empty(len(dictionary), dtype=np.int64)
+        for i, name in enumerate(dictionary):
+            known = self.names.get(name)
+            if known is None:
+                known = self.names[name] = self._resolve(name)
+            found[i] = known
+        if len(self.paths) > len(self.path_used):
+            self.path_used = np.concatenate(
+                [self.path_used, np.zeros(len(self.paths) - len(self.path_used), bool)])
+        return found
+
+    def _resolve(self, name: str) -> int:
+        spec = self.spec
+        resolved = self._plain(name) or resolve_image_path(
+            name, spec.image_dir, spec.allow_outside_image_dir)
+        if isinstance(resolved, PathProblem):
+            self.name_problems.append((resolved, name, None))
+            return -len(self.name_problems)
+        if spec.check_files:
+            checked = check_image_file(resolved)
+            if checked is not None:
+                self.name_problems.append((checked, name, resolved))
+                return -len(self.name_problems)
+        known = self.path_ids_by_path.get(resolved)
+        if known is None:
+            known = self.path_ids_by_path[resolved] = len(self.paths)
+            self.paths.append(resolved)
+        return known
+
+    def _plain(self, name: Any) -> str | None:
+        """Returns `image_dir/name` for a plain relative name, else `None`.
+
+        The same as `resolve_image_path` without its cost; `None` for anything
+        else (absolute names, `..`, `~`, URLs), which take the full path.
+        """
+        if self.base is None or not isinstance(name, str) or not name or name != name.strip():
+            return None
+        if (name[0] in "/~\\" or "\\" in name or "//" in name or "/." in "/" + name
+                or name.endswith("/") or ":" in name):
+            return None
+        return self.base + name
+
+    def _encoded(self, array: Any, lookup: Callable[[list[Any]], np.ndarray],
+                 fill: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per row, `lookup`'s value for its entry of the column's dictionary.
+
+        Only the dictionary entries some row uses are looked up (a Parquet
+        dictionary column carries its whole dictionary in every batch).
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(array)
+        indices = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        nulls = np.asarray(array.is_null(), dtype=bool) if array.null_count else None
+        dictionary = array.dictionary
+        if not len(dictionary):
+            return np.full(len(indices), fill, dtype=np.int64), nulls
+        used = np.flatnonzero(np.bincount(indices, minlength=len(dictionary)))
+        lut = np.full(len(dictionary), fill, dtype=np.int64)
+        lut[used] = lookup(dictionary.take(pa.array(used)).to_pylist())
+        return lut[indices], nulls
+
+    def add(self, batch: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n, spec, start = batch.num_rows, self.spec, self.n_rows
+        ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1)
+        if nulls is not None:
+            ids[nulls] = _NO_NAME
+        boxes = np.empty((n, 4), dtype=np.float64)
+        for k, column in enumerate(self.box_cols):
+            boxes[:, k] = pc.cast(batch.column(column), pa.float64()).to_numpy(zero_copy_only=False)
+        if spec.box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
+            boxes[:, 2] += boxes[:, 0]
+            boxes[:, 3] += boxes[:, 1]
+        path_bad = ids < 0
+        box_bad = _bad_boxes(boxes, spec.box_format.relative) & ~path_bad
+        ok = ~(path_bad | box_bad)
+        raw_ids, label_bad, codes = {}, {}, {}
+        for column in spec.y_cols:
+            state = self.labels[column]
+            raw, nulls = self._encoded(batch.column(column), state.lookup, -1)
+            if nulls is not None:
+                raw[nulls] = -1
+            norm = np.append(np.asarray(state.norm, dtype=np.int64), -1)[raw]
+            bad = (norm < 0) & ok
+            ok &= ~bad
+            raw_ids[column], label_bad[column] = raw, bad
+            codes[column] = norm
+        unknown = {}
+        for column, vocab in self.given.items():
+            state = self.labels[column]
+            lut = np.array([_lookup(vocab, v) for v in state.values] + [-1], dtype=np.int64)
+            codes[column] = lut[codes[column]]
+            unknown[column] = ok & (codes[column] < 0)
+            ok &= ~unknown[column]
+        self._problems(start, ids, boxes, raw_ids, path_bad, box_bad, label_bad, unknown)
+        keep = np.flatnonzero(ok)
+        kept_ids = ids[keep]
+        self.path_used[kept_ids] = True
+        self.sink.append("path_ids", kept_ids.astype(np.int32))
+        self.sink.append("boxes", boxes[keep])
+        self.sink.append("positions", keep.astype(np.int64) + start)
+        for column in spec.y_cols:
+            kept_codes = codes[column][keep]
+            if column not in self.given:
+                self.labels[column].count(kept_codes)
+            self.labels[column].count_raw(raw_ids[column][keep], keep + start)
+            self.sink.append(f"labels:{column}", kept_codes.astype(np.int32))
+        if self.buckets is not None:
+            self.buckets.add(kept_ids, boxes[keep], [codes[c][keep] for c in spec.y_cols],
+                             self.kept)
+        self.n_rows += n
+        self.kept += len(keep)
+
+    def _problems(self, start: int, ids: np.ndarray, boxes: np.ndarray,
+                  raw_ids: dict[str, np.ndarray], path_bad: np.ndarray, box_bad: np.ndarray,
+                  label_bad: dict[str, np.ndarray], unknown: dict[str, np.ndarray]) -> None:
+        spec, source = self.spec, self.source
+        found: list[tuple[int, Problem]] = []
+        for i in np.flatnonzero(path_bad).tolist():
+            code, row = int(ids[i]), start + i
+            if code == _NO_NAME:
+                found.append((row, Problem("filename_missing", "the file name is missing or not text.",
+                                           source=source, row=row, column=spec.x_col)))
+                continue
+            problem, name, resolved = self.name_problems[-code - 1]
+            found.append((row, Problem(problem.kind, problem.message, source=source, row=row,
+                                       column=spec.x_col, value=name, path=resolved)))
+        for i in np.flatnonzero(box_bad).tolist():
+            kind, message = box_problem(tuple(boxes[i]), spec.box_format.relative) or (
+                "box_degenerate", "the box is unusable.")
+            found.append((start + i, Problem(kind, message, source=source, row=start + i,
+                                             column=",".join(self.box_cols),
+                                             value=_raw_box(boxes[i], spec.box_format),
+                                             path=self.paths[int(ids[i])])))
+        for column, bad in label_bad.items():
+            state = self.labels[column]
+            for i in np.flatnonzero(bad).tolist():
+                raw = int(raw_ids[column][i])
+                error = state.errors.get(raw) if raw >= 0 else None
+                error = error or LabelValueError("label_missing", "the label is missing (empty).")
+                found.append((start + i, Problem(
+                    error.kind, f"label {column!r}: {error}", source=source, row=start + i,
+                    column=column, value=state.raw[raw] if raw >= 0 else None,
+                    path=self.paths[int(ids[i])])))
+        for column, bad in unknown.items():
+            vocab, state = self.given[column], self.labels[column]
+            for i in np.flatnonzero(bad).tolist():
+                value = state.values[state.norm[int(raw_ids[column][i])]]
+                found.append((start + i, Problem(
+                    "label_unknown", f"label {column!r}: {value!r} is not in the given vocabulary "
+                    f"({len(vocab)} classes: {list(vocab.classes)[:10]}).",
+                    source=source, row=start + i, column=column, value=value)))
+        found.sort(key=lambda pair: pair[0])
+        self.problems.extend(problem for _, problem in found)
+
+
+def _vocabulary(column: str, given: Any) -> LabelVocabulary:
+    return given if isinstance(given, LabelVocabulary) else LabelVocabulary(given, name=column)
+
+
+def _lookup(vocab: LabelVocabulary, value: Hashable) -> int:
+    found = vocab.lookup(value)
+    return -1 if found is None else int(found)
+
+
+def _bad_boxes(boxes: np.ndarray, relative: bool) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        bad: np.ndarray = ~np.isfinite(boxes).all(axis=1)
+        bad |= (boxes[:, 2] - boxes[:, 0] <= 0) | (boxes[:, 3] - boxes[:, 1] <= 0)
+        if relative:
+            bad |= (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0) | (boxes[:, 0] >= 1) | (boxes[:, 1] >= 1)
+    return bad
+
+
+def _raw_box(xyxy: np.ndarray, box_format: BoxFormat) -> list[float]:
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    if box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
+        return [x0, y0, x1 - x0, y1 - y0]
+    return [x0, y0, x1, y1]
+
+
+def build_columnar_index(
+    path: str, spec: TableSpec, box_cols: tuple[str, str, str, str], source: str,
+    vocabularies: Mapping[str, Any] | None = None, *, batch_rows: int = 1 << 20,
+    cache_folder: str | None = None, progress: Progress | None = None,
+) -> IndexBuild:
+    """Builds the index of a columnar file by columns (see the module docstring).
+
+    Args:
+        path: The local Parquet or Arrow file.
+        spec: The `TableSpec` (with `image_dir` set).
+        box_cols: The four numeric box columns (`columnar_box_cols`).
+        source: The table as the user named it (a path or URL), for messages.
+        vocabularies: As in `build_index`.
+        batch_rows: Rows read per record batch. Defaults to 2**20.
+        cache_folder: Write the index straight into this cache entry (flat
+            memory) and return it memory-mapped. Defaults to `None` (in memory).
+        progress: Called with `(rows_read, rows_total)` after each batch.
+
+    Returns:
+        The `IndexBuild`, as `build_index` returns it.
+
+    Raises:
+        AnnotationError: When a label column is missing.
+    """
+    from keras_roi_datagen import index_cache
+
+    types = columnar.column_types(path)
+    missing = [c for c in spec.y_cols if c not in types]
+    if missing:
+        raise AnnotationError.from_problems([Problem(
+            "missing_column", f"the table has no column(s) {missing}; it has {list(types)}.",
+            source=source, column=missing[0])])
+    spec = replace(spec, box_cols=box_cols)
+    total = columnar.row_count(path)
+    sink: Any = _MemorySink() if cache_folder is None else index_cache.EntryWriter(cache_folder)
+    try:
+        builder = _Builder(spec, source, box_cols, vocabularies, sink)
+        if cache_folder is not None:
+            builder.buckets = _Buckets(sink.staging_dir("duplicates"))
+        for batch in columnar.iter_column_batches(path, [spec.x_col, *box_cols, *spec.y_cols],
+                                                  batch_rows):
+            builder.add(batch)
+            if progress is not None:
+                progress(builder.n_rows, total)
+        if cache_folder is None:
+            return _finish_in_memory(builder)
+        return _finish_on_disk(builder, sink)
+    except BaseException:
+        if cache_folder is not None:
+            sink.abort()
+        raise
+
+
+def _vocabularies(builder: _Builder) -> tuple[dict[str, LabelVocabulary], dict[str, np.ndarray]]:
+    """The vocabulary of each label column, and the lookup from normalised id to class index."""
+    vocabs, luts = {}, {}
+    for column in builder.spec.y_cols:
+        state = builder.labels[column]
+        if column in builder.given:
+            vocabs[column] = builder.given[column]
+            luts[column] = np.arange(max(1, vocabs[column].num_classes), dtype=np.int32)
+            continue
+        used = np.flatnonzero(_grow(state.used, len(state.values), 0))
+        vocab = LabelVocabulary.from_values([state.values[i] for i in used.tolist()], name=column)
+        lut = np.full(len(state.values) + 1, -1, dtype=np.int32)
+        for i in used.tolist():
+            lut[i] = vocab.index(state.values[i])
+        vocabs[column], luts[column] = vocab, lut
+    return vocabs, luts
+
+
+def _path_lut(builder: _Builder) -> tuple[np.ndarray, PathTable]:
+    """Renumbers the paths some kept row uses, keeping their order of first appearance."""
+    used = builder.path_used
+    renumber = (np.cumsum(used) - 1).astype(np.int32)
+    kept = PathTable.from_strings(builder.paths[i] for i in np.flatnonzero(used).tolist())
+    return renumber, kept
+
+
+def _finish_in_memory(builder: _Builder) -> IndexBuild:
+    spec, sink = builder.spec, builder.sink
+    vocabs, luts = _vocabularies(builder)
+    renumber, paths = _path_lut(builder)
+    path_ids = sink.column("path_ids", np.int32)
+    positions = sink.column("positions", np.int64)
+    codes = {}
+    for column in spec.y_cols:
+        ids = sink.column(f"labels:{column}", np.int32)
+        codes[column] = ids if column in builder.given else luts[column][ids]
+    index = RoiIndex(
+        paths=paths, path_ids=renumber[path_ids] if len(path_ids) else path_ids,
+        boxes=sink.column("boxes", np.float64, 4), relative=spec.box_format.relative,
+        codes=codes, rows=positions, positions=positions, source=builder.source)
+    problems = builder.problems + _stripped_warnings(builder) + _duplicates(index)
+    return IndexBuild(index, vocabs, problems, [], builder.n_rows)
+
+
+def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
+    from keras_roi_datagen import index_cache
+
+    spec = builder.spec
+    vocabs, luts = _vocabularies(builder)
+    renumber, paths = _path_lut(builder)
+    writer.remap("path_ids", renumber)
+    for column in spec.y_cols:
+        lut = None if column in builder.given else luts[column]
+        writer.rename(f"labels:{column}", f"codes_{spec.y_cols.index(column)}", lut)
+    writer.write("paths_data", paths.data)
+    writer.write("paths_offsets", paths.offsets)
+    writer.image_table(len(paths))
+    names = list(spec.y_cols)
+    problems = builder.problems + _stripped_warnings(builder)
+    meta = index_cache.meta(source=builder.source, relative=spec.box_format.relative,
+                            codes=names, n_rows=builder.n_rows, vocabularies=vocabs,
+                            problems=problems, rows_without_regions=[], rows="positions")
+    candidates = (builder.buckets.candidates() if builder.buckets is not None
+                  else np.zeros(0, np.int64))
+    folder = writer.commit(meta)
+    build = index_cache.load(folder)
+    assert build is not None
+    duplicates = _duplicates(build.index.select(candidates)) if len(candidates) else []
+    if duplicates:
+        build.problems.extend(duplicates)
+        index_cache.add_problems(folder, duplicates)
+    return build
+
+
+def _hash_rows(path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash per row over image, box and labels (as `index._row_hashes`)."""
+    columns = [path_ids.astype(np.uint64), *np.ascontiguousarray(boxes).T.view(np.uint64),
+               *(c.astype(np.uint64) for c in codes)]
+    hashes = np.full(len(path_ids), 0xCBF29CE484222325, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            hashes ^= np.ascontiguousarray(column)
+            hashes *= np.uint64(0x100000001B3)
+            hashes ^= hashes >> np.uint64(29)
+    return hashes
+
+
+class _Buckets:
+    """Row hashes in 16 files by their top 4 bits, to find duplicates in flat memory."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def _file(self, bucket: int, kind: str) -> str:
+        return os.path.join(self.folder, f"{bucket}.{kind}")
+
+    def add(self, path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray],
+            first_row: int) -> None:
+        hashes = _hash_rows(path_ids, boxes, codes)
+        bucket = (hashes >> np.uint64(60)).astype(np.uint8)
+        order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
+        bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
+        rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
+        for b in range(_BUCKETS):
+            part = order[bounds[b]:bounds[b + 1]]
+            with open(self._file(b, "h"), "ab") as out:
+                hashes[part].tofile(out)
+            with open(self._file(b, "r"), "ab") as out:
+                rows[part].tofile(out)
+
+    def candidates(self) -> np.ndarray:
+        """Rows whose hash another row shares (duplicates, or rare collisions)."""
+        found: list[np.ndarray] = []
+        for b in range(_BUCKETS):
+            if not os.path.exists(self._file(b, "h")):
+                continue
+            hashes = np.fromfile(self._file(b, "h"), dtype=np.uint64)
+            if len(hashes) < 2:
+                continue
+            ordered = np.sort(hashes)
+            repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+            if len(repeated):
+                rows = np.fromfile(self._file(b, "r"), dtype=np.int64)
+                found.append(rows[np.isin(hashes, repeated)])
+        return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+
+def _stripped_warnings(builder: _Builder) -> list[Problem]:
+    found = []
+    for column, state in builder.labels.items():
+        counts = _grow(state.raw_count, len(state.raw), 0)
+        for raw_id, raw in enumerate(state.raw):
+            norm = state.norm[raw_id]
+            if (not isinstance(raw, str) or norm < 0 or state.values[norm] == raw
+                    or not counts[raw_id]):
+                continue
+            found.append(Problem(
+                "label_whitespace",
+                f"label {column!r}: {raw!r} was read as {raw.strip()!r} (surrounding whitespace "
+                f"stripped) in {int(counts[raw_id])} row(s).", source=builder.source,
+                row=int(state.raw_first[raw_id]), column=column, value=raw, severity="warning"))
+    return found

@@ -1,0 +1,147 @@
+"""Parquet and Arrow tables: read by columns, with the same index and problems as the CSV reader."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import RECTS, numpy_batch, write_scene
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keras_roi_datagen import index_columns
+from keras_roi_datagen.index import IndexBuild, TableSpec, build_index
+from keras_roi_datagen.paths import PathTable
+
+pa = pytest.importorskip("pyarrow", reason="columnar tables need pyarrow (the `parquet` extra)")
+
+BOX_COLS = ("x", "y", "w", "h")
+
+
+def _scenes(folder: Path, n_images: int = 3) -> pd.DataFrame:
+    rows = []
+    for i in range(n_images):
+        write_scene(folder / f"scene_{i}.png")
+        for label, x, y, w, h in RECTS:
+            rows.append({"filename": f"scene_{i}.png", "x": x + 3, "y": y + 3, "w": w - 6,
+                         "h": h - 6, "name": label, "type": "dark" if label != "white" else "light"})
+    return pd.DataFrame(rows)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.reset_index(drop=True).to_feather(path)
+    return path
+
+
+def _rows(build: IndexBuild) -> list[tuple[Any, ...]]:
+    index = build.index
+    return [(index.row_label(i), index.path_of(i), *index.boxes[i].tolist(),
+             *(build.vocabularies[c].classes[index.codes[c][i]] for c in sorted(index.codes)))
+            for i in range(len(index))]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".feather"])
+def test_columnar_table_gives_the_csv_batches(tmp_path: Path, suffix: str) -> None:
+    from keras_roi_datagen import RoiDataset
+
+    frame = _scenes(tmp_path)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    table = _write(frame, tmp_path / f"t{suffix}")
+    args: dict[str, Any] = {"image_size": (16, 16), "batch_size": 5, "seed": 2}
+    fast = RoiDataset(table, **args)  # x, y, w, h found without box_cols
+    slow = RoiDataset(tmp_path / "t.csv", box_cols=BOX_COLS, **args)
+    assert isinstance(fast.index.paths, PathTable)
+    assert fast.index.fingerprint() == slow.index.fingerprint()
+    for i in range(len(slow)):
+        (xa, ya), (xb, yb) = numpy_batch(fast[i]), numpy_batch(slow[i])
+        np.testing.assert_array_equal(xa, xb)
+        for a, b in zip(ya, yb):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_labels_are_normalised_once_per_distinct_value(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pd.concat([_scenes(tmp_path)] * 500, ignore_index=True)  # 6000 rows
+    table = _write(frame, tmp_path / "t.parquet")
+    calls = []
+    real = index_columns.normalize_label
+    monkeypatch.setattr(index_columns, "normalize_label", lambda v: calls.append(v) or real(v))
+    build = build_index(table, TableSpec())
+    assert len(build.index) == 6000
+    assert len(calls) == 4 + 2  # four names, two types: no per-row Python
+    assert build.index.paths.tolist() == [str(tmp_path / f"scene_{i}.png") for i in range(3)]
+
+
+_names = st.sampled_from(["scene_0.png", "scene_1.png", "missing.png", "../out.png", None])
+_numbers = st.one_of(st.floats(-5, 200), st.just(float("nan")), st.just(0.0), st.just(10.0))
+_labels = st.sampled_from(["red", " red", "blue", "", None, "green "])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_names, _numbers, _numbers, _numbers, _numbers, _labels), min_size=1,
+                max_size=25), st.booleans())
+def test_problems_and_rows_match_the_row_reader(tmp_path: Path, rows: list[tuple[Any, ...]],
+                                                vocab_given: bool) -> None:
+    for i in range(2):
+        write_scene(tmp_path / "images" / f"scene_{i}.png")
+    frame = pd.DataFrame(rows, columns=["filename", *BOX_COLS, "name"])
+    frame["filename"] = frame["filename"].astype(object)
+    frame["name"] = frame["name"].astype(object)
+    table = _write(frame, tmp_path / "t.parquet")
+    spec = TableSpec(image_dir=str(tmp_path / "images"), box_cols=BOX_COLS, y_cols=("name",))
+    vocabularies = {"name": ["red", "green"]} if vocab_given else None
+    slow = build_index(frame, spec, vocabularies)
+    key = lambda p: (str(p.row), p.kind, p.column, p.severity)  # noqa: E731
+    with tempfile.TemporaryDirectory() as cache:
+        # In memory, and streamed into a cache entry with one record batch per 4 rows.
+        for fast in (build_index(table, spec, vocabularies),
+                     index_columns.build_columnar_index(
+                         str(table), spec, BOX_COLS, str(table), vocabularies, batch_rows=4,
+                         cache_folder=os.path.join(cache, "entry"))):
+            assert _rows(fast) == _rows(slow)
+            assert fast.vocabularies["name"].classes == slow.vocabularies["name"].classes
+            assert sorted(map(key, fast.problems)) == sorted(map(key, slow.problems))
+            assert fast.n_rows == slow.n_rows == len(frame)
+
+
+def test_paths_take_their_utf8_length_not_the_longest(tmp_path: Path) -> None:
+    names = [f"img_{i}.jpg" for i in range(20_000)] + ["x" * 500 + ".jpg"]
+    table = PathTable.from_strings(names)
+    fixed_width = np.asarray(names, dtype=str)
+    assert table.tolist() == names and table[-1] == names[-1] and len(table) == len(names)
+    assert table.nbytes < fixed_width.nbytes / 50
+    assert table[np.array([2, 0])].tolist() == [names[2], names[0]]
+
+
+def test_cli_inspects_a_parquet_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from keras_roi_datagen.cli import main
+
+    table = _write(_scenes(tmp_path), tmp_path / "t.parquet")
+    assert main(["inspect", str(table), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["rows"] == 12 and facts["images"] == 3 and facts["images_missing"] == 0
+    assert facts["shape_kinds"] == {"four columns (xywh)": 12} and facts["format"] == "parquet"
+    assert facts["labels"]["name"] == {"blue": 3, "green": 3, "red": 3, "white": 3}
+
+
+def test_cli_reuses_an_index_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from keras_roi_datagen.cli import main
+
+    table = _write(_scenes(tmp_path), tmp_path / "t.parquet")
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        assert main(["inspect", str(table), "--json", "--index-cache", str(cache)]) == 0
+        assert json.loads(capsys.readouterr().out)["usable_rows"] == 12
+    assert len(os.listdir(cache)) == 1
