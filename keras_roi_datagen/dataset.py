@@ -57,8 +57,16 @@ from keras_roi_datagen.imaging import (
     read_image_size,
 )
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
+from keras_roi_datagen.index_cache import ImageTable, image_table
 from keras_roi_datagen.labels import LabelVocabulary
-from keras_roi_datagen.planning import EpochPlan, Position, check_shard, count_steps, plan_epoch
+from keras_roi_datagen.planning import (
+    LARGE_TABLE_ROWS,
+    EpochPlan,
+    Position,
+    check_shard,
+    count_steps,
+    plan_epoch,
+)
 from keras_roi_datagen.sharding import discover_shard
 from keras_roi_datagen.validation import ValidationReport, scan_images
 from keras_roi_datagen.workers import BatchExecutor, make_executor
@@ -597,11 +605,17 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         if cached is None or cached[0] != epoch:
             cached = (epoch, plan_epoch(
                 len(self.index), self._batch_size, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
-                drop_remainder=self.drop_remainder,
-                groups=self.index.path_ids if self.group_by_image else None, shard=self.shard,
+                drop_remainder=self.drop_remainder, groups=self._groups(), shard=self.shard,
             ))
             self._plan_cache = cached
         return cached[1] if start == 0 else dataclasses.replace(cached[1], start=start)
+
+    def _groups(self) -> np.ndarray | ImageTable | None:
+        if not self.group_by_image:
+            return None
+        if len(self.index) >= LARGE_TABLE_ROWS and self.index.cache_folder is not None:
+            return image_table(self.index)  # memory-mapped: nothing per row in memory
+        return self.index.path_ids
 
     def __len__(self) -> int:
         return count_steps(len(self.index), self._batch_size * self.shard[1], self.drop_remainder)

@@ -378,6 +378,21 @@ class ImageTable:
     def __init__(self, starts: np.ndarray, by_image: np.ndarray) -> None:
         self.starts, self.by_image = starts, by_image
 
+    @classmethod
+    def from_group_ids(cls, group_ids: np.ndarray) -> ImageTable:
+        """Builds the table from a group id per row (ids are made dense first)."""
+        _, dense = np.unique(np.asarray(group_ids), return_inverse=True)
+        dense = dense.ravel()
+        starts = np.zeros(int(dense.max(initial=-1)) + 2, dtype=np.int64)
+        np.cumsum(np.bincount(dense, minlength=len(starts) - 1), out=starts[1:])
+        return cls(starts, np.argsort(dense, kind="stable").astype(np.int64))
+
+    def group_ids(self) -> np.ndarray:
+        """The image of each region row (the inverse of `from_group_ids`, densely numbered)."""
+        ids = np.empty(len(self.by_image), dtype=np.int64)
+        ids[np.asarray(self.by_image)] = np.repeat(np.arange(len(self), dtype=np.int64), self.counts())
+        return ids
+
     def __len__(self) -> int:
         return len(self.starts) - 1
 

@@ -20,18 +20,59 @@ The shuffle does not use `Generator.permutation` (NumPy does not promise its
 stream across versions); it sorts raw 64-bit outputs of a PCG64 bit generator
 seeded by `(seed, epoch, purpose)`. Raw bit-generator streams are stable, so a
 plan is the same on every machine and NumPy release.
+
+Tables of `LARGE_TABLE_ROWS` rows or more (2**24, about 16.8 million) are not
+sorted: their order is a keyed bijection (`permutation.KeyedPermutation`, a
+Feistel network with cycle-walking; `TwoLevelPermutation` over images, then
+regions, for `group_by_image`), computed only for the rows a batch needs, so a
+plan takes memory proportional to a batch, not to the table. Both orders are
+pure functions of `(seed, epoch)`; smaller tables keep the sorted order, so
+their batches (and the parity digests) are unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["EpochPlan", "PlannedBatch", "Position", "check_shard", "count_steps", "plan_epoch", "random_keys"]
+from keras_roi_datagen.index_cache import ImageTable
+from keras_roi_datagen.permutation import KeyedPermutation, TwoLevelPermutation
+
+__all__ = ["LARGE_TABLE_ROWS", "EpochPlan", "PermutedOrder", "PlannedBatch", "Position", "check_shard",
+           "count_steps", "plan_epoch", "random_keys"]
 
 _ROWS, _GROUPS = 0, 1
+LARGE_TABLE_ROWS = 1 << 24
+
+
+class PermutedOrder:
+    """An epoch's order computed where it is read: `order[positions]`, never all of it.
+
+    Args:
+        permutation: A `KeyedPermutation` or `TwoLevelPermutation`.
+    """
+
+    def __init__(self, permutation: KeyedPermutation | TwoLevelPermutation) -> None:
+        self.permutation = permutation
+
+    def __len__(self) -> int:
+        return len(self.permutation)
+
+    def __getitem__(self, positions: np.ndarray | slice) -> np.ndarray:
+        if isinstance(positions, slice):
+            start, stop, step = positions.indices(len(self))
+            positions = np.arange(start, stop, step, dtype=np.int64)
+        return np.asarray(self.permutation(np.asarray(positions, dtype=np.int64)), dtype=np.int64)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self[:].astype(dtype or np.int64)
+
+    def tolist(self) -> list[int]:
+        """The whole order as a list (for small tables and tests)."""
+        return list(self[:].tolist())
 
 
 def random_keys(n: int, seed: int, epoch: int, purpose: int = _ROWS) -> np.ndarray:
@@ -99,7 +140,7 @@ class EpochPlan:
             instead of padding it. Defaults to `False`.
     """
 
-    order: np.ndarray
+    order: np.ndarray | PermutedOrder
     batch_size: int
     shard: tuple[int, int] = (0, 1)
     start: int = 0
@@ -136,7 +177,7 @@ class EpochPlan:
         if count == 1:
             slots = slots[slots < n]
         real = slots < n
-        rows = self.order[np.where(real, slots, (slots - n) % n)]
+        rows = np.asarray(self.order[np.where(real, slots, (slots - n) % n)])
         return PlannedBatch(rows.astype(np.int64, copy=False), real.astype(np.float32))
 
     def __getitem__(self, step: int) -> np.ndarray:
@@ -192,9 +233,10 @@ def plan_epoch(
     epoch: int,
     shuffle: bool = True,
     drop_remainder: bool = False,
-    groups: np.ndarray | None = None,
+    groups: np.ndarray | ImageTable | None = None,
     shard: tuple[int, int] = (0, 1),
     start: int = 0,
+    large_table_rows: int = LARGE_TABLE_ROWS,
 ) -> EpochPlan:
     """Plans one host's part of one epoch.
 
@@ -207,17 +249,20 @@ def plan_epoch(
         drop_remainder: Whether to drop the rows that do not fill a last
             global batch. Defaults to `False`: with one host the last batch is
             shorter; with several it is padded with weight-0 rows.
-        groups: Optional group id per row (the image a row comes from). When
-            given and `shuffle` is on, groups are shuffled and the rows of a
-            group stay together (in shuffled order), so a batch holds few
-            images and each is decoded once. Defaults to `None`: rows are
-            shuffled independently.
+        groups: Optional group id per row (the image a row comes from), or
+            the index's `ImageTable`. When given and `shuffle` is on, groups
+            are shuffled and the rows of a group stay together (in shuffled
+            order), so a batch holds few images and each is decoded once.
+            Defaults to `None`: rows are shuffled independently.
         shard: `(index, count)`: this host's place. Each step takes
             `batch_size * count` rows of the global order; the host gets rows
             `index * batch_size` to `(index + 1) * batch_size` of them.
             Defaults to `(0, 1)`.
         start: Global rows of the epoch already consumed (a resume point);
             step 0 begins there. Defaults to 0.
+        large_table_rows: From this many rows on, the order is a keyed
+            permutation computed per batch instead of a sort. Defaults to
+            `LARGE_TABLE_ROWS` (2**24).
 
     Returns:
         The `EpochPlan`. Over all hosts, every row is in exactly one batch
@@ -233,8 +278,24 @@ def plan_epoch(
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
     if not 0 <= start <= n_rows:
         raise ValueError(f"`start` must be in [0, {n_rows}]. Received: start={start}")
-    order = _shuffled_order(n_rows, seed, epoch, groups) if shuffle else np.arange(n_rows)
-    return EpochPlan(order.astype(np.int64, copy=False), batch_size, shard, start, drop_remainder)
+    order: np.ndarray | PermutedOrder
+    if not shuffle:
+        order = np.arange(n_rows, dtype=np.int64)
+    elif n_rows >= large_table_rows:
+        order = PermutedOrder(_permutation(n_rows, seed, epoch, groups))
+    else:
+        groups = groups.group_ids() if isinstance(groups, ImageTable) else groups
+        order = _shuffled_order(n_rows, seed, epoch, groups).astype(np.int64, copy=False)
+    return EpochPlan(order, batch_size, shard, start, drop_remainder)
+
+
+def _permutation(n_rows: int, seed: int, epoch: int,
+                 groups: np.ndarray | ImageTable | None) -> KeyedPermutation | TwoLevelPermutation:
+    if groups is None:
+        return KeyedPermutation(n_rows, seed, epoch)
+    if not isinstance(groups, ImageTable):
+        groups = ImageTable.from_group_ids(np.asarray(groups))
+    return TwoLevelPermutation(groups.starts, groups.by_image, seed, epoch)
 
 
 def _shuffled_order(n_rows: int, seed: int, epoch: int, groups: np.ndarray | None) -> np.ndarray:

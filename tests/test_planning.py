@@ -113,3 +113,42 @@ def test_bad_shard_and_batch_size_are_clear_errors():
         plan_epoch(10, 2, seed=0, epoch=0, shard=(2, 2))
     with pytest.raises(ValueError, match="batch_size"):
         plan_epoch(10, 0, seed=0, epoch=0)
+
+
+@given(layouts(), st.booleans(), st.integers(0, 30), st.integers(1, 7))
+def test_the_permuted_order_of_large_tables_is_exactly_once_seeded_and_host_independent(
+        layout, grouped, epoch, new_hosts):
+    n, hosts, batch_size = layout
+    groups = np.arange(n) // 3 if grouped else None
+
+    def plans(count, seed=5, start=0):
+        return [plan_epoch(n, batch_size, seed=seed, epoch=epoch, groups=groups, shard=(i, count),
+                           start=start, large_table_rows=0) for i in range(count)]
+
+    first = plans(hosts)
+    rows, _ = trained_rows(first)
+    assert sorted(rows) == list(range(n))
+    assert len({len(p) for p in first}) == 1
+    assert rows == trained_rows(plans(hosts))[0]  # seeded: the same again
+    # The order itself does not depend on the host count, so positions resume elastically.
+    assert first[0].order.tolist() == plans(new_hosts)[0].order.tolist()
+    half = first[0].rows_after(len(first[0]) // 2)
+    before, _ = trained_rows(first, len(first[0]) // 2)
+    after, _ = trained_rows(plans(new_hosts, start=half))
+    assert sorted(before + after) == list(range(n))
+    if grouped:  # an image's regions stay together
+        order = np.asarray(first[0].order.tolist())
+        assert (np.diff(np.flatnonzero(np.diff(groups[order]) != 0)) > 0).all()
+        assert len(np.flatnonzero(np.diff(groups[order]))) == len(np.unique(groups)) - 1
+
+
+def test_large_tables_switch_to_the_permuted_order_and_small_ones_keep_the_sort():
+    from keras_roi_datagen.planning import LARGE_TABLE_ROWS, PermutedOrder
+
+    assert isinstance(plan_epoch(10, 4, seed=1, epoch=0, large_table_rows=10).order, PermutedOrder)
+    assert isinstance(plan_epoch(10, 4, seed=1, epoch=0).order, np.ndarray)
+    big = plan_epoch(LARGE_TABLE_ROWS, 32, seed=1, epoch=0)
+    assert isinstance(big.order, PermutedOrder)
+    rows = big[1000]
+    assert len(rows) == 32 and len(set(rows.tolist())) == 32
+    assert (rows >= 0).all() and (rows < LARGE_TABLE_ROWS).all()
