@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import random
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -458,8 +459,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def _pass(self) -> Iterator[tuple[int, Batch, np.ndarray]]:
         epoch, start = self._epoch, self._start
         plan = self.plan(epoch)
-        executor = make_executor(self.workers, self.use_multiprocessing, self.worker_timeout)
-        self._executor = executor
+        executor = self._open_executor()
         parallel = self.workers >= 2 or self.use_multiprocessing
         try:
             for number, batch, rows in stream_batches(
@@ -473,13 +473,37 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             if epoch == self._epoch:  # a last batch emptied by skips counts as served
                 self._served.update(range(start, len(plan)))
         finally:
+            # The workers stay for the next pass; what this pass queued does not.
+            executor.cancel_pending()
+
+    def _open_executor(self) -> BatchExecutor:
+        """The dataset's executor, started on the first pass and kept until `close()`."""
+        if self._executor is None:
+            executor = make_executor(self.workers, self.use_multiprocessing, self.worker_timeout)
+            self._executor = executor
+            self._finalizer = weakref.finalize(self, executor.close)
+        return self._executor
+
+    def close(self) -> None:
+        """Stops the decode workers (threads or processes); a later pass starts new ones.
+
+        Also happens when the dataset is garbage collected, at interpreter
+        exit, and at the end of a `with RoiDataset(...) as ds:` block.
+        """
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            self._finalizer.detach()
             executor.close()
-            if self._executor is executor:
-                self._executor = None
+
+    def __enter__(self) -> RoiDataset:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def worker_pids(self) -> list[int]:
-        """Process ids of the decode workers of the pass in progress (empty if none)."""
+        """Process ids of the decode worker processes (empty before the first pass and after `close()`)."""
         return list(getattr(self._executor, "pids", []))
 
     def get_numpy_iterator(self) -> Iterator[Batch]:
@@ -616,6 +640,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_executor"] = None  # workers belong to the process that started them
+        state.pop("_finalizer", None)
         state["_pending_error"] = None
         return state
 
