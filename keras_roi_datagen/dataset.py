@@ -37,13 +37,14 @@ from PIL import Image
 
 from keras_roi_datagen.batching import Batch, BatchAssembler, stream_batches
 from keras_roi_datagen.boxes import BoxFormat
+from keras_roi_datagen.cache import CachingExecutor, CropStore, open_cache
 from keras_roi_datagen.errors import Problem, StateMismatchError, raise_problems
 from keras_roi_datagen.imaging import COLOR_MODES, INTERPOLATIONS, DecodeOptions, decode_batch
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.planning import EpochPlan, plan_epoch
 from keras_roi_datagen.validation import ValidationReport, scan_images
-from keras_roi_datagen.workers import BatchExecutor, make_executor
+from keras_roi_datagen.workers import BatchExecutor, InlineExecutor, make_executor
 
 __all__ = ["RoiDataset"]
 
@@ -148,6 +149,22 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         max_queue_size: Batches decoded ahead of training, at most.
         worker_timeout: Seconds one batch may take before its worker is
             declared hung. Defaults to 600; `None` waits forever.
+        cache: Keep each row's final crop after it is first decoded, so later
+            epochs read it instead of decoding again: a folder (shared by
+            processes and runs; entries are checksummed and written
+            atomically) or `True` (this process's memory). Batches are the
+            same bytes with or without it. A changed image file invalidates
+            its rows, a changed crop option every row. Cannot be combined
+            with random augmentation. See `keras_roi_datagen.cache`.
+            Defaults to `None` (no cache).
+        cache_max_bytes: The most bytes the cache stores; once full it keeps
+            its entries and stops adding (no eviction). Defaults to 2 GiB in
+            memory, 64 GiB in a folder.
+
+    Decode workers (threads or processes) start on the first pass and stay
+    for the next ones (epochs, validation passes) until `ds.close()`, the end
+    of a `with RoiDataset(...) as ds:` block, garbage collection or
+    interpreter exit.
 
     Example:
     ```python
@@ -190,6 +207,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
         worker_timeout: float | None = 600.0,
+        cache: str | os.PathLike[str] | bool | None = None,
+        cache_max_bytes: int | None = None,
     ) -> None:
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
@@ -211,6 +230,13 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         _check_choice("output_format", output_format, ["tuple", "dict"])
         _check_choice("dtype", str(np.dtype(dtype)) if dtype in _DTYPES else dtype, _DTYPES)
         _check_choice("on_error", on_error, ["raise", "skip"])
+        if not (cache is None or isinstance(cache, (bool, str, os.PathLike))):
+            raise ValueError("`cache` must be a folder path, True (memory) or None. "
+                             f"Received: cache={cache!r}")
+        if cache_max_bytes is not None and (
+                not isinstance(cache_max_bytes, (int, np.integer)) or cache_max_bytes < 1):
+            raise ValueError("`cache_max_bytes` must be a positive integer or None. "
+                             f"Received: cache_max_bytes={cache_max_bytes!r}")
         self.image_size = _check_size(image_size)
         self.box_format = BoxFormat.parse(box_format)
         self.y_cols = tuple(y_cols)
@@ -251,6 +277,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self._executor: BatchExecutor | None = None
         self._pending_error: Exception | None = None
         self._plan_cache: tuple[int, EpochPlan] | None = None
+        self.cache: CropStore | None = open_cache(cache, cache_max_bytes)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -425,7 +452,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             raise IndexError(f"batch index must be in [0, {len(self)}). Received: {index!r}")
         rows = self.plan()[int(index)]
         where = self._where(self._epoch, int(index))
-        batch, _ = self._assembler.assemble(rows, decode_batch(self._assembler.job(rows)), where)
+        job = self._assembler.job(rows)
+        result = (decode_batch(job) if self.cache is None
+                  else CachingExecutor(InlineExecutor(), self.cache).submit(job).result())
+        batch, _ = self._assembler.assemble(rows, result, where)
         self._served.add(int(index))
         return batch
 
@@ -480,6 +510,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """The dataset's executor, started on the first pass and kept until `close()`."""
         if self._executor is None:
             executor = make_executor(self.workers, self.use_multiprocessing, self.worker_timeout)
+            if self.cache is not None:
+                executor = CachingExecutor(executor, self.cache)
             self._executor = executor
             self._finalizer = weakref.finalize(self, executor.close)
         return self._executor
