@@ -27,6 +27,7 @@ import os
 import random
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -278,6 +279,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self._pending_error: Exception | None = None
         self._plan_cache: tuple[int, EpochPlan] | None = None
         self.cache: CropStore | None = open_cache(cache, cache_max_bytes)
+        self._tf_dataset: Any = None
 
     # -- building -----------------------------------------------------------------------------
 
@@ -486,14 +488,14 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         for _, batch, _ in self._pass():
             yield batch
 
-    def _pass(self) -> Iterator[tuple[int, Batch, np.ndarray]]:
+    def _pass(self, assembler: BatchAssembler | None = None) -> Iterator[tuple[int, Batch, np.ndarray]]:
         epoch, start = self._epoch, self._start
         plan = self.plan(epoch)
         executor = self._open_executor()
         parallel = self.workers >= 2 or self.use_multiprocessing
         try:
             for number, batch, rows in stream_batches(
-                plan.__getitem__, range(start, len(plan)), self._assembler, executor,
+                plan.__getitem__, range(start, len(plan)), assembler or self._assembler, executor,
                 self.max_queue_size if parallel else 1, self.worker_timeout,
                 lambda n: self._where(epoch, n),
             ):
@@ -553,10 +555,26 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         return data_adapter_utils.get_torch_dataloader(self.iter_batches())
 
     def get_tf_dataset(self) -> Any:
-        """Keras `DataAdapter` hook: the pass as a `tf.data.Dataset` (no extra prefetch)."""
+        """Keras `DataAdapter` hook: the pass as a `tf.data.Dataset` (no extra prefetch).
+
+        The dataset is built once and reused: each iteration over it is one
+        pass. Pixels cross into TensorFlow as `uint8` (a quarter of the bytes
+        of `float32`) and are cast by TensorFlow, which gives the same values
+        as NumPy's cast.
+        """
+        if self._tf_dataset is None:
+            self._tf_dataset = self._make_tf_dataset()
+        return self._tf_dataset
+
+    def _make_tf_dataset(self) -> Any:
         import tensorflow as tf
 
-        dataset = tf.data.Dataset.from_generator(self._tf_batches, output_signature=self._tf_signature())
+        signature = self._tf_signature()
+        raw = (tf.TensorSpec(signature[0].shape, tf.uint8), *signature[1:])
+        dataset = tf.data.Dataset.from_generator(self._tf_batches, output_signature=raw)
+        if self.dtype != np.uint8:
+            dtype = signature[0].dtype
+            dataset = dataset.map(lambda x, *rest: (tf.cast(x, dtype), *rest))
         # The dataset decodes ahead on its own workers; tf.data's autotuner and
         # thread pool would only compete with them for cores (as Keras does for
         # its own enqueuer). Measured: +7% crops/s on 2 cores.
@@ -570,7 +588,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         # Instead the pass ends, and `on_epoch_end` (which Keras calls in the
         # training thread when the data ends) raises the library's own error.
         try:
-            yield from self.iter_batches()
+            for _, batch, _ in self._pass(replace(self._assembler, dtype=np.dtype(np.uint8))):
+                yield batch
         except Exception as error:
             self._pending_error = error
 
@@ -673,6 +692,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         state = dict(self.__dict__)
         state["_executor"] = None  # workers belong to the process that started them
         state.pop("_finalizer", None)
+        state["_tf_dataset"] = None
         state["_pending_error"] = None
         return state
 

@@ -18,10 +18,10 @@ class RecordingDataset(RoiDataset):
         super().__init__(*args, **kwargs)
         self.passes: list[list[tuple[int, int, list[int]]]] = []
 
-    def _pass(self):
+    def _pass(self, *args):
         record: list[tuple[int, int, list[int]]] = []
         self.passes.append(record)
-        for number, batch, rows in super()._pass():
+        for number, batch, rows in super()._pass(*args):
             record.append((self.epoch, number, rows.tolist()))
             yield number, batch, rows
 

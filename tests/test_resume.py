@@ -117,8 +117,8 @@ from keras_roi_datagen.callbacks import DatasetCheckpoint
 folder, log, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 class Logged(RoiDataset):
-    def _pass(self):
-        for number, batch, rows in super()._pass():
+    def _pass(self, *args):
+        for number, batch, rows in super()._pass(*args):
             with open(log, "a") as out:
                 out.write(json.dumps([self.epoch, number, rows.tolist()]) + "\\n")
             yield number, batch, rows
