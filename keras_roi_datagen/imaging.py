@@ -31,8 +31,10 @@ import math
 import os
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -450,14 +452,22 @@ def _pillow_crops(opened: Image.Image, orientation: int, options: DecodeOptions,
 
 
 def _native_crops(data: bytes, size: tuple[int, int], options: DecodeOptions, scale: int,
-                  boxes: dict[int, tuple[float, float, float, float]]) -> dict[int, np.ndarray] | None:
+                  boxes: dict[int, tuple[float, float, float, float]],
+                  memo: Any = None, identity: Hashable = None) -> dict[int, np.ndarray] | None:
     # The reduced image's size, as libjpeg rounds it (up).
     bounds = (-(-size[0] // scale), -(-size[1] // scale))
     scaled = {p: (x0 / scale, y0 / scale, min(x1 / scale, bounds[0]), min(y1 / scale, bounds[1]))
               for p, (x0, y0, x1, y1) in boxes.items()}
+    gray = options.color_mode == "grayscale"
+    if memo is not None:  # the whole image, kept for the next batches (memo.py)
+        whole = memo.get_or_make((identity, scale, gray),
+                                 lambda: jpeg_region.decode_whole(data, size, scale, gray))
+        if whole is None:
+            return None
+        return {p: crop_region(whole, b, options, (0, 0), bounds) for p, b in scaled.items()}
     windows = {p: filter_window(b, options, bounds) for p, b in scaled.items()}
     return jpeg_region.crop_rows(
-        data, windows, scale, options.color_mode == "grayscale",
+        data, windows, scale, gray,
         lambda strip, p, origin, full: crop_region(strip, scaled[p], options, origin, full))
 
 
@@ -466,7 +476,8 @@ def _read_bytes(path: str) -> bytes:
         return handle.read()
 
 
-def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: BatchResult) -> None:
+def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: BatchResult,
+                  memo: Any = None) -> None:
     path = job.paths[image_no]
     options = job.options
     done: set[int] = set()
@@ -484,9 +495,11 @@ def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: Ba
                       and header.format in _JPEG_FORMATS and header.mode in ("RGB", "L")
                       and options.color_mode in ("rgb", "grayscale"))
             data = _read_bytes(path) if native and by_scale else b""  # once, for every scale
+            identity = (path, len(data), zlib.crc32(data)) if memo is not None and data else None
             unused: Image.Image | None = header  # the open file serves the first Pillow decode
             for scale, boxes in sorted(by_scale.items()):
-                crops = _native_crops(data, size, options, scale, boxes) if native else None
+                crops = (_native_crops(data, size, options, scale, boxes, memo if identity else None,
+                                       identity) if native else None)
                 if crops is None and unused is not None:
                     crops, unused = _pillow_crops(unused, orientation, options, scale, boxes), None
                 elif crops is None:
@@ -507,7 +520,7 @@ def _fail_all(result: BatchResult, positions: list[int], path: str, problem: Ima
         result.failures.append(RowFailure(position, problem.kind, str(problem), path, problem.details))
 
 
-def decode_batch(job: BatchJob) -> BatchResult:
+def decode_batch(job: BatchJob, memo: Any = None) -> BatchResult:
     """Decodes every region of a batch, opening each image file once.
 
     Rows that fail are reported in `BatchResult.failures` (their pixels stay
@@ -516,6 +529,8 @@ def decode_batch(job: BatchJob) -> BatchResult:
 
     Args:
         job: The `BatchJob`.
+        memo: Optional `memo.ImageMemo`: JPEGs on the region-decode path are
+            then decoded whole and kept for later batches. Defaults to `None`.
 
     Returns:
         The `BatchResult`.
@@ -532,6 +547,6 @@ def decode_batch(job: BatchJob) -> BatchResult:
     result = BatchResult(pixels)
     path_index = np.asarray(job.path_index)
     for image_no in np.unique(path_index).tolist():
-        _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
+        _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result, memo)
     result.failures.sort(key=lambda failure: failure.position)
     return result

@@ -31,7 +31,7 @@ try:
 except ImportError:  # no compiler or libjpeg headers at install time
     _native = None
 
-__all__ = ["AVAILABLE", "crop_rows"]
+__all__ = ["AVAILABLE", "crop_rows", "decode_whole"]
 
 AVAILABLE = _native is not None
 Box = tuple[float, float, float, float]
@@ -88,3 +88,26 @@ def crop_rows(
     shape = (height, width) if gray else (height, width, 3)
     image = np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
     return {p: crop(image, p, (left, top), (full_w, full_h)) for p in windows}
+
+
+def decode_whole(data: bytes, size: tuple[int, int], scale: int, gray: bool) -> np.ndarray | None:
+    """Decodes a whole JPEG at 1/`scale`, for crops of several batches to share.
+
+    Args:
+        data: The JPEG file's bytes.
+        size: The image's `(width, height)`.
+        scale: DCT scale denominator (1, 2, 4 or 8).
+        gray: Decode to grayscale (else RGB).
+
+    Returns:
+        The pixels, `(height, width[, 3])`; or `None` when this file needs
+        the Pillow path (as `crop_rows`).
+    """
+    if _native is None or not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        return None
+    try:
+        pixels, width, height, *_ = _native.decode_region(data, 0, 0, size[0], size[1], scale, gray)
+    except ValueError:
+        return None
+    image = np.frombuffer(pixels, dtype=np.uint8)
+    return image.reshape((height, width) if gray else (height, width, 3))

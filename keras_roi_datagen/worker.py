@@ -10,8 +10,9 @@ Protocol (binary, over the worker's stdin and stdout):
 - the worker's one argument is a file descriptor it inherited: shared memory
   (an anonymous file) that both sides map, where the pixels go;
 - request: 8-byte little-endian length, then a pickled
-  `(BatchJob, buffer_size)`: the job and the buffer's current size (the
-  parent grows it for larger batches);
+  `(BatchJob, buffer_size, reuse_images)`: the job, the buffer's current
+  size (the parent grows it for larger batches) and whether to keep decoded
+  images for later batches (`memo.py`);
 - reply: 8-byte length, then a pickled header
   `("ok", shape, dtype, failures, image_sizes)` or `("error", traceback_text)`.
   The pixels are in the shared buffer when the header arrives: only small
@@ -87,15 +88,17 @@ def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
     """Answers decode requests until `requests` ends.
 
     Args:
-        requests: Binary stream of length-prefixed pickled `(BatchJob, size)`.
+        requests: Binary stream of length-prefixed pickled `(BatchJob, size, reuse_images)`.
         replies: Binary stream the replies are written to.
         buffer_fd: File descriptor of the shared memory the pixels go into.
     """
     import numpy as np
 
     from keras_roi_datagen.imaging import decode_batch
+    from keras_roi_datagen.memo import ImageMemo
 
     buffer = _Buffer(buffer_fd)
+    memo: ImageMemo | None = None
     while True:
         size = read_exactly(requests, HEADER.size)
         if size is None:
@@ -104,9 +107,11 @@ def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
         if blob is None:
             return
         try:
-            job, capacity = pickle.loads(blob)
+            job, capacity, reuse_images = pickle.loads(blob)
+            if reuse_images and memo is None:
+                memo = ImageMemo()
             shared = buffer.get(capacity)
-            result = decode_batch(job)
+            result = decode_batch(job, memo if reuse_images else None)
             pixels = result.pixels
             target = np.frombuffer(shared, dtype=pixels.dtype, count=pixels.size)
             target[:] = pixels.reshape(-1)

@@ -53,6 +53,7 @@ import numpy as np
 
 from keras_roi_datagen.errors import Problem, WorkerError
 from keras_roi_datagen.imaging import BatchJob, BatchResult, decode_batch
+from keras_roi_datagen.memo import ImageMemo
 from keras_roi_datagen.worker import HEADER, read_exactly
 
 __all__ = ["BatchExecutor", "InlineExecutor", "ProcessExecutor", "ThreadExecutor", "make_executor"]
@@ -79,12 +80,19 @@ def worker_error(kind: str, message: str, details: str | None = None) -> WorkerE
 
 
 class InlineExecutor:
-    """Decodes in the calling thread when the result is asked for."""
+    """Decodes in the calling thread when the result is asked for.
+
+    Args:
+        reuse_images: Keep decoded images in an `ImageMemo`. Defaults to `False`.
+    """
+
+    def __init__(self, reuse_images: bool = False) -> None:
+        self.memo = ImageMemo() if reuse_images else None
 
     def submit(self, job: BatchJob) -> Future[BatchResult]:
         """Decodes `job` now and returns a completed future."""
         future: Future[BatchResult] = Future()
-        future.set_result(decode_batch(job))
+        future.set_result(decode_batch(job, self.memo))
         return future
 
     def cancel_pending(self) -> None:
@@ -163,10 +171,15 @@ class ThreadExecutor:
 
     Args:
         workers: Number of threads.
+        reuse_images: Keep decoded images in one `ImageMemo` the threads
+            share (for plans that keep an image's rows in nearby batches).
+            Defaults to `False`.
     """
 
-    def __init__(self, workers: int) -> None:
-        self._pool = _Pool(workers, lambda _slot, job: decode_batch(job), "roi-decode")
+    def __init__(self, workers: int, reuse_images: bool = False) -> None:
+        self.memo = ImageMemo() if reuse_images else None
+        memo = self.memo
+        self._pool = _Pool(workers, lambda _slot, job: decode_batch(job, memo), "roi-decode")
         _LIVE.add(self)
 
     def submit(self, job: BatchJob) -> Future[BatchResult]:
@@ -255,11 +268,11 @@ class _WorkerProcess:
                 return f"was killed by signal {-code}"
         return f"exited with status {code}"
 
-    def call(self, job: BatchJob, timeout: float | None) -> BatchResult:
+    def call(self, job: BatchJob, timeout: float | None, reuse_images: bool = False) -> BatchResult:
         assert self.process.stdin is not None and self.process.stdout is not None
         height, width = job.options.image_size
         shared = self.buffer.fit(max(1, len(job.path_index) * height * width * job.options.channels))
-        blob = pickle.dumps((job, self.buffer.size), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps((job, self.buffer.size, reuse_images), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.process.stdin.write(HEADER.pack(len(blob)) + blob)
             self.process.stdin.flush()
@@ -330,10 +343,13 @@ class ProcessExecutor:
         workers: Number of worker processes.
         timeout: Seconds to wait for one batch before the worker is declared
             hung; `None` waits forever.
+        reuse_images: Each worker keeps decoded images in its own `ImageMemo`.
+            Defaults to `False`.
     """
 
-    def __init__(self, workers: int, timeout: float | None = None) -> None:
+    def __init__(self, workers: int, timeout: float | None = None, reuse_images: bool = False) -> None:
         self.timeout = timeout
+        self.reuse_images = reuse_images
         self._workers = [_WorkerProcess() for _ in range(workers)]
         self._lock = threading.Lock()
         self._pool = _Pool(workers, self._run, "roi-dispatch")
@@ -350,7 +366,7 @@ class ProcessExecutor:
     def _run(self, slot: int, job: BatchJob) -> BatchResult:
         worker = self._workers[slot]
         try:
-            return worker.call(job, self.timeout)
+            return worker.call(job, self.timeout, self.reuse_images)
         except WorkerError:
             if not self._pool.closed.is_set() and worker.process.poll() is not None:
                 # Keep the pool usable for whoever handles the error.
@@ -382,7 +398,8 @@ class ProcessExecutor:
             worker.close(wait=2.0)
 
 
-def make_executor(workers: int, use_multiprocessing: bool, timeout: float | None) -> BatchExecutor:
+def make_executor(workers: int, use_multiprocessing: bool, timeout: float | None,
+                  reuse_images: bool = False) -> BatchExecutor:
     """Returns the executor for Keras-style `workers` / `use_multiprocessing`.
 
     Args:
@@ -390,15 +407,18 @@ def make_executor(workers: int, use_multiprocessing: bool, timeout: float | None
             in the calling thread.
         use_multiprocessing: Whether to decode in worker processes.
         timeout: Per-batch timeout for worker processes.
+        reuse_images: Keep decoded images for later batches (`memo.py`); worth
+            it only with a plan that keeps an image's rows in nearby batches
+            (`windows.py`). Defaults to `False`.
 
     Returns:
         A `BatchExecutor`.
     """
     if use_multiprocessing and workers >= 1:
-        return ProcessExecutor(workers, timeout)
+        return ProcessExecutor(workers, timeout, reuse_images)
     if workers >= 2:
-        return ThreadExecutor(workers)
-    return InlineExecutor()
+        return ThreadExecutor(workers, reuse_images)
+    return InlineExecutor(reuse_images)
 
 
 @atexit.register
