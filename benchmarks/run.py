@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retry-budget", type=float, default=75.0,
                         help="seconds the run may spend re-measuring under foreign CPU load")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-RSS test")
+    parser.add_argument("--contenders", help="comma-separated contender keys (default: all)")
+    parser.add_argument("--workloads", help="comma-separated workloads, e.g. W1 (default: all)")
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
@@ -151,8 +153,18 @@ def timed_crops(rate: float, seconds: float, quick: bool) -> int:
 
 def measure(server: Server, contender: Contender, workload: Workload, crops: int,
             workers: int, repeat: int, sample: bool = False) -> dict[str, Any]:
-    """One measurement, as a record for the report (with the foreign CPU load during it)."""
+    """One measurement, as a record for the report (with the foreign CPU load during it).
+
+    Timed measurements (`repeat >= 0`) ask the server to prime a new runner
+    with an untimed epoch, so every timed pass is a steady-state epoch.
+    """
     meter = ForeignLoad(server.process.pid)
+    if repeat >= 0 and not sample:  # a sample pass must be the plan's epoch 0
+        primed = server.request({"contender": contender.key, "workload": workload.name,
+                                 "crops": crops, "workers": workers, "prime": True, "dry": True})
+        if "error" in primed:
+            return {"workload": workload.name, "contender": contender.key, "repeat": repeat,
+                    "requested_crops": crops, **primed}
     meter.start()
     reply = server.request({"contender": contender.key, "workload": workload.name,
                             "crops": crops, "workers": workers, "sample": sample})
@@ -235,7 +247,10 @@ def warm_up(args: argparse.Namespace, pairs: list[tuple[Workload, Contender]],
 def run_contenders(args: argparse.Namespace, workloads: dict[str, Workload],
                    servers: dict[str, Server]) -> list[dict[str, Any]]:
     """Warm-up, then `args.repeats` interleaved rounds; returns every record."""
-    pairs = [(w, c) for w in workloads.values() for c in CONTENDERS]
+    keys = set(args.contenders.split(",")) if args.contenders else None
+    names = set(args.workloads.split(",")) if args.workloads else None
+    pairs = [(w, c) for w in workloads.values() for c in CONTENDERS
+             if (keys is None or c.key in keys) and (names is None or w.name in names)]
     records: list[dict[str, Any]] = []
     live = {b for b, s in servers.items() if "error" not in s.info}
     rates = warm_up(args, pairs, servers, live, records)
@@ -247,7 +262,8 @@ def run_contenders(args: argparse.Namespace, workloads: dict[str, Workload],
         random.Random(repeat).shuffle(order)
         for workload, contender in order:
             history = rates[(workload.name, contender.key)]
-            crops = timed_crops(sorted(history)[len(history) // 2], args.seconds, args.quick)
+            # Sized once, from the warm-up: every repeat times the same kept runner.
+            crops = timed_crops(history[0], args.seconds, args.quick)
             if args.quick and repeat == 0:
                 record = measure(servers[contender.server], contender, workload, crops,
                                  args.workers, repeat, sample=True)
@@ -272,7 +288,8 @@ def run_memory(quick: bool) -> dict[str, Any]:
     pool = ensure_pool(memory.LINKED_IMAGES)
     found: dict[str, Any] = {}
     for name, rows in sizes.items():
-        csv = memory.write_via_csv(CACHE / "memory" / f"via_{rows}.csv", rows, pool)
+        name = f"via_{rows}_paths_{rows // memory.ROWS_PER_PATH}.csv"
+        csv = memory.write_via_csv(CACHE / "memory" / name, rows, pool)
         found[name] = memory.measure(csv)
     return found
 
@@ -330,7 +347,7 @@ def memory_lines(memory_result: dict[str, Any]) -> list[str]:
 def render(results: report.Results, workloads: dict[str, Workload], env: dict[str, Any],
            found: list[report.Target], memory_result: dict[str, Any] | None) -> str:
     """The printed report."""
-    versions = env["versions"].get("tensorflow") or {}
+    versions = next((v for v in env["versions"].values() if isinstance(v, dict)), {})
     lines = [
         "",
         f"keras-roi-datagen benchmark: {env['cpu_count']} CPUs ({env['cpu']}), "

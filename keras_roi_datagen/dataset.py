@@ -526,7 +526,9 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """
         executor, self._executor = self._executor, None
         if executor is not None:
-            self._finalizer.detach()
+            finalizer = getattr(self, "_finalizer", None)
+            if finalizer is not None:
+                finalizer.detach()
             executor.close()
 
     def __enter__(self) -> RoiDataset:
