@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from mixing import batch_mixing
 from PIL import Image
 from workloads import OUTPUT_SIZE, Workload
 
@@ -325,8 +326,9 @@ def roi_dataset(workload: Workload, workers: int, options: dict[str, Any]) -> Ru
         dataset.on_epoch_end()  # as fit does; the next pass gets the next epoch's order
 
     ids = np.asarray(dataset.plan()[0][:SAMPLE_CROPS])
+    mixing = batch_mixing(dataset.plan(), dataset.index.path_ids, dataset.index.codes["name"])
     runner = _runner(workload, run, ids, backend=backend, hook=hook.__name__, shuffle=True,
-                     seed=0, **settings, **({"windows": windows} if windows else {}))
+                     seed=0, mixing=mixing, **settings, **({"windows": windows} if windows else {}))
     runner.close = dataset.close
     return runner
 

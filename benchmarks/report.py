@@ -48,6 +48,7 @@ class Results:
         self.mae: dict[tuple[str, str], float] = {}
         self.teardown: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.errors: dict[tuple[str, str], str] = {}
+        self.mixing: dict[tuple[str, str], dict[str, float]] = {}
         self.foreign: list[float] = []
         self.retried = sum(bool(record.get("discarded")) for record in records)
         for record in records:
@@ -59,6 +60,8 @@ class Results:
                 continue
             if "mae" in record:
                 self.mae[key] = record["mae"]
+            if "mixing" in record.get("config", {}):
+                self.mixing[key] = record["config"]["mixing"]
             if record["repeat"] < 0:
                 continue
             self.rates[key][record["repeat"]] = record["crops"] / record["seconds"]
@@ -159,6 +162,18 @@ def workload_table(results: Results, workload: str, title: str) -> list[str]:
             f"{_num(mae, 2, 6)}"
             f"{(f'{spread * 100:5.0f}%' if spread is not None else '-'):>7}")
     return lines
+
+
+def mixing_lines(results: Results, workload: str) -> list[str]:
+    """Batch mixing of each RoiDataset plan measured on `workload`, beside its speed."""
+    lines = []
+    for contender in CONTENDERS:
+        found = results.mixing.get((workload, contender.key))
+        if found is None or contender.kind == "cached":
+            continue
+        lines.append(f"  {contender.label.strip():<56} {found['images_per_batch']:5.1f} images/batch, "
+                     f"label entropy {found['label_entropy_bits']:.2f} bits/batch")
+    return [f"{workload} batch mixing (RoiDataset plans):", *lines] if lines else []
 
 
 # -- targets ------------------------------------------------------------------------------

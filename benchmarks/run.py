@@ -357,7 +357,8 @@ def render(results: report.Results, workloads: dict[str, Workload], env: dict[st
         "",
     ]
     for workload in workloads.values():
-        lines += [*report.workload_table(results, workload.name, workload.title), ""]
+        lines += [*report.workload_table(results, workload.name, workload.title),
+                  *report.mixing_lines(results, workload.name), ""]
     lines += [
         "crops/s: median over repeats of crops / (time from the start of a pass to its last "
         "batch; teardown is timed apart, in the JSON).",
