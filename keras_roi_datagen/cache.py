@@ -50,7 +50,7 @@ import struct
 import threading
 import uuid
 import zlib
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -368,7 +368,7 @@ class CachingExecutor:
         inner = self.inner.submit(part)
 
         def merge(done: Future[BatchResult]) -> None:
-            if done.cancelled():
+            if done.cancelled() or outer.cancelled():
                 outer.cancel()
                 return
             try:
@@ -380,10 +380,15 @@ class CachingExecutor:
                     if local not in failed and key is not None:
                         self.store.put(key, result.pixels[local])
                 failures = [replace(f, position=missing[f.position]) for f in result.failures]
-                outer.set_result(BatchResult(pixels, failures, result.image_sizes))
+                merged = BatchResult(pixels, failures, result.image_sizes)
             except BaseException as exc:
-                outer.set_exception(exc)
+                with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                    outer.set_exception(exc)
+                return
+            with contextlib.suppress(InvalidStateError):
+                outer.set_result(merged)
 
+        outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
         inner.add_done_callback(merge)
         return outer
 

@@ -45,7 +45,7 @@ from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.planning import EpochPlan, plan_epoch
 from keras_roi_datagen.validation import ValidationReport, scan_images
-from keras_roi_datagen.workers import BatchExecutor, InlineExecutor, make_executor
+from keras_roi_datagen.workers import BatchExecutor, InlineExecutor, PassExecutor, make_executor
 
 __all__ = ["RoiDataset"]
 
@@ -491,7 +491,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def _pass(self, assembler: BatchAssembler | None = None) -> Iterator[tuple[int, Batch, np.ndarray]]:
         epoch, start = self._epoch, self._start
         plan = self.plan(epoch)
-        executor = self._open_executor()
+        executor = PassExecutor(self._open_executor())
         parallel = self.workers >= 2 or self.use_multiprocessing
         try:
             for number, batch, rows in stream_batches(
@@ -506,7 +506,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 self._served.update(range(start, len(plan)))
         finally:
             # The workers stay for the next pass; what this pass queued does not.
-            executor.cancel_pending()
+            executor.close()
 
     def _open_executor(self) -> BatchExecutor:
         """The dataset's executor, started on the first pass and kept until `close()`."""

@@ -23,10 +23,11 @@ block, garbage collection or interpreter exit. It submits `BatchJob`s:
   their pipe closes or their parent process disappears, so none outlive the
   executor or the training process.
 
-A pass that ends early calls `cancel_pending()`: jobs not yet started are
-cancelled, jobs being decoded finish into futures nobody reads. Futures
-belong to the pass that submitted them, so no batch of a cut-short pass can
-reach the next one.
+Each pass submits through its own `PassExecutor`; when the pass ends early it
+cancels the jobs *it* queued that have not started (jobs being decoded
+finish into futures nobody reads). Futures belong to the pass that submitted
+them, so no batch of a cut-short pass can reach the next one, and a pass
+closed late (by the garbage collector) cannot cancel a newer pass's jobs.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ from keras_roi_datagen.imaging import BatchJob, BatchResult, decode_batch
 from keras_roi_datagen.memo import ImageMemo
 from keras_roi_datagen.worker import HEADER, read_exactly
 
-__all__ = ["BatchExecutor", "InlineExecutor", "ProcessExecutor", "ThreadExecutor", "make_executor"]
+__all__ = ["BatchExecutor", "InlineExecutor", "PassExecutor", "ProcessExecutor", "ThreadExecutor",
+           "make_executor"]
 
 _LIVE: weakref.WeakSet[BatchExecutor] = weakref.WeakSet()
 
@@ -396,6 +398,42 @@ class ProcessExecutor:
             workers = list(self._workers)
         for worker in workers:
             worker.close(wait=2.0)
+
+
+class PassExecutor:
+    """One pass's view of a shared executor: it can cancel what this pass queued.
+
+    Args:
+        executor: The dataset's executor.
+    """
+
+    def __init__(self, executor: BatchExecutor) -> None:
+        self.executor = executor
+        self._waiting: set[Future[BatchResult]] = set()
+        self._lock = threading.Lock()
+
+    def _forget(self, future: Future[BatchResult]) -> None:
+        with self._lock:
+            self._waiting.discard(future)
+
+    def submit(self, job: BatchJob) -> Future[BatchResult]:
+        """Submits `job` to the shared executor and remembers it until done."""
+        future = self.executor.submit(job)
+        with self._lock:
+            self._waiting.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def cancel_pending(self) -> None:
+        """Cancels this pass's jobs that no worker has started."""
+        with self._lock:
+            waiting = list(self._waiting)
+        for future in waiting:
+            future.cancel()
+
+    def close(self) -> None:
+        """Ends the pass (the shared executor stays)."""
+        self.cancel_pending()
 
 
 def make_executor(workers: int, use_multiprocessing: bool, timeout: float | None,

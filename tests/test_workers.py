@@ -133,6 +133,24 @@ def test_a_pass_cut_short_leaks_no_batch_into_the_next(scenes, workers, processe
     ds.close()
 
 
+@pytest.mark.parametrize(("processes", "cache"), [(False, None), (True, None), (False, True)])
+def test_a_cut_short_pass_closed_late_does_not_cancel_the_next_pass(scenes, processes, cache):
+    table, folder = scenes
+    reference = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=1, seed=2)
+    ds = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=1, seed=2,
+                    workers=2, use_multiprocessing=processes, max_queue_size=6, cache=cache)
+    peek = ds.iter_batches()
+    next(peek)  # left open, as a framework may keep it until the garbage collector runs
+    ds.on_epoch_end()
+    expected = list(reference.iter_batches())
+    current = ds.iter_batches()
+    got = [next(current) for _ in range(3)]
+    peek.close()  # the late close of the old pass must only cancel its own jobs
+    got += list(current)
+    assert digest(got) == digest(expected)
+    ds.close()
+
+
 def test_workers_survive_validation_passes_and_epochs_of_fit(tmp_path):
     scene_table(tmp_path)
     result = run_script(f"""
