@@ -396,6 +396,10 @@ class CachingExecutor:
         """Cancels the inner executor's queued jobs."""
         self.inner.cancel_pending()
 
+    def new_pass(self) -> None:
+        """Tells the inner executor a pass begins."""
+        self.inner.new_pass()
+
     def close(self) -> None:
         """Closes the inner executor (the store stays usable)."""
         self.inner.close()

@@ -2,9 +2,12 @@
 
 An executor owns one (shared by its threads; one per worker process) when
 the plan keeps an image's regions within a few consecutive batches (see
-`windows.py`). Then the batches that share an image decode it once: the
-first decodes the whole image at the DCT scale its rows need and keeps it,
-the next crop from the kept pixels. Crops are the same bytes either way
+`windows.py`). It is cleared at the start of every pass, so it only ever
+shares decodes between nearby batches of one epoch (it is not a cache of
+images across epochs; `cache.py` keeps crops across epochs). The batches
+that share an image then decode it once: the first decodes the whole image
+at the DCT scale its rows need and keeps it, the next crop from the kept
+pixels. Crops are the same bytes either way
 (the region decoder is exact, see `jpeg_region.py`).
 
 Imports only the standard library, so worker processes stay light.
@@ -39,6 +42,12 @@ class ImageMemo:
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._pending: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forgets every kept image (a new pass: its order shares nothing with the last)."""
+        with self._lock:
+            self._items.clear()
+            self.used = 0
 
     def get_or_make(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """Returns the value of `key`, calling `make()` (once) when it is not kept.

@@ -10,9 +10,10 @@ Protocol (binary, over the worker's stdin and stdout):
 - the worker's one argument is a file descriptor it inherited: shared memory
   (an anonymous file) that both sides map, where the pixels go;
 - request: 8-byte little-endian length, then a pickled
-  `(BatchJob, buffer_size, reuse_images)`: the job, the buffer's current
-  size (the parent grows it for larger batches) and whether to keep decoded
-  images for later batches (`memo.py`);
+  `(BatchJob, buffer_size, memo_generation)`: the job, the buffer's current
+  size (the parent grows it for larger batches) and, when decoded images are
+  kept for later batches (`memo.py`), the pass number (a new one clears
+  them), else `None`;
 - reply: 8-byte length, then a pickled header
   `("ok", shape, dtype, failures, image_sizes)` or `("error", traceback_text)`.
   The pixels are in the shared buffer when the header arrives: only small
@@ -88,7 +89,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
     """Answers decode requests until `requests` ends.
 
     Args:
-        requests: Binary stream of length-prefixed pickled `(BatchJob, size, reuse_images)`.
+        requests: Binary stream of length-prefixed pickled `(BatchJob, size, memo_generation)`.
         replies: Binary stream the replies are written to.
         buffer_fd: File descriptor of the shared memory the pixels go into.
     """
@@ -99,6 +100,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
 
     buffer = _Buffer(buffer_fd)
     memo: ImageMemo | None = None
+    memo_generation = -1
     while True:
         size = read_exactly(requests, HEADER.size)
         if size is None:
@@ -107,11 +109,11 @@ def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
         if blob is None:
             return
         try:
-            job, capacity, reuse_images = pickle.loads(blob)
-            if reuse_images and memo is None:
-                memo = ImageMemo()
+            job, capacity, generation = pickle.loads(blob)
+            if generation is not None and (memo is None or generation != memo_generation):
+                memo, memo_generation = ImageMemo(), generation  # a new pass
             shared = buffer.get(capacity)
-            result = decode_batch(job, memo if reuse_images else None)
+            result = decode_batch(job, memo if generation is not None else None)
             pixels = result.pixels
             target = np.frombuffer(shared, dtype=pixels.dtype, count=pixels.size)
             target[:] = pixels.reshape(-1)

@@ -72,6 +72,9 @@ class BatchExecutor(Protocol):
     def cancel_pending(self) -> None:
         """Cancels the jobs not started yet (a pass ended early)."""
 
+    def new_pass(self) -> None:
+        """A pass begins: forget kept images (`memo.py`)."""
+
     def close(self) -> None:
         """Stops the workers; pending jobs are abandoned."""
 
@@ -99,6 +102,11 @@ class InlineExecutor:
 
     def cancel_pending(self) -> None:
         """Nothing is ever pending."""
+
+    def new_pass(self) -> None:
+        """Forgets kept images."""
+        if self.memo is not None:
+            self.memo.clear()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -192,6 +200,11 @@ class ThreadExecutor:
         """Cancels the jobs no thread has started."""
         self._pool.cancel_pending()
 
+    def new_pass(self) -> None:
+        """Forgets kept images."""
+        if self.memo is not None:
+            self.memo.clear()
+
     def close(self) -> None:
         """Cancels queued jobs; running ones finish in the background."""
         self._pool.close()
@@ -270,11 +283,12 @@ class _WorkerProcess:
                 return f"was killed by signal {-code}"
         return f"exited with status {code}"
 
-    def call(self, job: BatchJob, timeout: float | None, reuse_images: bool = False) -> BatchResult:
+    def call(self, job: BatchJob, timeout: float | None, memo_generation: int | None = None
+             ) -> BatchResult:
         assert self.process.stdin is not None and self.process.stdout is not None
         height, width = job.options.image_size
         shared = self.buffer.fit(max(1, len(job.path_index) * height * width * job.options.channels))
-        blob = pickle.dumps((job, self.buffer.size, reuse_images), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps((job, self.buffer.size, memo_generation), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.process.stdin.write(HEADER.pack(len(blob)) + blob)
             self.process.stdin.flush()
@@ -352,6 +366,7 @@ class ProcessExecutor:
     def __init__(self, workers: int, timeout: float | None = None, reuse_images: bool = False) -> None:
         self.timeout = timeout
         self.reuse_images = reuse_images
+        self.generation = 0
         self._workers = [_WorkerProcess() for _ in range(workers)]
         self._lock = threading.Lock()
         self._pool = _Pool(workers, self._run, "roi-dispatch")
@@ -368,7 +383,7 @@ class ProcessExecutor:
     def _run(self, slot: int, job: BatchJob) -> BatchResult:
         worker = self._workers[slot]
         try:
-            return worker.call(job, self.timeout, self.reuse_images)
+            return worker.call(job, self.timeout, self.generation if self.reuse_images else None)
         except WorkerError:
             if not self._pool.closed.is_set() and worker.process.poll() is not None:
                 # Keep the pool usable for whoever handles the error.
@@ -388,6 +403,10 @@ class ProcessExecutor:
     def cancel_pending(self) -> None:
         """Cancels the jobs no worker has started."""
         self._pool.cancel_pending()
+
+    def new_pass(self) -> None:
+        """The workers forget their kept images before their next job of this pass."""
+        self.generation += 1
 
     def close(self) -> None:
         """Closes the workers' pipes; they exit after their current batch."""
@@ -411,6 +430,7 @@ class PassExecutor:
         self.executor = executor
         self._waiting: set[Future[BatchResult]] = set()
         self._lock = threading.Lock()
+        executor.new_pass()
 
     def _forget(self, future: Future[BatchResult]) -> None:
         with self._lock:
@@ -430,6 +450,9 @@ class PassExecutor:
             waiting = list(self._waiting)
         for future in waiting:
             future.cancel()
+
+    def new_pass(self) -> None:
+        """Already begun."""
 
     def close(self) -> None:
         """Ends the pass (the shared executor stays)."""

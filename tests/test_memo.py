@@ -78,3 +78,28 @@ def test_memo_decodes_a_key_once_for_concurrent_callers_and_respects_its_bound()
     memo.get_or_make("c", lambda: np.zeros(100, np.uint8))  # pushes out "a", the oldest
     assert memo.used <= 250
     assert memo.get_or_make("a", lambda: None) is None
+
+
+@pytest.mark.skipif(not jpeg_region.AVAILABLE, reason="the region decoder is not built")
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_new_pass_forgets_kept_images(tmp_path, processes):
+    from keras_roi_datagen.workers import PassExecutor
+
+    paths = [photo(tmp_path / "p0.jpg", 0)]
+    job = next(jobs(paths, DecodeOptions((32, 40)), n_jobs=1))
+    executor = make_executor(1 if processes else 2, processes, 60.0, reuse_images=True)
+    try:
+        PassExecutor(executor).submit(job).result()
+        memo = getattr(executor, "memo", None)
+        if memo is not None:
+            assert memo.used > 0
+            PassExecutor(executor)  # the next pass
+            assert memo.used == 0
+        else:  # a worker process: a new pass number makes it start a fresh memo
+            generation = executor.generation
+            PassExecutor(executor)
+            assert executor.generation == generation + 1
+        assert PassExecutor(executor).submit(job).result().pixels.tobytes() == \
+            decode_batch(job).pixels.tobytes()
+    finally:
+        executor.close()
