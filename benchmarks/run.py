@@ -288,8 +288,8 @@ def run_memory(quick: bool) -> dict[str, Any]:
     pool = ensure_pool(memory.LINKED_IMAGES)
     found: dict[str, Any] = {}
     for name, rows in sizes.items():
-        name = f"via_{rows}_paths_{rows // memory.ROWS_PER_PATH}.csv"
-        csv = memory.write_via_csv(CACHE / "memory" / name, rows, pool)
+        csv_name = f"via_{rows}_paths_{rows // memory.ROWS_PER_PATH}.csv"
+        csv = memory.write_via_csv(CACHE / "memory" / csv_name, rows, pool)
         found[name] = memory.measure(csv)
     return found
 
