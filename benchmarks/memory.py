@@ -1,7 +1,9 @@
 """Peak memory of a RoiDataset built from a large VIA CSV export.
 
-`run.py` writes (once, cached) VIA 2 CSV exports of N rows whose regions point
-at a handful of real photos, then runs this file as a fresh process per N:
+`run.py` writes (once, cached) VIA 2 CSV exports of N rows over N/10 distinct
+image paths (10^6 rows over 10^5 paths; hard links, in folders of 1000, to a
+handful of real photos, so every path exists and is checked), then runs this
+file as a fresh process per N:
 
     python benchmarks/memory.py --csv PATH [--trace]
 
@@ -27,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-LINKED_IMAGES = 8
+LINKED_IMAGES = 8  # real photos behind the links
+ROWS_PER_PATH = 10
 HEADER = ("filename,file_size,file_attributes,region_count,region_id,"
           "region_shape_attributes,region_attributes\n")
 
@@ -38,15 +41,18 @@ def peak_rss_mb() -> float:
 
 
 def write_via_csv(path: Path, rows: int, images: list[Path]) -> Path:
-    """Writes a VIA 2 CSV export of `rows` regions spread over `images` (once; cached)."""
+    """Writes a VIA 2 CSV export of `rows` regions over `rows / 10` image paths (once; cached)."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     names = []
-    for i, image in enumerate(images[:LINKED_IMAGES]):
-        name = f"photo_{i}.jpg"
-        if not (path.parent / name).exists():
-            os.link(image, path.parent / name)
+    for i in range(max(1, rows // ROWS_PER_PATH)):
+        image = images[i % min(LINKED_IMAGES, len(images))]
+        name = f"images_{rows}/d{i // 1000:03d}/photo_{i:06d}.jpg"
+        target = path.parent / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(image, target)
         names.append((name, image.stat().st_size))
     per_image = -(-rows // len(names))
     temporary = path.with_suffix(".tmp")

@@ -66,12 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retry-budget", type=float, default=75.0,
                         help="seconds the run may spend re-measuring under foreign CPU load")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-RSS test")
-    parser.add_argument("--only", type=lambda text: text.split(","), metavar="KEY,...",
-                        help="measure only these contenders (e.g. roi_jax,roi_jax_augmented)")
-    parser.add_argument("--workloads", type=lambda text: text.split(","), metavar="W1,...",
+    parser.add_argument("--contenders", "--only", dest="contenders", metavar="KEY,...",
+                        type=lambda text: text.split(","),
+                        help="measure only these contenders, e.g. roi_jax,roi_jax_augmented")
+    parser.add_argument("--workloads", metavar="W1,...", type=lambda text: text.split(","),
                         help="measure only these workloads (default: all)")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.only or ()) - set(BY_KEY))
+    unknown = sorted(set(args.contenders or ()) - set(BY_KEY))
     if unknown:
         parser.error(f"unknown contenders {unknown}; known: {sorted(BY_KEY)}")
     if args.repeats is None:
@@ -159,8 +160,18 @@ def timed_crops(rate: float, seconds: float, quick: bool) -> int:
 
 def measure(server: Server, contender: Contender, workload: Workload, crops: int,
             workers: int, repeat: int, sample: bool = False) -> dict[str, Any]:
-    """One measurement, as a record for the report (with the foreign CPU load during it)."""
+    """One measurement, as a record for the report (with the foreign CPU load during it).
+
+    Timed measurements (`repeat >= 0`) ask the server to prime a new runner
+    with an untimed epoch, so every timed pass is a steady-state epoch.
+    """
     meter = ForeignLoad(server.process.pid)
+    if repeat >= 0 and not sample:  # a sample pass must be the plan's epoch 0
+        primed = server.request({"contender": contender.key, "workload": workload.name,
+                                 "crops": crops, "workers": workers, "prime": True, "dry": True})
+        if "error" in primed:
+            return {"workload": workload.name, "contender": contender.key, "repeat": repeat,
+                    "requested_crops": crops, **primed}
     meter.start()
     reply = server.request({"contender": contender.key, "workload": workload.name,
                             "crops": crops, "workers": workers, "sample": sample})
@@ -243,8 +254,10 @@ def warm_up(args: argparse.Namespace, pairs: list[tuple[Workload, Contender]],
 def run_contenders(args: argparse.Namespace, workloads: dict[str, Workload],
                    servers: dict[str, Server]) -> list[dict[str, Any]]:
     """Warm-up, then `args.repeats` interleaved rounds; returns every record."""
+    keys = set(args.contenders) if args.contenders else None
+    names = set(args.workloads) if args.workloads else None
     pairs = [(w, c) for w in workloads.values() for c in CONTENDERS
-             if args.only is None or c.key in args.only]
+             if (keys is None or c.key in keys) and (names is None or w.name in names)]
     records: list[dict[str, Any]] = []
     live = {b for b, s in servers.items() if "error" not in s.info}
     rates = warm_up(args, pairs, servers, live, records)
@@ -256,7 +269,8 @@ def run_contenders(args: argparse.Namespace, workloads: dict[str, Workload],
         random.Random(repeat).shuffle(order)
         for workload, contender in order:
             history = rates[(workload.name, contender.key)]
-            crops = timed_crops(sorted(history)[len(history) // 2], args.seconds, args.quick)
+            # Sized once, from the warm-up: every repeat times the same kept runner.
+            crops = timed_crops(history[0], args.seconds, args.quick)
             if args.quick and repeat == 0:
                 record = measure(servers[contender.server], contender, workload, crops,
                                  args.workers, repeat, sample=True)
@@ -281,7 +295,8 @@ def run_memory(quick: bool) -> dict[str, Any]:
     pool = ensure_pool(memory.LINKED_IMAGES)
     found: dict[str, Any] = {}
     for name, rows in sizes.items():
-        csv = memory.write_via_csv(CACHE / "memory" / f"via_{rows}.csv", rows, pool)
+        csv_name = f"via_{rows}_paths_{rows // memory.ROWS_PER_PATH}.csv"
+        csv = memory.write_via_csv(CACHE / "memory" / csv_name, rows, pool)
         found[name] = memory.measure(csv)
     return found
 
@@ -339,7 +354,7 @@ def memory_lines(memory_result: dict[str, Any]) -> list[str]:
 def render(results: report.Results, workloads: dict[str, Workload], env: dict[str, Any],
            found: list[report.Target], memory_result: dict[str, Any] | None) -> str:
     """The printed report."""
-    versions = env["versions"].get("tensorflow") or {}
+    versions = next((v for v in env["versions"].values() if isinstance(v, dict)), {})
     lines = [
         "",
         f"keras-roi-datagen benchmark: {env['cpu_count']} CPUs ({env['cpu']}), "
@@ -349,7 +364,8 @@ def render(results: report.Results, workloads: dict[str, Workload], env: dict[st
         "",
     ]
     for workload in workloads.values():
-        lines += [*report.workload_table(results, workload.name, workload.title), ""]
+        lines += [*report.workload_table(results, workload.name, workload.title),
+                  *report.mixing_lines(results, workload.name), ""]
     lines += [
         "crops/s: median over repeats of crops / (time from the start of a pass to its last "
         "batch; teardown is timed apart, in the JSON).",
@@ -381,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workloads:
         workloads = {name: w for name, w in workloads.items() if name in args.workloads}
     servers = start_servers(args.quick, sorted({c.server for c in CONTENDERS
-                                                if args.only is None or c.key in args.only}))
+                                                if args.contenders is None or c.key in args.contenders}))
     print(f"  backends ready in {time.perf_counter() - started:.0f} s", flush=True)
     try:
         records = run_contenders(args, workloads, servers)

@@ -7,10 +7,18 @@ NumPy, Pillow and `keras_roi_datagen.imaging`.
 
 Protocol (binary, over the worker's stdin and stdout):
 
-- request: 8-byte little-endian length, then a pickled `BatchJob`;
+- the worker's one argument is a file descriptor it inherited: shared memory
+  (an anonymous file) that both sides map, where the pixels go;
+- request: 8-byte little-endian length, then a pickled
+  `(BatchJob, buffer_size)`: the job and the buffer's current size (the
+  parent grows it for larger batches);
 - reply: 8-byte length, then a pickled header
-  `("ok", shape, dtype, failures, image_sizes)` or `("error", traceback_text)`;
-  after an `"ok"` header, the raw pixel bytes follow (no pickling of pixels).
+  `("ok", shape, dtype, failures, image_sizes)` or `("error", traceback_text)`.
+  The pixels are in the shared buffer when the header arrives: only small
+  messages cross the pipe.
+
+A worker lives as long as its dataset's executor (many passes), and keeps
+the buffer mapped, mapping it again when the parent has grown it.
 
 The worker exits when its stdin closes (the parent closed it or died) or when
 its parent process disappears. It ignores SIGINT: the parent decides when it
@@ -20,6 +28,7 @@ stops, so a Ctrl-C does not print a traceback per worker.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import pickle
 import signal
@@ -52,24 +61,41 @@ def _watch_parent(parent: int) -> None:
             os._exit(0)
 
 
-def _reply(out: BinaryIO, header: tuple[object, ...], payload: memoryview | None = None) -> None:
+def _reply(out: BinaryIO, header: tuple[object, ...]) -> None:
     blob = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(HEADER.pack(len(blob)))
-    out.write(blob)
-    if payload is not None:
-        out.write(payload)
+    out.write(HEADER.pack(len(blob)) + blob)
     out.flush()
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+class _Buffer:
+    """The shared memory the parent reads pixels from, mapped again when it grows."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.size = 0
+        self.map: mmap.mmap | None = None
+
+    def get(self, size: int) -> mmap.mmap:
+        if size != self.size or self.map is None:
+            if self.map is not None:
+                self.map.close()
+            self.map, self.size = mmap.mmap(self.fd, size), size
+        return self.map
+
+
+def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
     """Answers decode requests until `requests` ends.
 
     Args:
-        requests: Binary stream of length-prefixed pickled `BatchJob`s.
+        requests: Binary stream of length-prefixed pickled `(BatchJob, size)`.
         replies: Binary stream the replies are written to.
+        buffer_fd: File descriptor of the shared memory the pixels go into.
     """
+    import numpy as np
+
     from keras_roi_datagen.imaging import decode_batch
 
+    buffer = _Buffer(buffer_fd)
     while True:
         size = read_exactly(requests, HEADER.size)
         if size is None:
@@ -78,13 +104,17 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         if blob is None:
             return
         try:
-            result = decode_batch(pickle.loads(blob))
+            job, capacity = pickle.loads(blob)
+            shared = buffer.get(capacity)
+            result = decode_batch(job)
+            pixels = result.pixels
+            target = np.frombuffer(shared, dtype=pixels.dtype, count=pixels.size)
+            target[:] = pixels.reshape(-1)
+            del target
         except BaseException:
             _reply(replies, ("error", traceback.format_exc()))
             continue
-        pixels = result.pixels
-        header = ("ok", pixels.shape, pixels.dtype.str, result.failures, result.image_sizes)
-        _reply(replies, header, pixels.data.cast("B"))
+        _reply(replies, ("ok", pixels.shape, pixels.dtype.str, result.failures, result.image_sizes))
 
 
 def main() -> None:
@@ -96,7 +126,7 @@ def main() -> None:
     parent = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     with replies, contextlib.suppress(BrokenPipeError):
-        serve(sys.stdin.buffer, replies)
+        serve(sys.stdin.buffer, replies, int(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ class RecordingDataset(RoiDataset):
         super().__init__(*args, **kwargs)
         self.passes: list[list[tuple[int, int, list[int]]]] = []
 
-    def _pass_batches(self):
+    def _pass_batches(self, *args):
         record: list[tuple[int, int, list[int]]] = []
         self.passes.append(record)
-        for number, batch, rows in super()._pass_batches():
+        for number, batch, rows in super()._pass_batches(*args):
             record.append((self.current_pass.start.epoch, number, rows.tolist()))
             yield number, batch, rows
 

@@ -117,8 +117,8 @@ from keras_roi_datagen.callbacks import DatasetCheckpoint
 folder, log, kill_epoch, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 class Logged(RoiDataset):
-    def _pass_batches(self):
-        for number, batch, rows in super()._pass_batches():
+    def _pass_batches(self, *args):
+        for number, batch, rows in super()._pass_batches(*args):
             with open(log, "a") as out:
                 out.write(json.dumps([self.current_pass.start.epoch, number, rows.tolist()]) + "\\n")
             yield number, batch, rows

@@ -49,7 +49,13 @@ def run_script(code: str, tmp_path: Path, timeout: float = WATCHDOG, **env: str)
     script = tmp_path / "scenario.py"
     script.write_text(textwrap.dedent(code))
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=timeout, cwd=tmp_path, env={**os.environ, **env})
+                          timeout=timeout, cwd=tmp_path, env={**source_env(), **env})
+
+
+def source_env() -> dict[str, str]:
+    """The environment, with this checkout importable (the package may not be installed)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 
 @pytest.mark.parametrize(("workers", "processes"), [(2, False), (2, True), (1, True)])
@@ -64,20 +70,120 @@ def test_every_worker_mode_yields_the_same_batches(scenes, workers, processes):
         reference.on_epoch_end()
 
 
-def test_worker_processes_stop_when_the_pass_ends(scenes):
+def wait_gone(pids, seconds=15.0):
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(alive(p) for p in pids)
+
+
+def test_worker_processes_live_across_passes_until_close(scenes):
     table, folder = scenes
     ds = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=4,
                     workers=2, use_multiprocessing=True)
+    assert ds.worker_pids == []  # started lazily, by the first pass
     batches = ds.iter_batches()
     next(batches)
     pids = ds.worker_pids
     assert len(pids) == 2 and all(alive(p) for p in pids)
     list(batches)
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(p) for p in pids)
+    ds.on_epoch_end()
+    list(ds.iter_batches())  # the next epoch reuses them
+    assert ds.worker_pids == pids and all(alive(p) for p in pids)
+    # Pixels crossed in shared memory whose files are unlinked once mapped: nothing to leak.
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("roi-datagen-")] \
+        if os.path.isdir("/dev/shm") else True
+    ds.close()
     assert ds.worker_pids == []
+    assert wait_gone(pids)
+
+
+def test_with_block_and_garbage_collection_stop_the_workers(scenes):
+    import gc
+
+    table, folder = scenes
+    with RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=4,
+                    workers=2, use_multiprocessing=True) as ds:
+        list(ds.iter_batches())
+        pids = ds.worker_pids
+    assert wait_gone(pids)
+    ds = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=4,
+                    workers=2, use_multiprocessing=True)
+    list(ds.iter_batches())
+    pids = ds.worker_pids
+    del ds
+    gc.collect()
+    assert wait_gone(pids)
+
+
+@pytest.mark.parametrize(("workers", "processes"), [(2, False), (2, True)])
+def test_a_pass_cut_short_leaks_no_batch_into_the_next(scenes, workers, processes):
+    table, folder = scenes
+    reference = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=2, seed=5)
+    ds = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=2, seed=5,
+                    workers=workers, use_multiprocessing=processes, max_queue_size=4)
+    peek = ds.iter_batches()
+    next(peek)  # as fit does to build the model: the rest is decoding ahead
+    peek.close()
+    ds.on_epoch_end()  # keeps the epoch: the pass was cut short
+    for _ in range(2):
+        assert digest(ds.iter_batches()) == digest(reference.iter_batches())
+        ds.on_epoch_end()
+        reference.on_epoch_end()
+    ds.close()
+
+
+@pytest.mark.parametrize(("processes", "cache"), [(False, None), (True, None), (False, True)])
+def test_a_cut_short_pass_closed_late_does_not_cancel_the_next_pass(scenes, processes, cache):
+    table, folder = scenes
+    reference = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=1, seed=2)
+    ds = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=1, seed=2,
+                    workers=2, use_multiprocessing=processes, max_queue_size=6, cache=cache)
+    peek = ds.iter_batches()
+    next(peek)  # left open, as a framework may keep it until the garbage collector runs
+    ds.on_epoch_end()
+    expected = list(reference.iter_batches())
+    current = ds.iter_batches()
+    got = [next(current) for _ in range(3)]
+    peek.close()  # the late close of the old pass must only cancel its own jobs
+    got += list(current)
+    assert digest(got) == digest(expected)
+    ds.close()
+
+
+def test_workers_survive_validation_passes_and_epochs_of_fit(tmp_path):
+    scene_table(tmp_path)
+    result = run_script(f"""
+        import keras, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from conftest import scene_table
+        from keras_roi_datagen import RoiDataset
+        table = scene_table(__import__("pathlib").Path("."))
+        ds = RoiDataset(table, image_size=(16, 16), batch_size=4, workers=2,
+                        use_multiprocessing=True)
+        val = RoiDataset(table, image_size=(16, 16), batch_size=4, workers=2,
+                         use_multiprocessing=True, shuffle=False)
+        seen, seen_val = set(), set()
+        class Record(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                seen.add(tuple(ds.worker_pids))
+            def on_test_batch_end(self, batch, logs=None):
+                seen_val.add(tuple(val.worker_pids))
+        inputs = keras.Input((16, 16, 3))
+        flat = keras.layers.Flatten()(inputs)
+        model = keras.Model(inputs, [keras.layers.Dense(4)(flat), keras.layers.Dense(2)(flat)])
+        model.compile("sgd", ["mse", "mse"])
+        model.fit(ds, epochs=3, validation_data=val, callbacks=[Record()], verbose=0)
+        print("TRAIN", len(seen), *sorted(seen)[0])
+        print("VAL", len(seen_val), *sorted(seen_val)[0])
+        print("AFTER", *ds.worker_pids, flush=True)
+        """, tmp_path)
+    assert "AFTER" in result.stdout, result.stderr[-3000:]
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert lines["TRAIN"][0] == "1" and lines["VAL"][0] == "1"  # one set of pids each
+    assert lines["AFTER"] == lines["TRAIN"][1:]  # the same processes, still there after fit
+    # The script ended without close(): interpreter exit stopped every worker.
+    assert wait_gone([int(p) for p in lines["TRAIN"][1:] + lines["VAL"][1:]])
 
 
 @pytest.mark.parametrize("processes", [False, True])
@@ -146,7 +252,7 @@ def test_workers_exit_when_the_training_process_is_killed(tmp_path):
         batches = ds.iter_batches(); next(batches)
         print(*ds.worker_pids, flush=True)
         time.sleep(600)
-        """)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+        """)], cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=source_env())
     try:
         pids = [int(p) for p in process.stdout.readline().split()]
         assert len(pids) == 2 and all(alive(p) for p in pids)
