@@ -424,11 +424,18 @@ def _warnings(collected: _Collector, index: RoiIndex) -> list[Problem]:
 
 
 def _row_hashes(index: RoiIndex) -> np.ndarray:
-    # A 64-bit hash per row over image, box and labels: a few megabytes for a
-    # million rows, where sorting the rows themselves costs hundreds.
-    columns = [index.path_ids.astype(np.uint64), *index.boxes.T.view(np.uint64).reshape(4, -1),
-               *(c.astype(np.uint64) for c in index.codes.values())]
-    hashes = np.full(len(index), 0xCBF29CE484222325, dtype=np.uint64)
+    return hash_rows(index.path_ids, index.boxes, list(index.codes.values()))
+
+
+def hash_rows(path_ids: np.ndarray, boxes: np.ndarray, codes: Sequence[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash per row over image, box and labels (to find duplicate rows).
+
+    A few megabytes for a million rows, where sorting the rows themselves
+    costs hundreds.
+    """
+    columns = [path_ids.astype(np.uint64), *np.ascontiguousarray(boxes).T.view(np.uint64),
+               *(c.astype(np.uint64) for c in codes)]
+    hashes = np.full(len(path_ids), 0xCBF29CE484222325, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for column in columns:
             hashes ^= np.ascontiguousarray(column)

@@ -29,7 +29,7 @@ import numpy as np
 from keras_roi_datagen.boxes import BoxFormat, box_problem
 from keras_roi_datagen.errors import AnnotationError, Problem
 from keras_roi_datagen.formats import columnar
-from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, _duplicates
+from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, _duplicates, hash_rows
 from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
 from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
 from keras_roi_datagen.storage import is_url
@@ -481,19 +481,6 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
     return build
 
 
-def _hash_rows(path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
-    """A 64-bit hash per row over image, box and labels (as `index._row_hashes`)."""
-    columns = [path_ids.astype(np.uint64), *np.ascontiguousarray(boxes).T.view(np.uint64),
-               *(c.astype(np.uint64) for c in codes)]
-    hashes = np.full(len(path_ids), 0xCBF29CE484222325, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in columns:
-            hashes ^= np.ascontiguousarray(column)
-            hashes *= np.uint64(0x100000001B3)
-            hashes ^= hashes >> np.uint64(29)
-    return hashes
-
-
 class _Buckets:
     """Row hashes in 16 files by their top 4 bits, to find duplicates in flat memory."""
 
@@ -505,7 +492,7 @@ class _Buckets:
 
     def add(self, path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray],
             first_row: int) -> None:
-        hashes = _hash_rows(path_ids, boxes, codes)
+        hashes = hash_rows(path_ids, boxes, codes)
         bucket = (hashes >> np.uint64(60)).astype(np.uint8)
         order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
