@@ -4,7 +4,7 @@ JAX: `--hosts` processes join one run with `jax.distributed.initialize` (a
 localhost coordinator, gloo CPU collectives) and train a two-head model with
 `keras.distribution.DataParallel` on a `RoiDataset` whose row count does not
 divide into global batches (`shard="auto"` finds each host's place). Then a run
-on 2 hosts is stopped mid-epoch and resumed on 1 host and on 3 hosts.
+on 2 hosts is killed (SIGKILL) mid-epoch and resumed on 1 host and on 3 hosts.
 
 PyTorch: ranks join one `torch.distributed` gloo group and train a Keras
 model wrapped in `DistributedDataParallel` in a torch loop, as in Keras's
@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def host_main(args: argparse.Namespace) -> None:
         def on_train_batch_end(self, batch, logs=None):
             steps[-1] += 1
             if args.stop_after and sum(steps) >= args.stop_after:
-                self.model.stop_training = True
+                _killed(args.out, ds, steps, trained)  # after DatasetCheckpoint saved this step
 
     with scope():
         inputs = keras.Input((24, 24, 3))
@@ -111,11 +112,12 @@ def host_main(args: argparse.Namespace) -> None:
         model = keras.Model(inputs, outputs)
         model.compile("adam", ["categorical_crossentropy"] * 2,
                       weighted_metrics=[["accuracy"], ["accuracy"]])
-    callbacks = [Count()]
+    callbacks: list[Any] = []
     if args.state_out:
         from keras_roi_datagen import DatasetCheckpoint
 
         callbacks.append(DatasetCheckpoint(ds, args.state_out, save_freq=1, delete_on_end=False))
+    callbacks.append(Count())
     try:
         with scope():  # TensorFlow multi-worker: fit inside the strategy's scope
             model.fit(ds, epochs=args.epochs, verbose=0, callbacks=callbacks)
@@ -176,19 +178,23 @@ def torch_host_main(args: argparse.Namespace) -> None:
             trained[epoch].extend(rows.tolist())
             total += 1
             if args.stop_after and total >= args.stop_after:
-                break
-        else:
-            ds.on_epoch_end()
-            continue
-        break
-    if args.state_out and args.index == 0:
-        Path(args.state_out).mkdir(parents=True, exist_ok=True)
-        Path(args.state_out, "dataset_state.json").write_text(json.dumps(ds.get_state()))
+                if args.state_out and args.index == 0:  # what a checkpoint would hold
+                    Path(args.state_out).mkdir(parents=True, exist_ok=True)
+                    Path(args.state_out, "dataset_state.json").write_text(json.dumps(ds.get_state()))
+                _killed(args.out, ds, steps, trained)
+        ds.on_epoch_end()
     weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights()))
     record = {"shard": list(ds.shard), "steps": steps, "rows": trained, "len": len(ds),
               "weights": weights.hexdigest(), "state": ds.get_state()}
     Path(args.out).write_text(json.dumps(record))
     dist.destroy_process_group()
+
+
+def _killed(out: str, ds: Any, steps: list[int], trained: list[list[int]]) -> None:
+    """Writes what this host trained so far, then dies by SIGKILL mid-epoch."""
+    Path(out).write_text(json.dumps({"shard": list(ds.shard), "steps": steps, "rows": trained,
+                                     "killed": True}))
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run_hosts(data: Path, hosts: int, work: Path, name: str, epochs: int, stop_after: int = 0,
@@ -214,8 +220,9 @@ def run_hosts(data: Path, hosts: int, work: Path, name: str, epochs: int, stop_a
             command += ["--state-out", str(state_out)]
         procs.append(subprocess.Popen(command, env=dict(env)))
     for proc in procs:
-        if proc.wait(timeout=600):
-            raise SystemExit(f"FAILED: {name}: a host exited with {proc.returncode}")
+        code = proc.wait(timeout=600)
+        if code and not (stop_after and code == -signal.SIGKILL):
+            raise SystemExit(f"FAILED: {name}: a host exited with {code}")
     return [json.loads((work / f"{name}-{i}.json").read_text()) for i in range(hosts)]
 
 
@@ -285,7 +292,7 @@ def main() -> int:
         report(f"{backend} 2 hosts", whole)
         failures += _check_run(f"{backend} 2 hosts", whole, n_rows, range(2))
         for resume_hosts in (1, 3):
-            name = f"{backend} 2 hosts stopped, resumed on {resume_hosts}"
+            name = f"{backend} 2 hosts killed, resumed on {resume_hosts}"
             state = work / f"state-{backend}-{resume_hosts}"
             first = run_hosts(data, 2, work, f"{backend}-stop-{resume_hosts}", epochs=1,
                               stop_after=1, state_out=state, backend=backend)
