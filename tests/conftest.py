@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# No timed tests: hypothesis's per-example deadline is a timing check that a
+# loaded 2-core CI machine fails at random (speed is benchmarks/' business).
+settings.register_profile("roi", deadline=None)
+settings.load_profile("roi")
 
 # Colours of the rectangles drawn by `write_scene`, keyed by label.
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "white": (250, 250, 250)}
