@@ -96,7 +96,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from keras_roi_datagen.formats.generic import LineReader, open_text
+from keras_roi_datagen.formats.csv import LineReader, open_text
 from keras_roi_datagen.formats.via3 import iter_via3_csv, via3_shape_to_via2
 from keras_roi_datagen.formats.via_common import (
     STANDARD_COLUMNS,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from keras_roi_datagen.errors import Problem
-from keras_roi_datagen.formats.generic import LineReader, iter_records, open_text
+from keras_roi_datagen.formats.csv import LineReader, iter_records, open_text
 from keras_roi_datagen.formats.via_common import PathLike, ViaRecord, fail, to_int
 from keras_roi_datagen.formats.via_csv import (
     CsvLayout,

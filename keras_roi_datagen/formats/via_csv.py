@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from keras_roi_datagen.errors import AnnotationError, Problem
-from keras_roi_datagen.formats.generic import (
+from keras_roi_datagen.formats.csv import (
     LineReader,
     iter_records,
     open_text,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from keras_roi_datagen.errors import AnnotationError, Problem
-from keras_roi_datagen.formats.generic import bad_encoding_error, text_encoding
+from keras_roi_datagen.formats.csv import bad_encoding_error, text_encoding
 from keras_roi_datagen.formats.via3 import iter_via3_json
 from keras_roi_datagen.formats.via_common import (
     EXPECTED,
