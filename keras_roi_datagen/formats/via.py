@@ -135,12 +135,10 @@ __all__ = [
     "CsvLayout",
     "ExtraColumns",
     "OnError",
-    "PathLike",
     "ViaRecord",
     "attribute_columns",
     "detect_via_format",
     "iter_via_records",
-    "parse_object",
     "read_via",
     "read_via_csv",
     "read_via_json",
@@ -358,7 +356,7 @@ def read_via_json(
                             on_error=on_error)
 
 
-# VIA 1 and 2 records.
+# VIA 1 and 2 CSV records.
 
 
 def _looks_like_object(text: str) -> bool:
@@ -629,7 +627,7 @@ def sniff_via(head: str) -> bool:
 
     Example:
     >>> sniff_via("filename,file_size,file_attributes,region_count,region_id,"
-    ...           "region_shape_attributes,region_attributes\\n")
+    ...           "region_shape_attributes,region_attributes")
     True
 
     """

@@ -324,6 +324,7 @@ def _keyval_literal(text: str, numbers: bool) -> dict[str, Any] | None:
 # The layout of a VIA CSV file (every version).
 
 
+@dataclass
 class CsvLayout:
     """What the first lines of a CSV file say about it.
 
@@ -577,7 +578,6 @@ def raise_not_via_csv(path: PathLike, layout: CsvLayout) -> None:
             source=str(path), row=layout.header_line, column="region_shape_attributes",
             value=",".join(layout.columns))
     raise AnnotationError(problem.describe(), [problem])
-
 
 
 # The one-row-per-region table.
