@@ -456,7 +456,7 @@ def _label_counts(index: RoiIndex, vocabularies: dict[str, LabelVocabulary]) -> 
 
 def _generic_shapes(table: _Table) -> dict[str, int]:
     from keras_roi_datagen.formats import read_table
-    from keras_roi_datagen.formats.via_common import parse_box_cell
+    from keras_roi_datagen.formats.via_records import parse_box_cell
 
     spec = table.spec
     from keras_roi_datagen.formats.columnar import is_columnar

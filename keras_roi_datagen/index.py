@@ -294,7 +294,7 @@ class _Collector:
 
 def _to_xyxy(value: Any, box_format: BoxFormat) -> tuple[float, ...]:
     if isinstance(value, str):
-        from keras_roi_datagen.formats.via_common import parse_box_cell
+        from keras_roi_datagen.formats.via_records import parse_box_cell
 
         try:  # the spellings files accept: JSON, Python literals from `to_csv`, VIA 1 beta
             value = parse_box_cell(value)

@@ -729,6 +729,19 @@ def test_formats_do_not_import_keras() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
+def test_format_readers_do_not_reach_back_up_the_data_flow() -> None:
+    # Reading a file of any format goes source -> region frame; the index and what
+    # follows it (plan, decode, dataset) must not be loaded by it.
+    code = ("import sys, pkgutil, importlib, keras_roi_datagen.formats as f; "
+            "names = [m.name for m in pkgutil.iter_modules(f.__path__)]; "
+            "[importlib.import_module('keras_roi_datagen.formats.' + n) for n in names]; "
+            "up = ('index', 'index_columns', 'index_cache', 'planning', 'dataset', 'imaging'); "
+            "bad = sorted(m for m in sys.modules if m.rpartition('.')[2] in up "
+            "and m.startswith('keras_roi_datagen.')); "
+            "assert 'via' in names and 'csv' in names, names; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
 # Property: anything VIA 2 writes reads back identically.
 
 _numbers = st.one_of(st.integers(-10_000, 10_000),

@@ -19,7 +19,7 @@ import os
 import pandas as pd
 
 from keras_roi_datagen.formats import columnar
-from keras_roi_datagen.formats.generic import read_generic_csv
+from keras_roi_datagen.formats.csv import read_generic_csv
 from keras_roi_datagen.formats.registry import FORMATS, detect_format, read_annotations
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,

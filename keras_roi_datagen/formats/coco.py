@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from keras_roi_datagen.errors import Problem, raise_problems
-from keras_roi_datagen.formats.generic import text_encoding
+from keras_roi_datagen.formats.csv import text_encoding
 from keras_roi_datagen.formats.json_stream import JsonStreamError, iter_object_members, stream_error
 from keras_roi_datagen.formats.regions import PointBoxSize, check_on_error, points_xyxy
 

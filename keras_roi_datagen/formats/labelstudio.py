@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pandas as pd
 
 from keras_roi_datagen.errors import AnnotationError, Problem
-from keras_roi_datagen.formats.generic import bad_encoding_error, text_encoding
+from keras_roi_datagen.formats.csv import bad_encoding_error, text_encoding
 from keras_roi_datagen.formats.regions import (
     PointBoxSize,
     RegionFrameBuilder,

@@ -6,7 +6,7 @@ layout) and a reader returning the common frame described in
 
 | name | module | source |
 |---|---|---|
-| `"via"` | `via` (VIA 1/2/3 CSV and JSON) | a file |
+| `"via"` | `via` (VIA 1/2/3 CSV and JSON; VIA 3 in `via3`) | a file |
 | `"coco"` | `coco` | a JSON file |
 | `"voc"` | `voc` | an XML file, or a folder of them |
 | `"yolo"` | `yolo` | a folder holding `labels/` (or its `data.yaml`) |
@@ -14,7 +14,8 @@ layout) and a reader returning the common frame described in
 | `"cvat"` | `cvat` | an XML file |
 
 `detect_format` names a path's format (`"csv"` for a plain CSV table, which
-has no region geometry of its own and is read by `read_table`).
+has no region geometry of its own and is read by `read_table` with
+`csv.read_generic_csv`).
 """
 
 from __future__ import annotations
@@ -27,13 +28,9 @@ from typing import Any
 import pandas as pd
 
 from keras_roi_datagen.errors import AnnotationError, Problem
-from keras_roi_datagen.formats.regions import (
-    PointBoxSize,
-    RegionFrameBuilder,
-    check_on_error,
-)
+from keras_roi_datagen.formats.regions import PointBoxSize, check_on_error
 
-__all__ = ["FORMATS", "Format", "detect_format", "read_annotations", "read_via_regions"]
+__all__ = ["FORMATS", "Format", "detect_format", "read_annotations"]
 
 _HEAD = 65536
 
@@ -57,74 +54,6 @@ def _head(path: str) -> str:
         except UnicodeDecodeError:
             continue
     return ""
-
-
-def _sniff_via(head: str) -> bool:
-    text = head.lstrip("\ufeff \t\r\n")
-    return ("region_shape_attributes" in text or "spatial_coordinates" in text
-            or "_via_" in text or ('"regions"' in text and '"filename"' in text)
-            or ('"metadata"' in text and '"project"' in text))
-
-
-def read_via_regions(
-    path: str | os.PathLike[str], *, on_error: str = "raise",
-    point_box_size: PointBoxSize = None, encoding: str = "utf-8",
-) -> pd.DataFrame:
-    """Read any VIA file into the common region frame (through `read_via`).
-
-    Region-attribute keys stay columns, as in `read_via`; `label` is the
-    `label` attribute, else the only attribute when there is one. VIA `point`
-    regions become boxes with `point_box_size`, else are left out (reported).
-
-    Args:
-        path: A VIA CSV or JSON file (VIA 1, 2 or 3).
-        on_error: `"raise"` (default) or `"skip"`.
-        point_box_size: Size of the box made around points.
-        encoding: The encoding used when the file has no byte-order mark.
-
-    Returns:
-        The frame, indexed as `read_via` indexes it (CSV line or `"<file>#<k>"`).
-
-    Raises:
-        AnnotationError: As `read_via`, and for shapes that give no box (when raising).
-
-    Example:
-    >>> read_via_regions("via_region_data.csv")[["x", "y", "w", "h"]]  # doctest: +SKIP
-
-    """
-    from keras_roi_datagen.boxes import ShapeError, shape_to_xyxy
-    from keras_roi_datagen.formats.via import read_via
-
-    source = os.fspath(path)
-    check_on_error(on_error)
-    table = read_via(source, on_error="collect", encoding=encoding)
-    builder = RegionFrameBuilder(source, "via", on_error, point_box_size)
-    builder.problems.extend(table.attrs.get("problems", []))
-    builder.rows_without_regions.extend(table.attrs.get("rows_without_regions", []))
-    columns: dict[str, str] = table.attrs.get("attribute_columns", {})
-    keep = [c for c in table.columns if c not in ("region_shape_attributes", "region_attributes",
-                                                   "file_attributes", "filename")]
-    label_col = "label" if "label" in columns.values() else (
-        next(iter(columns.values())) if len(columns) == 1 else None)
-    records = table[keep].to_dict("records")
-    for row, filename, shape, values in zip(table.index.tolist(), table["filename"].tolist(),
-                                            table["region_shape_attributes"].tolist(), records):
-        label = values.pop(label_col) if label_col in values else None
-        attributes: dict[str, Any] = {
-            ("attribute_" + str(k) if k in ("x", "y", "w", "h", "shape") else str(k)): v
-            for k, v in values.items()}
-        name = str(shape.get("name", "rect")).lower()
-        if name == "point":
-            builder.add_point(row, filename, [(float(shape["cx"]), float(shape["cy"]))], label,
-                              "point", **attributes)
-            continue
-        try:
-            box = shape_to_xyxy(shape)
-        except ShapeError as error:
-            builder.error(error.kind, str(error), row, filename, "region_shape_attributes", shape)
-            continue
-        builder.add(row, filename, box, label, name, **attributes)
-    return builder.frame(os.path.dirname(os.path.abspath(source)))
 
 
 def _read_coco(path: str, **kwargs: Any) -> pd.DataFrame:
@@ -157,7 +86,8 @@ def _sniffer(module: str, name: str) -> Callable[[str], bool]:
 
 
 FORMATS: dict[str, Format] = {
-    "via": Format("via", (".csv", ".json"), _sniff_via, _lazy("registry", "read_via_regions")),
+    "via": Format("via", (".csv", ".json"), _sniffer("via", "sniff_via"),
+                  _lazy("via", "read_via_regions")),
     "coco": Format("coco", (".json",), _sniffer("coco", "sniff_coco"), _read_coco),
     "labelstudio": Format("labelstudio", (".json",), _sniffer("labelstudio", "sniff_labelstudio"),
                           _lazy("labelstudio", "read_labelstudio")),
@@ -227,7 +157,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             if FORMATS[name].sniff(head):
                 return name
         return "via"  # an unusual VIA export; its reader names what is wrong
-    return "via" if _sniff_via(head) else "csv"
+    return "via" if FORMATS["via"].sniff(head) else "csv"
 
 
 def read_annotations(

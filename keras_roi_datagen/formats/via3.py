@@ -19,13 +19,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from keras_roi_datagen.errors import Problem
-from keras_roi_datagen.formats.generic import LineReader, iter_records, open_text
-from keras_roi_datagen.formats.via_common import PathLike, ViaRecord, fail, to_int
-from keras_roi_datagen.formats.via_csv import (
+from keras_roi_datagen.formats.csv import LineReader, iter_records, open_text
+from keras_roi_datagen.formats.via_records import (
     CsvLayout,
     ExtraColumns,
+    PathLike,
+    ViaRecord,
+    fail,
     raise_missing,
     read_layout,
+    to_int,
 )
 
 __all__ = ["iter_via3_csv", "iter_via3_json", "via3_shape_to_via2"]

@@ -35,7 +35,7 @@ def _boxes(frame: pd.DataFrame) -> np.ndarray:
         return frame[["x", "y", "w", "h"]].to_numpy(dtype=np.float64)
     if "region_shape_attributes" in frame.columns:
         from keras_roi_datagen.boxes import shape_to_xyxy
-        from keras_roi_datagen.formats.via_common import parse_object
+        from keras_roi_datagen.formats.via_records import parse_object
 
         xyxy = np.array([shape_to_xyxy(parse_object(s))
                          for s in frame["region_shape_attributes"].tolist()], dtype=np.float64)
