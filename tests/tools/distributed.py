@@ -74,8 +74,8 @@ def host_main(args: argparse.Namespace) -> None:
     trained: list[list[int]] = []
 
     class Recorded(RoiDataset):
-        def _pass_batches(self):
-            for number, batch, rows in super()._pass_batches():
+        def _pass_batches(self, *args):
+            for number, batch, rows in super()._pass_batches(*args):
                 if recording:
                     epoch = self.current_pass.start.epoch
                     while len(trained) <= epoch:

@@ -102,10 +102,10 @@ def _fit_rows(csv: str, workers: int, processes: bool) -> list[list[int]]:
     class Recording(RoiDataset):
         passes: list
 
-        def _pass_batches(self):
+        def _pass_batches(self, *args):
             record = []
             self.passes.append((self.epoch, record))
-            for number, batch, rows in super()._pass_batches():
+            for number, batch, rows in super()._pass_batches(*args):
                 record.extend(rows.tolist())
                 yield number, batch, rows
 
