@@ -143,8 +143,9 @@ class CsvTable:
     """
 
     def __init__(self, path: str, delimiter: str, types: dict[str, Any], scan: _Scan,
-                 numeric: Sequence[str]) -> None:
+                 numeric: Sequence[str], text: Sequence[str] = ()) -> None:
         self.path, self.delimiter, self.types, self.numeric = path, delimiter, types, numeric
+        self.text = text
         self.total = max(scan.records - 1, 0)
         self._scan = scan
         self._starts: np.ndarray | None = None
@@ -171,7 +172,8 @@ class CsvTable:
         wanted = list(dict.fromkeys(columns))
         convert = pcsv.ConvertOptions(
             include_columns=wanted, null_values=_pandas_nulls(), strings_can_be_null=True,
-            column_types={c: pa.float64() for c in self.numeric},
+            column_types={**{c: pa.string() for c in self.text},
+                          **{c: pa.float64() for c in self.numeric}},
             true_values=["True", "TRUE", "true"], false_values=["False", "FALSE", "false"])
         read = pcsv.ReadOptions(block_size=1 << 24, use_threads=True)
         parse = pcsv.ParseOptions(delimiter=self.delimiter,
@@ -244,7 +246,9 @@ def open_csv_table(path: str, x_col: str, box_cols: tuple[str, str, str, str] | 
     if not all(pa.types.is_integer(types[c]) or pa.types.is_floating(types[c])
                or pa.types.is_null(types[c]) for c in box_cols):
         raise CsvFallback("the box columns are not numeric")
-    if not pa.types.is_string(types[x_col]):
+    if not (pa.types.is_string(types[x_col]) or pa.types.is_null(types[x_col])):
         raise CsvFallback("the file name column is not text")
     scan = record_lines(path)
-    return CsvTable(path, delimiter, types, scan, box_cols), box_cols
+    # Empty in the first block: read as text (pandas gives NaN, a missing value, as well).
+    text = [c for c in (x_col, *label_cols) if pa.types.is_null(types[c])]
+    return CsvTable(path, delimiter, types, scan, box_cols, text), box_cols

@@ -145,3 +145,74 @@ def test_cli_reuses_an_index_cache(tmp_path: Path, capsys: pytest.CaptureFixture
         assert main(["inspect", str(table), "--json", "--index-cache", str(cache)]) == 0
         assert json.loads(capsys.readouterr().out)["usable_rows"] == 12
     assert len(os.listdir(cache)) == 1
+
+
+# -- plain CSV tables, read by columns ---------------------------------------------------------
+
+_csv_labels = st.sampled_from(["red", " red", "blue", "", None, "green ", "a,b", 'say "hi"',
+                               "two\nlines"])
+
+
+def _csv_text(rows: list[tuple[Any, ...]], quote_all: bool, blank_after: set[int],
+              bom: bool, crlf: bool) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO(newline="")
+    newline = "\r\n" if crlf else "\n"
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
+                        lineterminator=newline)
+    writer.writerow(["filename", *BOX_COLS, "name"])
+    for k, row in enumerate(rows):
+        writer.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else v
+                         for v in row])
+        if k in blank_after:
+            out.write(newline)
+    return ("\ufeff" if bom else "").encode() + out.getvalue().encode()
+
+
+def _row_reader(table: Path, spec: TableSpec, vocabularies: Any,
+                monkeypatch: pytest.MonkeyPatch) -> IndexBuild:
+    from keras_roi_datagen import csv_columns
+
+    def refuse(*args: Any) -> Any:
+        raise csv_columns.CsvFallback("the row reader, for comparison")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(csv_columns, "open_csv_table", refuse)
+        return build_index(table, spec, vocabularies)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_names, _numbers, _numbers, _numbers, _numbers, _csv_labels), min_size=1,
+                max_size=25), st.booleans(), st.booleans(), st.sets(st.integers(0, 25)),
+       st.booleans(), st.booleans())
+def test_csv_problems_and_rows_match_the_row_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[tuple[Any, ...]],
+        vocab_given: bool, quote_all: bool, blank_after: set[int], bom: bool,
+        crlf: bool) -> None:
+    from keras_roi_datagen import csv_columns
+
+    for i in range(2):
+        write_scene(tmp_path / "images" / f"scene_{i}.png")
+    table = tmp_path / "t.csv"
+    table.write_bytes(_csv_text(rows, quote_all, blank_after, bom, crlf))
+    spec = TableSpec(image_dir=str(tmp_path / "images"), box_cols=BOX_COLS, y_cols=("name",))
+    vocabularies = {"name": ["red", "green"]} if vocab_given else None
+    slow = _row_reader(table, spec, vocabularies, monkeypatch)
+    key = lambda p: (str(p.row), p.kind, p.column, p.severity)  # noqa: E731
+    opened, box_cols = csv_columns.open_csv_table(str(table), "filename", BOX_COLS,
+                                                  spec.box_col, ("name",))
+    with tempfile.TemporaryDirectory() as cache:
+        # By build_index (into a cache), in memory, and streamed into a cache entry with
+        # one record batch per 4 rows.
+        for fast in (build_index(table, spec, vocabularies, cache=cache),
+                     index_columns.build_columnar_index(
+                         str(table), spec, box_cols, str(table), vocabularies, table=opened),
+                     index_columns.build_columnar_index(
+                         str(table), spec, box_cols, str(table), vocabularies, batch_rows=4,
+                         table=opened, cache_folder=os.path.join(cache, "entry"))):
+            assert _rows(fast) == _rows(slow)
+            assert fast.vocabularies["name"].classes == slow.vocabularies["name"].classes
+            assert sorted(map(key, fast.problems)) == sorted(map(key, slow.problems))
+            assert fast.n_rows == slow.n_rows == len(rows)
