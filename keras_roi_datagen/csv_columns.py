@@ -37,6 +37,8 @@ _SPACE = np.zeros(256, dtype=bool)
 _SPACE[[9, 10, 13, 32]] = True
 _SCAN_BYTES = 1 << 23
 _DEFAULT_BOX_COLS = ("x", "y", "w", "h")
+_INFER_BYTES = 1 << 20  # the column types are guessed from the file's head
+_BLOCK_BYTES = 1 << 24
 
 
 class CsvFallback(Exception):
@@ -175,7 +177,7 @@ class CsvTable:
             column_types={**{c: pa.string() for c in self.text},
                           **{c: pa.float64() for c in self.numeric}},
             true_values=["True", "TRUE", "true"], false_values=["False", "FALSE", "false"])
-        read = pcsv.ReadOptions(block_size=1 << 24, use_threads=True)
+        read = pcsv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=True)
         parse = pcsv.ParseOptions(delimiter=self.delimiter,
                                   newlines_in_values=self._scan.multiline)
         seen = 0
@@ -226,7 +228,7 @@ def open_csv_table(path: str, x_col: str, box_cols: tuple[str, str, str, str] | 
     with open(path, "rb") as handle:
         head = handle.readline().decode("utf-8-sig", errors="replace")
     delimiter = sniff_delimiter(head)
-    read = pcsv.ReadOptions(block_size=1 << 20)
+    read = pcsv.ReadOptions(block_size=_INFER_BYTES)
     parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     convert = pcsv.ConvertOptions(null_values=_pandas_nulls(), strings_can_be_null=True)
     try:

@@ -216,3 +216,50 @@ def test_csv_problems_and_rows_match_the_row_reader(
             assert fast.vocabularies["name"].classes == slow.vocabularies["name"].classes
             assert sorted(map(key, fast.problems)) == sorted(map(key, slow.problems))
             assert fast.n_rows == slow.n_rows == len(rows)
+
+
+def test_csv_table_is_read_by_columns_into_the_index_cache(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from keras_roi_datagen import csv_columns
+
+    frame = pd.concat([_scenes(tmp_path)] * 500, ignore_index=True)  # 6000 rows
+    table = tmp_path / "t.csv"
+    frame.to_csv(table, index=False)
+    calls = []
+    real = index_columns.normalize_label
+    monkeypatch.setattr(index_columns, "normalize_label", lambda v: calls.append(v) or real(v))
+    cache = tmp_path / "cache"
+    first = build_index(table, TableSpec(), cache=cache)  # x, y, w, h found without box_cols
+    assert len(first.index) == 6000 and len(calls) == 4 + 2  # no per-row Python
+    assert first.index.row_label(0) == 2 and first.index.row_label(5999) == 6001  # CSV lines
+    assert first.index.cache_folder is not None
+
+    def no_build(*args: Any) -> Any:
+        raise AssertionError("the cached index was not reused")
+
+    monkeypatch.setattr(csv_columns, "open_csv_table", no_build)
+    again = build_index(table, TableSpec(), cache=cache)
+    assert again.index.fingerprint() == first.index.fingerprint()
+    monkeypatch.undo()
+    frame.iloc[:10].to_csv(table, index=False)  # the table changes: the index is rebuilt
+    assert len(build_index(table, TableSpec(), cache=cache).index) == 10
+
+
+@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("head_bytes", [1 << 20, 256])  # the text seen at once, or mid-build
+def test_csv_with_text_in_a_box_column_falls_back_to_the_row_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool, head_bytes: int) -> None:
+    from keras_roi_datagen import csv_columns
+
+    monkeypatch.setattr(csv_columns, "_INFER_BYTES", head_bytes)
+    monkeypatch.setattr(csv_columns, "_BLOCK_BYTES", 4096)
+    frame = pd.concat([_scenes(tmp_path)] * 50, ignore_index=True).astype({"x": object})
+    frame.loc[400, "x"] = "12px"
+    table = tmp_path / "t.csv"
+    frame.to_csv(table, index=False)
+    spec = TableSpec(box_cols=BOX_COLS)
+    build = build_index(table, spec, cache=tmp_path / "cache" if cache else None)
+    slow = _row_reader(table, spec, None, monkeypatch)
+    assert _rows(build) == _rows(slow) and len(build.index) == len(frame) - 1
+    assert [(p.row, p.kind) for p in build.problems] == [(p.row, p.kind) for p in slow.problems]
+    assert [p.row for p in build.problems if p.severity == "error"] == [402]
