@@ -132,7 +132,7 @@ def record_lines(path: str | os.PathLike[str], *, collect: bool = False) -> _Sca
 
 
 def _pandas_nulls() -> list[str]:
-    from pandas._libs.parsers import STR_NA_VALUES
+    from pandas._libs.parsers import STR_NA_VALUES  # type: ignore[import-not-found]
 
     return sorted(STR_NA_VALUES)
 
@@ -158,8 +158,10 @@ class CsvTable:
             return positions.astype(np.int64) + 2
         if self._starts is None:
             self._starts = record_lines(self.path, collect=True).starts
-        assert self._starts is not None
-        return self._starts[positions + 1]
+        starts = self._starts
+        assert starts is not None
+        labels: np.ndarray = starts[positions + 1]
+        return labels
 
     def batches(self, columns: Sequence[str], batch_rows: int) -> Iterator[Any]:
         """Yields the rows as pyarrow `RecordBatch`es of `columns`, in file order.
