@@ -98,7 +98,7 @@ def record_lines(path: str | os.PathLike[str], *, collect: bool = False) -> _Sca
         if len(cr) and not np.all(np.append(chunk, after)[cr + 1] == _LF):
             raise CsvFallback("the file has bare carriage-return line ends")
         quotes = np.bitwise_xor.accumulate((chunk == _QUOTE).astype(np.uint8)) ^ np.uint8(parity)
-        text = np.cumsum(~_SPACE[chunk], dtype=np.int64)
+        text = np.cumsum(~_SPACE[chunk], dtype=np.int32)
         ends = np.flatnonzero(chunk == _LF)
         last = begin + len(chunk) == size
         if last and (not len(ends) or ends[-1] != len(chunk) - 1):
