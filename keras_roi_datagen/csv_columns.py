@@ -242,6 +242,8 @@ def open_csv_table(path: str, x_col: str, box_cols: tuple[str, str, str, str] | 
     types = {field.name: field.type for field in schema}
     if len(types) != len(schema):
         raise CsvFallback("the header repeats a column name")
+    if "region_shape_attributes" in types:
+        raise CsvFallback("the file is a VIA export")
     if box_cols is None and box_col not in types and set(_DEFAULT_BOX_COLS) <= set(types):
         box_cols = _DEFAULT_BOX_COLS
     needed = (x_col, *(box_cols or ()), *label_cols)
