@@ -81,54 +81,70 @@ def record_lines(path: str | os.PathLike[str], *, collect: bool = False) -> _Sca
     >>> record_lines(f.name, collect=True).starts.tolist()
     [1, 3, 5]
     """
-    size = os.path.getsize(path)
-    if size == 0:
-        return _Scan(0, True, False, np.zeros(0, np.int64) if collect else None)
-    data = np.memmap(path, dtype=np.uint8, mode="r")
     parity = 0  # quotes so far, mod 2
-    line = 0  # lines ended so far
+    lines = 0  # lines ended so far
     line_outside = True  # the current line began outside quotes
     line_text = False  # the current line has a non-space byte so far
+    cr_pending = False  # the previous chunk ended with a carriage return
     records, regular, multiline = 0, True, False
     found: list[np.ndarray] = []
-    for begin in range(0, size, _SCAN_BYTES):
-        chunk = np.asarray(data[begin:begin + _SCAN_BYTES])
-        after = int(data[begin + len(chunk)]) if begin + len(chunk) < size else _LF
-        cr = np.flatnonzero(chunk == _CR)
-        if len(cr) and not np.all(np.append(chunk, after)[cr + 1] == _LF):
-            raise CsvFallback("the file has bare carriage-return line ends")
-        quotes = np.bitwise_xor.accumulate((chunk == _QUOTE).astype(np.uint8)) ^ np.uint8(parity)
-        text = np.cumsum(~_SPACE[chunk], dtype=np.int32)
-        ends = np.flatnonzero(chunk == _LF)
-        last = begin + len(chunk) == size
-        if last and (not len(ends) or ends[-1] != len(chunk) - 1):
-            ends = np.append(ends, len(chunk) - 1)  # no newline at the end of the file
-        # Per line ending in this chunk: did it begin outside quotes, has it text?
-        outside = np.empty(len(ends), dtype=bool)
-        has_text = np.empty(len(ends), dtype=bool)
-        if len(ends):
-            outside[0] = line_outside
-            outside[1:] = quotes[ends[:-1]] == 0
-            text_before = np.concatenate([[0], text[ends[:-1]]])
-            has_text[:] = (text[ends] - text_before) > 0
-            has_text[0] |= line_text
-        starts = np.flatnonzero(outside & has_text) + line + 1
-        multiline = multiline or not outside.all()
-        if regular and len(starts):  # blank lines after the last record keep it regular
-            regular = bool(starts[0] == records + 1 and starts[-1] - starts[0] == len(starts) - 1)
-        if collect:
-            found.append(starts.astype(np.int64))
-        records += len(starts)
-        line += len(ends)
-        if len(ends):
-            line_outside = bool(quotes[ends[-1]] == 0)
-            line_text = bool(text[-1] - text[ends[-1]] > 0)
-        else:
-            line_text = line_text or bool(text[-1] > 0)
-        parity = int(quotes[-1])
-    del data
-    return _Scan(records, regular, multiline, np.concatenate(found) if collect and found else
-                 (np.zeros(0, np.int64) if collect else None))
+    buffer = bytearray(_SCAN_BYTES)
+    with open(path, "rb") as handle:  # read, not mapped: the resident memory stays one chunk
+        while True:
+            size = handle.readinto(buffer)
+            chunk = np.frombuffer(buffer, dtype=np.uint8, count=size)
+            if cr_pending and (not size or chunk[0] != _LF):
+                raise CsvFallback("the file has bare carriage-return line ends")
+            if not size:
+                break
+            cr = np.flatnonzero(chunk[:-1] == _CR)
+            if len(cr) and not np.all(chunk[cr + 1] == _LF):
+                raise CsvFallback("the file has bare carriage-return line ends")
+            cr_pending = bool(chunk[-1] == _CR)
+            ends = np.flatnonzero(chunk == _LF)
+            if size < len(buffer) and chunk[-1] != _LF:
+                ends = np.append(ends, size)  # no newline at the end of the file
+            quotes = np.flatnonzero(chunk == _QUOTE)
+            end_parity = (np.searchsorted(quotes, ends) + parity) & 1
+            outside = np.empty(len(ends), dtype=bool)
+            has_text = np.empty(len(ends), dtype=bool)
+            if len(ends):
+                outside[0] = line_outside
+                outside[1:] = end_parity[:-1] == 0
+                has_text[0] = line_text or _has_text(chunk[:ends[0]])
+                begins = ends[:-1] + 1
+                first = chunk[np.minimum(begins, size - 1)]
+                has_text[1:] = (begins < ends[1:]) & ~_SPACE[first]
+                for k in np.flatnonzero((begins < ends[1:]) & _SPACE[first]).tolist():
+                    has_text[k + 1] = _has_text(chunk[begins[k]:ends[k + 1]])
+                line_outside = bool(end_parity[-1] == 0)
+                line_text = _has_text(chunk[ends[-1] + 1:])
+            else:
+                line_text = line_text or _has_text(chunk)
+            parity = (parity + len(quotes)) & 1
+            starts = np.flatnonzero(outside & has_text) + lines + 1
+            multiline = multiline or not outside.all()
+            if regular and len(starts):  # blank lines after the last record keep it regular
+                regular = bool(starts[0] == records + 1
+                               and starts[-1] - starts[0] == len(starts) - 1)
+            if collect:
+                found.append(starts.astype(np.int64))
+            records += len(starts)
+            lines += len(ends)
+            if size < len(buffer):
+                break
+    if line_text and line_outside:  # an unterminated last line (a chunk-sized file)
+        regular = regular and lines == records
+        found.append(np.array([lines + 1], dtype=np.int64))
+        records += 1
+    if not collect:
+        return _Scan(records, regular, multiline, None)
+    return _Scan(records, regular, multiline,
+                 np.concatenate(found) if found else np.zeros(0, np.int64))
+
+
+def _has_text(part: np.ndarray) -> bool:
+    return bool((~_SPACE[part]).any()) if len(part) else False
 
 
 def _pandas_nulls() -> list[str]:

@@ -263,3 +263,41 @@ def test_csv_with_text_in_a_box_column_falls_back_to_the_row_reader(
     assert _rows(build) == _rows(slow) and len(build.index) == len(frame) - 1
     assert [(p.row, p.kind) for p in build.problems] == [(p.row, p.kind) for p in slow.problems]
     assert [p.row for p in build.problems if p.severity == "error"] == [402]
+
+
+_fields = st.text(alphabet=st.sampled_from(list('ab ,"\n\t')), max_size=6)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.lists(_fields, min_size=2, max_size=3),
+                          st.sampled_from(["", "  ", "\t"])), min_size=1, max_size=12),
+       st.booleans(), st.booleans(), st.one_of(st.integers(1, 9), st.just(1 << 16)))
+def test_record_lines_match_the_csv_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           records: list[Any], crlf: bool, final_newline: bool,
+                                           chunk: int) -> None:
+    import csv
+    import io
+
+    from keras_roi_datagen import csv_columns
+    from keras_roi_datagen.formats.generic import LineReader, iter_records, open_text
+
+    newline = "\r\n" if crlf else "\n"
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator=newline)
+    for record in records:
+        if isinstance(record, str):
+            out.write(record + newline)  # a blank line
+        else:
+            writer.writerow(record)
+    text = out.getvalue()
+    if not final_newline:
+        text = text[:-len(newline)]
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    with open_text(path) as handle:
+        expected = [start for start, _, _ in iter_records(LineReader(handle, path))]
+    monkeypatch.setattr(csv_columns, "_SCAN_BYTES", chunk)  # records across chunk boundaries
+    scan = csv_columns.record_lines(path, collect=True)
+    assert scan.starts is not None and scan.starts.tolist() == expected
+    assert scan.records == len(expected)
+    assert scan.regular == (expected == list(range(1, len(expected) + 1)))
