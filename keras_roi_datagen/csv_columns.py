@@ -38,7 +38,7 @@ _SPACE[[9, 10, 13, 32]] = True
 _SCAN_BYTES = 1 << 23
 _DEFAULT_BOX_COLS = ("x", "y", "w", "h")
 _INFER_BYTES = 1 << 20  # the column types are guessed from the file's head
-_BLOCK_BYTES = 1 << 24
+_BLOCK_BYTES = 1 << 22  # 4 MB: measured faster and half the peak RSS of 16 MB
 
 
 class CsvFallback(Exception):
