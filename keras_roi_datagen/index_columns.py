@@ -476,14 +476,20 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
     from keras_roi_datagen import index_cache
 
     spec = builder.spec
+    empty = {"path_ids": np.zeros(0, np.int32), "boxes": np.zeros((0, 4)),
+             "positions": np.zeros(0, np.int64),
+             **{f"labels:{c}": np.zeros(0, np.int32) for c in spec.y_cols}}
+    if builder.row_labels is not None:
+        empty["rows"] = np.zeros(0, np.int64)
+    for name, values in empty.items():
+        if name not in writer.columns:  # no row kept, or no record batch at all
+            writer.write(name, values)
     vocabs, luts = _vocabularies(builder)
     renumber, paths = _path_lut(builder)
     writer.remap("path_ids", renumber)
     for column in spec.y_cols:
         lut = None if column in builder.given else luts[column]
         writer.rename(f"labels:{column}", f"codes_{spec.y_cols.index(column)}", lut)
-    if builder.row_labels is not None and "rows" not in writer.columns:
-        writer.write("rows", np.zeros(0, np.int64))  # no row kept
     writer.write("paths_data", paths.data)
     writer.write("paths_offsets", paths.offsets)
     writer.image_table(len(paths))

@@ -301,3 +301,26 @@ def test_record_lines_match_the_csv_module(tmp_path: Path, monkeypatch: pytest.M
     assert scan.starts is not None and scan.starts.tolist() == expected
     assert scan.records == len(expected)
     assert scan.regular == (expected == list(range(1, len(expected) + 1)))
+
+
+_HEADER = "filename,x,y,w,h,name\n"
+
+
+@pytest.mark.parametrize("text", [
+    _HEADER, _HEADER + "a.png,1,2\n", "filename;x;y;w;h;name\na.png;1;2;3;4;red\n",
+    _HEADER + "a.png,inf,2,3,4,red\n", _HEADER + "a.png,1,2,3,4,1\na.png,1,2,3,5,2\n",
+    _HEADER + "a.png,1,2,3,4,True\na.png,1,2,3,5,false\n", _HEADER + "a.png,1,2,3,4,red\r\rb,1,2,3,4,red",
+    "x,y,w,h,name,filename\n1,2,3,4,NA,a.png\n1,2,3,4,null,\n",
+    _HEADER + "a.png,1,2,3,4,red\n" + "a.png,1,2,3,4,red\n",
+], ids=["header only", "short row", "semicolons", "inf", "int labels", "bool labels",
+        "bare CR", "pandas nulls", "duplicates"])
+def test_csv_edge_tables_match_the_row_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              text: str) -> None:
+    table = tmp_path / "t.csv"
+    table.write_bytes(text.encode())
+    spec = TableSpec(box_cols=BOX_COLS, y_cols=("name",), check_files=False)
+    slow = _row_reader(table, spec, None, monkeypatch)
+    for fast in (build_index(table, spec), build_index(table, spec, cache=tmp_path / "cache")):
+        assert _rows(fast) == _rows(slow)
+        assert [(p.kind, p.row) for p in fast.problems] == [(p.kind, p.row) for p in slow.problems]
+        assert fast.n_rows == slow.n_rows
