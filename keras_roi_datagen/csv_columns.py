@@ -2,10 +2,10 @@
 
 `build_index` comes here for a plain CSV file (not a VIA export) before it
 falls back to the row-by-row reader (`formats.generic.read_generic_csv`). The
-file is read with `pyarrow.csv.open_csv` in record batches (else with
-`pandas.read_csv(chunksize=...)`), and the batches go through the same column
-builder as Parquet and Arrow tables (`index_columns`), so memory stays flat
-and the index cache works as for Parquet.
+file is read with `pyarrow.csv.open_csv` in record batches of 4 MB, and the
+batches go through the same column builder as Parquet and Arrow tables
+(`index_columns`), so memory stays flat and the index cache works as for
+Parquet. Without pyarrow the file is read row by row, as before.
 
 Row labels stay the CSV's physical line numbers, as `read_generic_csv`
 numbers them (the line at which each record starts). They are found by one
@@ -13,10 +13,12 @@ vectorised pass over the file's bytes (`record_lines`): a newline ends a record
 unless an odd number of quotes precedes it, and blank lines hold no record.
 
 Anything this path cannot read exactly as the row reader does raises
-`CsvFallback` (before or during the build), and the caller reads the file
-row by row instead: a file that is not UTF-8, old Mac line ends (bare carriage returns), box
-columns that are not all numbers, a record the parser rejects, or a record
-count that differs from the line scan.
+`CsvFallback` (before or during the build), and the caller reads the file row
+by row instead: pyarrow missing, a file that is not UTF-8, bare carriage-return
+line ends, box columns that are not all numbers, a header with a repeated
+name, a record the parser rejects, or a record count that differs from the
+line scan. Column types are guessed from the file's first megabyte
+(`_INFER_BYTES`); box columns are then read as float64 whatever follows.
 """
 
 from __future__ import annotations
