@@ -553,7 +553,9 @@ def build_index(
             else:  # a plain CSV, or boxes not in numeric columns: read as a frame
                 from keras_roi_datagen.formats import read_table
 
-                raw_rows = _frame_rows(read_table(local, format="csv"), spec, source)
+                frame = read_table(local, format="csv")
+                spec = _frame_spec(frame, spec)  # x, y, w, h as for a DataFrame or Parquet
+                raw_rows = _frame_rows(frame, spec, source)
     if isinstance(table, pd.DataFrame):
         source = table.attrs.get("source", source)
         without = list(table.attrs.get("rows_without_regions", []))

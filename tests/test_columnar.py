@@ -324,3 +324,13 @@ def test_csv_edge_tables_match_the_row_reader(tmp_path: Path, monkeypatch: pytes
         assert _rows(fast) == _rows(slow)
         assert [(p.kind, p.row) for p in fast.problems] == [(p.kind, p.row) for p in slow.problems]
         assert fast.n_rows == slow.n_rows
+
+
+def test_csv_with_x_y_w_h_needs_no_box_cols_with_or_without_pyarrow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("filename,x,y,w,h,name,type\na.png,1,2,3,4,red,a\n")
+    spec = TableSpec(check_files=False)
+    for build in (build_index(table, spec), _row_reader(table, spec, None, monkeypatch)):
+        assert build.index.boxes.tolist() == [[1.0, 2.0, 4.0, 6.0]]
+        assert build.index.row_label(0) == 2
