@@ -545,12 +545,17 @@ def build_index(
                 if box_cols is not None:  # numeric boxes: built by columns, no per-row Python
                     return build_columnar_index(local, spec, box_cols, source, vocabularies,
                                                 progress=progress)
+            if kind == "csv" and (found := _csv_by_columns(local, spec, source, vocabularies,
+                                                            progress, None)) is not None:
+                return found
             if kind == "via":
                 raw_rows = _via_rows(local, spec, without)
             else:  # a plain CSV, or boxes not in numeric columns: read as a frame
                 from keras_roi_datagen.formats import read_table
 
-                raw_rows = _frame_rows(read_table(local, format="csv"), spec, source)
+                frame = read_table(local, format="csv")
+                spec = _frame_spec(frame, spec)  # x, y, w, h as for a DataFrame or Parquet
+                raw_rows = _frame_rows(frame, spec, source)
     if isinstance(table, pd.DataFrame):
         source = table.attrs.get("source", source)
         without = list(table.attrs.get("rows_without_regions", []))
@@ -602,10 +607,30 @@ def _cached_build(source: str, local: str, spec: TableSpec, vocabularies: Mappin
         if box_cols is not None:  # written straight into the entry: flat memory
             return build_columnar_index(local, spec, box_cols, source, vocabularies,
                                         cache_folder=folder, progress=progress)
+    elif _format_of(local, spec) == "csv" and (found := _csv_by_columns(
+            local, spec, source, vocabularies, progress, folder)) is not None:
+        return found
     build = build_index(local, spec, vocabularies)
     build.index = replace(build.index, source=source)
     index_cache.save(build, folder)
     return index_cache.load(folder) or build
+
+
+def _csv_by_columns(local: str, spec: TableSpec, source: str,
+                    vocabularies: Mapping[str, Any] | None,
+                    progress: Callable[[int, int], None] | None,
+                    folder: str | None) -> IndexBuild | None:
+    """A plain CSV file with numeric boxes, built by columns; `None`: read it row by row."""
+    from keras_roi_datagen import csv_columns
+    from keras_roi_datagen.index_columns import build_columnar_index
+
+    try:
+        table, box_cols = csv_columns.open_csv_table(local, spec.x_col, spec.box_cols,
+                                                     spec.box_col, spec.y_cols)
+        return build_columnar_index(local, spec, box_cols, source, vocabularies, table=table,
+                                    cache_folder=folder, progress=progress)
+    except csv_columns.CsvFallback:
+        return None
 
 
 def _row_array(rows: array[int] | Sequence[Any]) -> np.ndarray:

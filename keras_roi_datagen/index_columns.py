@@ -14,7 +14,9 @@ entry's files as they are read, so memory stays flat whatever the row count
 (the duplicate check sorts row hashes in 16 buckets on disk, and the image
 table is a counting sort written through a memory map).
 
-Row labels are the rows' 0-based positions in the file.
+Row labels are the rows' 0-based positions in the file; a plain CSV file
+(`csv_columns`) comes through here too, and its row labels are its line
+numbers.
 """
 
 from __future__ import annotations
@@ -166,6 +168,13 @@ class _Builder:
         self.base = (None if image_dir is None or is_url(image_dir)
                      else os.path.join(os.path.abspath(image_dir), ""))
         self.buckets: _Buckets | None = None
+        self.row_labels: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def label(self, position: int) -> int:
+        """The row label of a 0-based row position (its line, in a CSV file)."""
+        if self.row_labels is None:
+            return position
+        return int(self.row_labels(np.array([position]))[0])
 
     def _name_ids(self, dictionary: list[Any]) -> np.ndarray:
         found = np.empty(len(dictionary), dtype=np.int64)
@@ -274,6 +283,8 @@ class _Builder:
         self.sink.append("path_ids", kept_ids.astype(np.int32))
         self.sink.append("boxes", boxes[keep])
         self.sink.append("positions", keep.astype(np.int64) + start)
+        if self.row_labels is not None:
+            self.sink.append("rows", self.row_labels(keep.astype(np.int64) + start))
         for column in spec.y_cols:
             kept_codes = codes[column][keep]
             if column not in self.given:
@@ -293,17 +304,18 @@ class _Builder:
         found: list[tuple[int, Problem]] = []
         for i in np.flatnonzero(path_bad).tolist():
             code, row = int(ids[i]), start + i
+            label = self.label(row)
             if code == _NO_NAME:
                 found.append((row, Problem("filename_missing", "the file name is missing or not text.",
-                                           source=source, row=row, column=spec.x_col)))
+                                           source=source, row=label, column=spec.x_col)))
                 continue
             problem, name, resolved = self.name_problems[-code - 1]
-            found.append((row, Problem(problem.kind, problem.message, source=source, row=row,
+            found.append((row, Problem(problem.kind, problem.message, source=source, row=label,
                                        column=spec.x_col, value=name, path=resolved)))
         for i in np.flatnonzero(box_bad).tolist():
             kind, message = box_problem(tuple(boxes[i]), spec.box_format.relative) or (
                 "box_degenerate", "the box is unusable.")
-            found.append((start + i, Problem(kind, message, source=source, row=start + i,
+            found.append((start + i, Problem(kind, message, source=source, row=self.label(start + i),
                                              column=",".join(self.box_cols),
                                              value=_raw_box(boxes[i], spec.box_format),
                                              path=self.paths[int(ids[i])])))
@@ -314,7 +326,7 @@ class _Builder:
                 error = state.errors.get(raw) if raw >= 0 else None
                 error = error or LabelValueError("label_missing", "the label is missing (empty).")
                 found.append((start + i, Problem(
-                    error.kind, f"label {column!r}: {error}", source=source, row=start + i,
+                    error.kind, f"label {column!r}: {error}", source=source, row=self.label(start + i),
                     column=column, value=state.raw[raw] if raw >= 0 else None,
                     path=self.paths[int(ids[i])])))
         for column, bad in unknown.items():
@@ -324,7 +336,7 @@ class _Builder:
                 found.append((start + i, Problem(
                     "label_unknown", f"label {column!r}: {value!r} is not in the given vocabulary "
                     f"({len(vocab)} classes: {list(vocab.classes)[:10]}).",
-                    source=source, row=start + i, column=column, value=value)))
+                    source=source, row=self.label(start + i), column=column, value=value)))
         found.sort(key=lambda pair: pair[0])
         self.problems.extend(problem for _, problem in found)
 
@@ -357,7 +369,7 @@ def _raw_box(xyxy: np.ndarray, box_format: BoxFormat) -> list[float]:
 def build_columnar_index(
     path: str, spec: TableSpec, box_cols: tuple[str, str, str, str], source: str,
     vocabularies: Mapping[str, Any] | None = None, *, batch_rows: int = 1 << 20,
-    cache_folder: str | None = None, progress: Progress | None = None,
+    cache_folder: str | None = None, progress: Progress | None = None, table: Any = None,
 ) -> IndexBuild:
     """Builds the index of a columnar file by columns (see the module docstring).
 
@@ -371,6 +383,10 @@ def build_columnar_index(
         cache_folder: Write the index straight into this cache entry (flat
             memory) and return it memory-mapped. Defaults to `None` (in memory).
         progress: Called with `(rows_read, rows_total)` after each batch.
+        table: A table read by another reader, with `types`, `total`,
+            `batches(columns, batch_rows)` and `row_labels(positions)` (a
+            `csv_columns.CsvTable`). Defaults to `None` (`path` is Parquet
+            or Arrow, and row labels are positions).
 
     Returns:
         The `IndexBuild`, as `build_index` returns it.
@@ -380,21 +396,25 @@ def build_columnar_index(
     """
     from keras_roi_datagen import index_cache
 
-    types = columnar.column_types(path)
+    types = columnar.column_types(path) if table is None else table.types
     missing = [c for c in spec.y_cols if c not in types]
     if missing:
         raise AnnotationError.from_problems([Problem(
             "missing_column", f"the table has no column(s) {missing}; it has {list(types)}.",
             source=source, column=missing[0])])
     spec = replace(spec, box_cols=box_cols)
-    total = columnar.row_count(path)
+    total = columnar.row_count(path) if table is None else table.total
     sink: Any = _MemorySink() if cache_folder is None else index_cache.EntryWriter(cache_folder)
+    columns = [spec.x_col, *box_cols, *spec.y_cols]
+    batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
+               else table.batches(columns, batch_rows))
     try:
         builder = _Builder(spec, source, box_cols, vocabularies, sink)
+        if table is not None:
+            builder.row_labels = table.row_labels
         if cache_folder is not None:
             builder.buckets = _Buckets(sink.staging_dir("duplicates"))
-        for batch in columnar.iter_column_batches(path, [spec.x_col, *box_cols, *spec.y_cols],
-                                                  batch_rows):
+        for batch in batches:
             builder.add(batch)
             if progress is not None:
                 progress(builder.n_rows, total)
@@ -439,6 +459,7 @@ def _finish_in_memory(builder: _Builder) -> IndexBuild:
     renumber, paths = _path_lut(builder)
     path_ids = sink.column("path_ids", np.int32)
     positions = sink.column("positions", np.int64)
+    rows = positions if builder.row_labels is None else sink.column("rows", np.int64)
     codes = {}
     for column in spec.y_cols:
         ids = sink.column(f"labels:{column}", np.int32)
@@ -446,7 +467,7 @@ def _finish_in_memory(builder: _Builder) -> IndexBuild:
     index = RoiIndex(
         paths=paths, path_ids=renumber[path_ids] if len(path_ids) else path_ids,
         boxes=sink.column("boxes", np.float64, 4), relative=spec.box_format.relative,
-        codes=codes, rows=positions, positions=positions, source=builder.source)
+        codes=codes, rows=rows, positions=positions, source=builder.source)
     problems = builder.problems + _stripped_warnings(builder) + _duplicates(index)
     return IndexBuild(index, vocabs, problems, [], builder.n_rows)
 
@@ -455,6 +476,14 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
     from keras_roi_datagen import index_cache
 
     spec = builder.spec
+    empty = {"path_ids": np.zeros(0, np.int32), "boxes": np.zeros((0, 4)),
+             "positions": np.zeros(0, np.int64),
+             **{f"labels:{c}": np.zeros(0, np.int32) for c in spec.y_cols}}
+    if builder.row_labels is not None:
+        empty["rows"] = np.zeros(0, np.int64)
+    for name, values in empty.items():
+        if name not in writer.columns:  # no row kept, or no record batch at all
+            writer.write(name, values)
     vocabs, luts = _vocabularies(builder)
     renumber, paths = _path_lut(builder)
     writer.remap("path_ids", renumber)
@@ -468,7 +497,8 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
     problems = builder.problems + _stripped_warnings(builder)
     meta = index_cache.meta(source=builder.source, relative=spec.box_format.relative,
                             codes=names, n_rows=builder.n_rows, vocabularies=vocabs,
-                            problems=problems, rows_without_regions=[], rows="positions")
+                            problems=problems, rows_without_regions=[],
+                            rows="positions" if builder.row_labels is None else "rows")
     candidates = (builder.buckets.candidates() if builder.buckets is not None
                   else np.zeros(0, np.int64))
     folder = writer.commit(meta)
@@ -534,5 +564,6 @@ def _stripped_warnings(builder: _Builder) -> list[Problem]:
                 "label_whitespace",
                 f"label {column!r}: {raw!r} was read as {raw.strip()!r} (surrounding whitespace "
                 f"stripped) in {int(counts[raw_id])} row(s).", source=builder.source,
-                row=int(state.raw_first[raw_id]), column=column, value=raw, severity="warning"))
+                row=builder.label(int(state.raw_first[raw_id])), column=column, value=raw,
+                severity="warning"))
     return found

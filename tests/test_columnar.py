@@ -145,3 +145,192 @@ def test_cli_reuses_an_index_cache(tmp_path: Path, capsys: pytest.CaptureFixture
         assert main(["inspect", str(table), "--json", "--index-cache", str(cache)]) == 0
         assert json.loads(capsys.readouterr().out)["usable_rows"] == 12
     assert len(os.listdir(cache)) == 1
+
+
+# -- plain CSV tables, read by columns ---------------------------------------------------------
+
+_csv_labels = st.sampled_from(["red", " red", "blue", "", None, "green ", "a,b", 'say "hi"',
+                               "two\nlines"])
+
+
+def _csv_text(rows: list[tuple[Any, ...]], quote_all: bool, blank_after: set[int],
+              bom: bool, crlf: bool) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO(newline="")
+    newline = "\r\n" if crlf else "\n"
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
+                        lineterminator=newline)
+    writer.writerow(["filename", *BOX_COLS, "name"])
+    for k, row in enumerate(rows):
+        writer.writerow(["" if v is None or (isinstance(v, float) and np.isnan(v)) else v
+                         for v in row])
+        if k in blank_after:
+            out.write(newline)
+    return ("\ufeff" if bom else "").encode() + out.getvalue().encode()
+
+
+def _row_reader(table: Path, spec: TableSpec, vocabularies: Any,
+                monkeypatch: pytest.MonkeyPatch) -> IndexBuild:
+    from keras_roi_datagen import csv_columns
+
+    def refuse(*args: Any) -> Any:
+        raise csv_columns.CsvFallback("the row reader, for comparison")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(csv_columns, "open_csv_table", refuse)
+        return build_index(table, spec, vocabularies)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_names, _numbers, _numbers, _numbers, _numbers, _csv_labels), min_size=1,
+                max_size=25), st.booleans(), st.booleans(), st.sets(st.integers(0, 25)),
+       st.booleans(), st.booleans())
+def test_csv_problems_and_rows_match_the_row_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[tuple[Any, ...]],
+        vocab_given: bool, quote_all: bool, blank_after: set[int], bom: bool,
+        crlf: bool) -> None:
+    from keras_roi_datagen import csv_columns
+
+    for i in range(2):
+        write_scene(tmp_path / "images" / f"scene_{i}.png")
+    table = tmp_path / "t.csv"
+    table.write_bytes(_csv_text(rows, quote_all, blank_after, bom, crlf))
+    spec = TableSpec(image_dir=str(tmp_path / "images"), box_cols=BOX_COLS, y_cols=("name",))
+    vocabularies = {"name": ["red", "green"]} if vocab_given else None
+    slow = _row_reader(table, spec, vocabularies, monkeypatch)
+    key = lambda p: (str(p.row), p.kind, p.column, p.severity)  # noqa: E731
+    opened, box_cols = csv_columns.open_csv_table(str(table), "filename", BOX_COLS,
+                                                  spec.box_col, ("name",))
+    with tempfile.TemporaryDirectory() as cache:
+        # By build_index (into a cache), in memory, and streamed into a cache entry with
+        # one record batch per 4 rows.
+        for fast in (build_index(table, spec, vocabularies, cache=cache),
+                     index_columns.build_columnar_index(
+                         str(table), spec, box_cols, str(table), vocabularies, table=opened),
+                     index_columns.build_columnar_index(
+                         str(table), spec, box_cols, str(table), vocabularies, batch_rows=4,
+                         table=opened, cache_folder=os.path.join(cache, "entry"))):
+            assert _rows(fast) == _rows(slow)
+            assert fast.vocabularies["name"].classes == slow.vocabularies["name"].classes
+            assert sorted(map(key, fast.problems)) == sorted(map(key, slow.problems))
+            assert fast.n_rows == slow.n_rows == len(rows)
+
+
+def test_csv_table_is_read_by_columns_into_the_index_cache(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from keras_roi_datagen import csv_columns
+
+    frame = pd.concat([_scenes(tmp_path)] * 500, ignore_index=True)  # 6000 rows
+    table = tmp_path / "t.csv"
+    frame.to_csv(table, index=False)
+    calls = []
+    real = index_columns.normalize_label
+    monkeypatch.setattr(index_columns, "normalize_label", lambda v: calls.append(v) or real(v))
+    cache = tmp_path / "cache"
+    first = build_index(table, TableSpec(), cache=cache)  # x, y, w, h found without box_cols
+    assert len(first.index) == 6000 and len(calls) == 4 + 2  # no per-row Python
+    assert first.index.row_label(0) == 2 and first.index.row_label(5999) == 6001  # CSV lines
+    assert first.index.cache_folder is not None
+
+    def no_build(*args: Any) -> Any:
+        raise AssertionError("the cached index was not reused")
+
+    monkeypatch.setattr(csv_columns, "open_csv_table", no_build)
+    again = build_index(table, TableSpec(), cache=cache)
+    assert again.index.fingerprint() == first.index.fingerprint()
+    monkeypatch.undo()
+    frame.iloc[:10].to_csv(table, index=False)  # the table changes: the index is rebuilt
+    assert len(build_index(table, TableSpec(), cache=cache).index) == 10
+
+
+@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("head_bytes", [1 << 20, 256])  # the text seen at once, or mid-build
+def test_csv_with_text_in_a_box_column_falls_back_to_the_row_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool, head_bytes: int) -> None:
+    from keras_roi_datagen import csv_columns
+
+    monkeypatch.setattr(csv_columns, "_INFER_BYTES", head_bytes)
+    monkeypatch.setattr(csv_columns, "_BLOCK_BYTES", 4096)
+    frame = pd.concat([_scenes(tmp_path)] * 50, ignore_index=True).astype({"x": object})
+    frame.loc[400, "x"] = "12px"
+    table = tmp_path / "t.csv"
+    frame.to_csv(table, index=False)
+    spec = TableSpec(box_cols=BOX_COLS)
+    build = build_index(table, spec, cache=tmp_path / "cache" if cache else None)
+    slow = _row_reader(table, spec, None, monkeypatch)
+    assert _rows(build) == _rows(slow) and len(build.index) == len(frame) - 1
+    assert [(p.row, p.kind) for p in build.problems] == [(p.row, p.kind) for p in slow.problems]
+    assert [p.row for p in build.problems if p.severity == "error"] == [402]
+
+
+_fields = st.text(alphabet=st.sampled_from(list('ab ,"\n\t')), max_size=6)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.lists(_fields, min_size=2, max_size=3),
+                          st.sampled_from(["", "  ", "\t"])), min_size=1, max_size=12),
+       st.booleans(), st.booleans(), st.one_of(st.integers(1, 9), st.just(1 << 16)))
+def test_record_lines_match_the_csv_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           records: list[Any], crlf: bool, final_newline: bool,
+                                           chunk: int) -> None:
+    import csv
+    import io
+
+    from keras_roi_datagen import csv_columns
+    from keras_roi_datagen.formats.generic import LineReader, iter_records, open_text
+
+    newline = "\r\n" if crlf else "\n"
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator=newline)
+    for record in records:
+        if isinstance(record, str):
+            out.write(record + newline)  # a blank line
+        else:
+            writer.writerow(record)
+    text = out.getvalue()
+    if not final_newline:
+        text = text[:-len(newline)]
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    with open_text(path) as handle:
+        expected = [start for start, _, _ in iter_records(LineReader(handle, path))]
+    monkeypatch.setattr(csv_columns, "_SCAN_BYTES", chunk)  # records across chunk boundaries
+    scan = csv_columns.record_lines(path, collect=True)
+    assert scan.starts is not None and scan.starts.tolist() == expected
+    assert scan.records == len(expected)
+    assert scan.regular == (expected == list(range(1, len(expected) + 1)))
+
+
+_HEADER = "filename,x,y,w,h,name\n"
+
+
+@pytest.mark.parametrize("text", [
+    _HEADER, _HEADER + "a.png,1,2\n", "filename;x;y;w;h;name\na.png;1;2;3;4;red\n",
+    _HEADER + "a.png,inf,2,3,4,red\n", _HEADER + "a.png,1,2,3,4,1\na.png,1,2,3,5,2\n",
+    _HEADER + "a.png,1,2,3,4,True\na.png,1,2,3,5,false\n", _HEADER + "a.png,1,2,3,4,red\r\rb,1,2,3,4,red",
+    "x,y,w,h,name,filename\n1,2,3,4,NA,a.png\n1,2,3,4,null,\n",
+    _HEADER + "a.png,1,2,3,4,red\n" + "a.png,1,2,3,4,red\n",
+], ids=["header only", "short row", "semicolons", "inf", "int labels", "bool labels",
+        "bare CR", "pandas nulls", "duplicates"])
+def test_csv_edge_tables_match_the_row_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              text: str) -> None:
+    table = tmp_path / "t.csv"
+    table.write_bytes(text.encode())
+    spec = TableSpec(box_cols=BOX_COLS, y_cols=("name",), check_files=False)
+    slow = _row_reader(table, spec, None, monkeypatch)
+    for fast in (build_index(table, spec), build_index(table, spec, cache=tmp_path / "cache")):
+        assert _rows(fast) == _rows(slow)
+        assert [(p.kind, p.row) for p in fast.problems] == [(p.kind, p.row) for p in slow.problems]
+        assert fast.n_rows == slow.n_rows
+
+
+def test_csv_with_x_y_w_h_needs_no_box_cols_with_or_without_pyarrow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("filename,x,y,w,h,name,type\na.png,1,2,3,4,red,a\n")
+    spec = TableSpec(check_files=False)
+    for build in (build_index(table, spec), _row_reader(table, spec, None, monkeypatch)):
+        assert build.index.boxes.tolist() == [[1.0, 2.0, 4.0, 6.0]]
+        assert build.index.row_label(0) == 2
