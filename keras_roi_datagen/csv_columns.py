@@ -1,7 +1,7 @@
 """Plain CSV tables with numeric box columns, read by columns in record batches.
 
 `build_index` comes here for a plain CSV file (not a VIA export) before it
-falls back to the row-by-row reader (`formats.generic.read_generic_csv`). The
+falls back to the row-by-row reader (`formats.csv.read_generic_csv`). The
 file is read with `pyarrow.csv.open_csv` in record batches of 4 MB, and the
 batches go through the same column builder as Parquet and Arrow tables
 (`index_columns`), so memory stays flat and the index cache works as for
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_roi_datagen.formats.generic import sniff_delimiter, text_encoding
+from keras_roi_datagen.formats.csv import sniff_delimiter, text_encoding
 
 __all__ = ["CsvFallback", "CsvTable", "open_csv_table", "record_lines"]
 

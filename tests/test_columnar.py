@@ -279,7 +279,7 @@ def test_record_lines_match_the_csv_module(tmp_path: Path, monkeypatch: pytest.M
     import io
 
     from keras_roi_datagen import csv_columns
-    from keras_roi_datagen.formats.generic import LineReader, iter_records, open_text
+    from keras_roi_datagen.formats.csv import LineReader, iter_records, open_text
 
     newline = "\r\n" if crlf else "\n"
     out = io.StringIO(newline="")
