@@ -23,7 +23,8 @@ def _box(frame, row) -> list[float]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("path", "fmt"), [("labelstudio_obb/export.json", "labelstudio"),
                                       ("yolo_doors", "yolo"), ("cvat_project/annotations.xml", "cvat"),
                                       ("coco_instances/annotations/instances_val.json", "coco"),
-                                      ("voc", "voc")])
+                                      ("voc", "voc"),
+                                      ("labelimg_voc/C1_P01_N1_S2_1.xml", "voc")])
 def test_real_files_are_detected(path: str, fmt: str) -> None:
     assert detect_format(REAL / path) == fmt
 
@@ -98,3 +99,26 @@ def test_voc_annotation_one_based_corners() -> None:
         1, 0, "Unspecified"]
     ds = RoiDataset(REAL / "voc", y_cols="label", image_size=(4, 4))
     assert len(ds.index) == 2
+
+
+def test_labelimg_voc_export_one_based_corners(tmp_path: Path) -> None:
+    xml = REAL / "labelimg_voc" / "C1_P01_N1_S2_1.xml"
+    frame = read_annotations(xml)
+    assert len(frame) == 10 and set(frame["label"]) == {"pack"}
+    # Read by hand from the file: <xmin>13 <ymin>875 <xmax>275 <ymax>1249, and the last object
+    # <xmin>1041 <ymin>1564 <xmax>1252 <ymax>1919; x = xmin - 1, w = xmax - xmin + 1.
+    assert _box(frame, "C1_P01_N1_S2_1.xml#0") == [12, 874, 263, 375]
+    assert _box(frame, "C1_P01_N1_S2_1.xml#9") == [1040, 1563, 212, 356]
+    assert frame.loc["C1_P01_N1_S2_1.xml#0", ["image_width", "image_height"]].tolist() == [
+        1363, 2188]
+    assert set(frame["filename"]) == {"C1_P01_N1_S2_1.JPG"}
+    # The photo is not committed: a synthetic one of the declared size in the `<folder>` it names.
+    folder = tmp_path / "test_images"
+    folder.mkdir()
+    (folder / xml.name).write_bytes(xml.read_bytes())
+    Image.new("RGB", (1363, 2188), (90, 120, 150)).save(folder / "C1_P01_N1_S2_1.JPG")
+    ds = RoiDataset(folder / xml.name, y_cols="label", image_size=(8, 8), shuffle=False)
+    assert len(ds.index) == 10 and list(ds.vocabularies["label"].classes) == ["pack"]
+    assert Path(ds.index.path_of(0)).name == "C1_P01_N1_S2_1.JPG"
+    x, _ = ds[0]
+    assert np.asarray(x).shape[1:3] == (8, 8)
