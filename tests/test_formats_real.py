@@ -24,7 +24,8 @@ def _box(frame, row) -> list[float]:  # type: ignore[no-untyped-def]
                                       ("yolo_doors", "yolo"), ("cvat_project/annotations.xml", "cvat"),
                                       ("coco_instances/annotations/instances_val.json", "coco"),
                                       ("voc", "voc"),
-                                      ("labelimg_voc/C1_P01_N1_S2_1.xml", "voc")])
+                                      ("labelimg_voc/C1_P01_N1_S2_1.xml", "voc"),
+                                      ("roboflow_coco/_annotations.coco.json", "coco")])
 def test_real_files_are_detected(path: str, fmt: str) -> None:
     assert detect_format(REAL / path) == fmt
 
@@ -122,3 +123,34 @@ def test_labelimg_voc_export_one_based_corners(tmp_path: Path) -> None:
     assert Path(ds.index.path_of(0)).name == "C1_P01_N1_S2_1.JPG"
     x, _ = ds[0]
     assert np.asarray(x).shape[1:3] == (8, 8)
+
+
+def test_roboflow_coco_export_bbox_as_is_and_polygons(tmp_path: Path) -> None:
+    path = REAL / "roboflow_coco" / "_annotations.coco.json"
+    frame = read_annotations(path)
+    assert detect_format(path) == "coco" and frame.attrs["problems"] == []
+    assert len(frame) == 49 and frame["filename"].nunique() == 20
+    # Roboflow writes its superclass as category 0 and the class as 1, both named "object".
+    assert set(frame["label"]) == {"object"} and set(frame["category_id"]) == {1}
+    # Read by hand from the file: rectangles keep "bbox" as it is ...
+    assert _box(frame, 0) == [474, 359, 108.5, 73.5]
+    assert _box(frame, 11) == [0, 335, 250, 25]
+    assert _box(frame, 48) == [228, 370, 220.5, 121.5]
+    # ... polygons give their points' bounds: annotation 15's points span x 312.129..414.061 and
+    # y 175.848..239.06 (its bbox, rounded by Roboflow, is [312, 176, 101.931, 63.211]).
+    np.testing.assert_allclose(_box(frame, 15), [312.129, 175.848, 101.932, 63.212], atol=1e-9)
+    assert frame.loc[15, "shape"] == "polygon" and frame.loc[0, "shape"] == "rect"
+    assert set(frame["image_width"]) == set(frame["image_height"]) == {640}
+    # The photos are not committed: one solid colour per image, of the declared size.
+    (tmp_path / path.name).write_bytes(path.read_bytes())
+    colours = {}
+    for k, name in enumerate(sorted(set(frame["filename"]))):
+        colours[name] = (10 * k + 5, 250 - 10 * k, 128)
+        Image.new("RGB", (640, 640), colours[name]).save(tmp_path / name, quality=95)
+    ds = RoiDataset(tmp_path / path.name, image_size=(8, 8), shuffle=False, dtype="uint8",
+                    batch_size=49)
+    assert ds.y_cols == ("label",) and len(ds.index) == 49
+    x, _ = ds[0]
+    for i, crop in enumerate(np.asarray(x)):
+        expected = colours[Path(ds.index.path_of(i)).name]
+        np.testing.assert_allclose(crop.reshape(-1, 3).mean(axis=0), expected, atol=3)
