@@ -385,7 +385,7 @@ def _with_cli_hint(exc: Exception) -> Exception:
 def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
           progress: bool = False) -> _Table:
     from keras_roi_datagen.boxes import BoxFormat
-    from keras_roi_datagen.formats import detect_format, detect_via_format
+    from keras_roi_datagen.formats import detect_format, detect_via_format, label_columns
     from keras_roi_datagen.formats.columnar import is_columnar
     from keras_roi_datagen.index import TableSpec, build_index
     from keras_roi_datagen.storage import is_url
@@ -397,9 +397,8 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
         kind = args.format if args.format != "auto" else detect_format(path)
         fmt = detect_via_format(path) if kind == "via" else None
     survey = _survey_via(path) if fmt and (shapes or args.y_cols is None) else None
-    regions = kind not in ("via", "csv")  # the common region frame: x, y, w, h, label
     y_cols = args.y_cols if args.y_cols is not None else (
-        tuple(survey.attribute_keys) if survey else ("label",) if regions else ("name", "type"))
+        tuple(survey.attribute_keys) if survey else label_columns(path, format=kind))
     spec = TableSpec(
         image_dir=args.image_dir, x_col=args.x_col, box_col=args.box_col, box_cols=args.box_cols,
         box_format=BoxFormat.parse(args.box_format), y_cols=tuple(y_cols),

@@ -33,6 +33,7 @@ from keras_roi_datagen.augment import Augmentation, parse_augmentation
 from keras_roi_datagen.boxes import BoxFormat
 from keras_roi_datagen.dataset import RoiDataset
 from keras_roi_datagen.errors import LabelError, Problem, raise_problems
+from keras_roi_datagen.formats.registry import label_columns
 from keras_roi_datagen.imaging import DecodeOptions
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.labels import LabelVocabulary
@@ -70,7 +71,10 @@ class RoiDataModule:
         seed: Seed of the split and of the training shuffle. Defaults to 1337.
         batch_size: Regions per batch. Defaults to 32.
         image_size: `(height, width)` of the crops. Defaults to `(224, 224)`.
-        y_cols: Label columns. Defaults to `("name", "type")`.
+        y_cols: Label columns. Defaults to `None`: the format's label
+            columns, as in `RoiDataset` (`("label",)` for a COCO, VOC, YOLO,
+            Label Studio or CVAT table, `("name", "type")` for a VIA export
+            or a plain table).
         vocabularies: Optional given vocabularies (else built on the
             training split, sorted).
         unseen_labels: `"error"` (default) or `"oov"`: what a validation or
@@ -108,7 +112,7 @@ class RoiDataModule:
         seed: int = 1337,
         batch_size: int = 32,
         image_size: tuple[int, int] = (224, 224),
-        y_cols: Sequence[str] = ("name", "type"),
+        y_cols: Sequence[str] | None = None,
         vocabularies: Mapping[str, LabelVocabulary | Sequence[Any]] | None = None,
         unseen_labels: str = "error",
         class_weight: str | Mapping[str, Mapping[Any, float]] | None = None,
@@ -136,6 +140,8 @@ class RoiDataModule:
         self.split_by, self.stratify_by, self.split_col = split_by, stratify_by, split_col
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.image_size = (int(image_size[0]), int(image_size[1]))
+        if y_cols is None:  # a path's head is read to name its format
+            y_cols = label_columns(table, format=dataset_kwargs.get("format", "auto"))
         self.y_cols = (y_cols,) if isinstance(y_cols, str) else tuple(y_cols)
         if stratify_by is not None and stratify_by not in self.y_cols:
             raise ValueError(f"`stratify_by` must be one of y_cols {list(self.y_cols)}. "

@@ -51,7 +51,7 @@ from keras_roi_datagen.batching import Batch, BatchAssembler, stream_batches
 from keras_roi_datagen.boxes import BoxFormat, clip_box, to_pixel_xyxy
 from keras_roi_datagen.cache import CachingExecutor, CropStore, check_cache_allowed, open_cache
 from keras_roi_datagen.errors import Problem, StateMismatchError, UnsupportedSetupError, raise_problems
-from keras_roi_datagen.formats.registry import FORMATS
+from keras_roi_datagen.formats.registry import FORMATS, label_columns
 from keras_roi_datagen.imaging import (
     COLOR_MODES,
     INTERPOLATIONS,
@@ -174,7 +174,12 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         box_format: `"xywh"` (VIA rect; default), `"xyxy"`, `"rel_xywh"` or
             `"rel_xyxy"` (fractions of the image size).
         y_cols: Label columns, one output head each. In a VIA export these are
-            keys of `region_attributes`. Defaults to `("name", "type")`.
+            keys of `region_attributes`. Defaults to `None`: the format's
+            label columns (`formats.label_columns`): `("label",)` for a COCO,
+            VOC, YOLO, Label Studio or CVAT path and for the frame
+            `read_annotations` makes of one, `("name", "type")` for a VIA
+            export or a plain table (a URL counts as one unless `format`
+            names it).
         vocabularies: Optional dict of label column to `LabelVocabulary` or
             list of classes. Columns left out get a vocabulary built from this
             table (sorted).
@@ -242,8 +247,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             `"labelstudio"`, `"cvat"` (see `read_annotations`). Such a path
             (or the frame `read_annotations` returns) needs no box
             arguments: its `x`, `y`, `w`, `h` columns are used, its class
-            is `y_cols="label"`, and `image_dir` defaults to where the
-            format keeps its images.
+            column `label` is the default `y_cols`, and `image_dir`
+            defaults to where the format keeps its images.
         augment: Region augmentation: an `Augmentation` or a dict of its
             options (`zoom`, `shift`, `aspect`, `context`, `horizontal_flip`,
             `vertical_flip`, `rotation`, `brightness`, `contrast`,
@@ -305,7 +310,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         box_col: str = "region_shape_attributes",
         box_cols: Sequence[str] | None = None,
         box_format: BoxFormat | str = "xywh",
-        y_cols: Sequence[str] = ("name", "type"),
+        y_cols: Sequence[str] | None = None,
         vocabularies: Mapping[str, LabelVocabulary | Sequence[Any]] | None = None,
         image_size: tuple[int, int] = (224, 224),
         interpolation: str = "bilinear",
@@ -382,7 +387,6 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         check_cache_allowed(cache, self.augment)
         self.image_size = _check_size(image_size)
         self.box_format = BoxFormat.parse(box_format)
-        self.y_cols = tuple(y_cols)
         self.interpolation, self.color_mode = interpolation, color_mode
         self._batch_size = int(batch_size)
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
@@ -406,6 +410,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             aspect_ratio="crop" if crop_to_aspect_ratio else "pad" if pad_to_aspect_ratio else "squash",
             border=border, storage_options=storage_options,
         )
+        if y_cols is None:  # after every check: a path's head is read to name its format
+            y_cols = (tuple(table.vocabularies) if isinstance(table, IndexBuild)
+                      else label_columns(table, format=format))
+        self.y_cols = tuple(y_cols)
         self.spec = TableSpec(
             image_dir=os.fspath(image_dir) if image_dir is not None else None,
             x_col=x_col, box_col=box_col, box_cols=tuple(box_cols) if box_cols else None,  # type: ignore[arg-type]

@@ -64,4 +64,4 @@ def test_forced_format_wins_over_detection(corpus: dict[str, Path]) -> None:
 
 def test_missing_label_columns_suggest_label(corpus: dict[str, Path]) -> None:
     with pytest.raises(AnnotationError, match=r"y_cols='label'"):
-        RoiDataset(corpus["coco"], image_size=(8, 8))
+        RoiDataset(corpus["coco"], y_cols=("name", "type"), image_size=(8, 8))

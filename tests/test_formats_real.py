@@ -23,7 +23,9 @@ def _box(frame, row) -> list[float]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("path", "fmt"), [("labelstudio_obb/export.json", "labelstudio"),
                                       ("yolo_doors", "yolo"), ("cvat_project/annotations.xml", "cvat"),
                                       ("coco_instances/annotations/instances_val.json", "coco"),
-                                      ("voc", "voc")])
+                                      ("voc", "voc"),
+                                      ("labelimg_voc/C1_P01_N1_S2_1.xml", "voc"),
+                                      ("roboflow_coco/_annotations.coco.json", "coco")])
 def test_real_files_are_detected(path: str, fmt: str) -> None:
     assert detect_format(REAL / path) == fmt
 
@@ -98,3 +100,57 @@ def test_voc_annotation_one_based_corners() -> None:
         1, 0, "Unspecified"]
     ds = RoiDataset(REAL / "voc", y_cols="label", image_size=(4, 4))
     assert len(ds.index) == 2
+
+
+def test_labelimg_voc_export_one_based_corners(tmp_path: Path) -> None:
+    xml = REAL / "labelimg_voc" / "C1_P01_N1_S2_1.xml"
+    frame = read_annotations(xml)
+    assert len(frame) == 10 and set(frame["label"]) == {"pack"}
+    # Read by hand from the file: <xmin>13 <ymin>875 <xmax>275 <ymax>1249, and the last object
+    # <xmin>1041 <ymin>1564 <xmax>1252 <ymax>1919; x = xmin - 1, w = xmax - xmin + 1.
+    assert _box(frame, "C1_P01_N1_S2_1.xml#0") == [12, 874, 263, 375]
+    assert _box(frame, "C1_P01_N1_S2_1.xml#9") == [1040, 1563, 212, 356]
+    assert frame.loc["C1_P01_N1_S2_1.xml#0", ["image_width", "image_height"]].tolist() == [
+        1363, 2188]
+    assert set(frame["filename"]) == {"C1_P01_N1_S2_1.JPG"}
+    # The photo is not committed: a synthetic one of the declared size in the `<folder>` it names.
+    folder = tmp_path / "test_images"
+    folder.mkdir()
+    (folder / xml.name).write_bytes(xml.read_bytes())
+    Image.new("RGB", (1363, 2188), (90, 120, 150)).save(folder / "C1_P01_N1_S2_1.JPG")
+    ds = RoiDataset(folder / xml.name, y_cols="label", image_size=(8, 8), shuffle=False)
+    assert len(ds.index) == 10 and list(ds.vocabularies["label"].classes) == ["pack"]
+    assert Path(ds.index.path_of(0)).name == "C1_P01_N1_S2_1.JPG"
+    x, _ = ds[0]
+    assert np.asarray(x).shape[1:3] == (8, 8)
+
+
+def test_roboflow_coco_export_bbox_as_is_and_polygons(tmp_path: Path) -> None:
+    path = REAL / "roboflow_coco" / "_annotations.coco.json"
+    frame = read_annotations(path)
+    assert detect_format(path) == "coco" and frame.attrs["problems"] == []
+    assert len(frame) == 49 and frame["filename"].nunique() == 20
+    # Roboflow writes its superclass as category 0 and the class as 1, both named "object".
+    assert set(frame["label"]) == {"object"} and set(frame["category_id"]) == {1}
+    # Read by hand from the file: rectangles keep "bbox" as it is ...
+    assert _box(frame, 0) == [474, 359, 108.5, 73.5]
+    assert _box(frame, 11) == [0, 335, 250, 25]
+    assert _box(frame, 48) == [228, 370, 220.5, 121.5]
+    # ... polygons give their points' bounds: annotation 15's points span x 312.129..414.061 and
+    # y 175.848..239.06 (its bbox, rounded by Roboflow, is [312, 176, 101.931, 63.211]).
+    np.testing.assert_allclose(_box(frame, 15), [312.129, 175.848, 101.932, 63.212], atol=1e-9)
+    assert frame.loc[15, "shape"] == "polygon" and frame.loc[0, "shape"] == "rect"
+    assert set(frame["image_width"]) == set(frame["image_height"]) == {640}
+    # The photos are not committed: one solid colour per image, of the declared size.
+    (tmp_path / path.name).write_bytes(path.read_bytes())
+    colours = {}
+    for k, name in enumerate(sorted(set(frame["filename"]))):
+        colours[name] = (10 * k + 5, 250 - 10 * k, 128)
+        Image.new("RGB", (640, 640), colours[name]).save(tmp_path / name, quality=95)
+    ds = RoiDataset(tmp_path / path.name, image_size=(8, 8), shuffle=False, dtype="uint8",
+                    batch_size=49)
+    assert ds.y_cols == ("label",) and len(ds.index) == 49
+    x, _ = ds[0]
+    for i, crop in enumerate(np.asarray(x)):
+        expected = colours[Path(ds.index.path_of(i)).name]
+        np.testing.assert_allclose(crop.reshape(-1, 3).mean(axis=0), expected, atol=3)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.formats.csv import read_generic_csv
-from keras_roi_datagen.formats.registry import FORMATS, detect_format, read_annotations
+from keras_roi_datagen.formats.registry import FORMATS, detect_format, label_columns, read_annotations
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
     OnError,
@@ -42,6 +42,7 @@ __all__ = [
     "detect_via_format",
     "is_via_table",
     "iter_via_records",
+    "label_columns",
     "read_annotations",
     "read_generic_csv",
     "read_table",

@@ -15,7 +15,8 @@ layout) and a reader returning the common frame described in
 
 `detect_format` names a path's format (`"csv"` for a plain CSV table, which
 has no region geometry of its own and is read by `read_table` with
-`csv.read_generic_csv`).
+`csv.read_generic_csv`). `label_columns` names the columns a table's format
+keeps each region's class in (what `y_cols=None` means).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pandas as pd
 from keras_roi_datagen.errors import AnnotationError, Problem
 from keras_roi_datagen.formats.regions import PointBoxSize, check_on_error
 
-__all__ = ["FORMATS", "Format", "detect_format", "read_annotations"]
+__all__ = ["FORMATS", "Format", "detect_format", "label_columns", "read_annotations"]
 
 _HEAD = 65536
 
@@ -95,6 +96,60 @@ FORMATS: dict[str, Format] = {
     "voc": Format("voc", (".xml",), _sniffer("voc", "sniff_voc"), _lazy("voc", "read_voc")),
     "yolo": Format("yolo", (".yaml", ".yml"), lambda head: False, _lazy("yolo", "read_yolo")),
 }
+
+
+# Formats read into the common region frame, whose class column is `label`; VIA
+# exports and plain tables keep their own attribute columns.
+_REGION_FORMATS = frozenset(FORMATS) - {"via"}
+_VIA_LABELS = ("name", "type")
+
+
+def label_columns(table: pd.DataFrame | str | os.PathLike[str], *,
+                  format: str = "auto") -> tuple[str, ...]:
+    """Name the label columns of a table's format: what `y_cols=None` means.
+
+    A COCO, VOC, YOLO, Label Studio or CVAT path, and the region frame
+    `read_annotations` makes of one, keep each region's class in `label`.
+    VIA exports keep it in region attributes, `("name", "type")` by this
+    library's convention, and so do plain tables (CSV, Parquet, Arrow). A
+    DataFrame from elsewhere is a region frame when it has a `label` column
+    and neither `name` nor `type`. Only a file's head is read; a URL is not
+    read at all (pass `format` to name it).
+
+    Args:
+        table: A DataFrame, or the path or URL of an annotation file or folder.
+        format: The table's format, as `RoiDataset` takes it. Defaults to
+            `"auto"`: detected from a local path (`detect_format`); a URL
+            counts as a plain table.
+
+    Returns:
+        `("label",)` or `("name", "type")`.
+
+    Raises:
+        FileNotFoundError: A local path does not exist (with `format="auto"`).
+        AnnotationError: Kind `"unknown_format"`, as `detect_format`.
+
+    Example:
+    >>> label_columns("instances_val2017.json")  # doctest: +SKIP
+    ('label',)
+    >>> label_columns(pd.DataFrame({"filename": ["a.jpg"], "name": ["cat"]}))
+    ('name', 'type')
+
+    """
+    if isinstance(table, pd.DataFrame):
+        if table.attrs.get("format") in _REGION_FORMATS:
+            return ("label",)
+        columns = set(table.columns)
+        return ("label",) if "label" in columns and not columns & set(_VIA_LABELS) else _VIA_LABELS
+    if format == "auto":
+        from keras_roi_datagen import storage
+        from keras_roi_datagen.formats.columnar import is_columnar
+
+        source = os.fspath(table)
+        if storage.is_url(source) or is_columnar(source):
+            return _VIA_LABELS
+        format = detect_format(source)
+    return ("label",) if format in _REGION_FORMATS else _VIA_LABELS
 
 
 def _unknown(path: str, message: str) -> AnnotationError:
@@ -203,7 +258,7 @@ def read_annotations(
 
     Example:
     >>> df = read_annotations("instances_val2017.json")  # doctest: +SKIP
-    >>> ds = RoiDataset(df, y_cols="label")  # doctest: +SKIP
+    >>> ds = RoiDataset(df)  # y_cols defaults to ("label",)  # doctest: +SKIP
 
     """
     check_on_error(on_error)
