@@ -921,9 +921,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         # The dataset shards itself: each host's batches are its own part.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         dataset = dataset.with_options(options)
-        return self._tf_per_host(tf, dataset)
+        self._refuse_multi_worker(tf)
+        return dataset
 
-    def _tf_per_host(self, tf: Any, dataset: Any) -> Any:
+    def _refuse_multi_worker(self, tf: Any) -> None:
         """Refuses TensorFlow multi-worker training, which cannot serve host parts.
 
         Keras applies `experimental_distribute_dataset` to the dataset, which
@@ -945,7 +946,6 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 "`MultiWorkerMirroredStrategy` fails on multi-output batches. Train on several "
                 "hosts with the JAX backend and `keras.distribution.DataParallel`, or with "
                 "PyTorch DDP (README: 'Training on several hosts').")
-        return dataset
 
     def _tf_batches(self) -> Iterator[Batch]:
         # TensorFlow turns an exception in a generator into an opaque op error.

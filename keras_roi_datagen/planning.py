@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -66,9 +65,6 @@ class PermutedOrder:
             start, stop, step = positions.indices(len(self))
             positions = np.arange(start, stop, step, dtype=np.int64)
         return np.asarray(self.permutation(np.asarray(positions, dtype=np.int64)), dtype=np.int64)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self[:].astype(dtype or np.int64)
 
     def tolist(self) -> list[int]:
         """The whole order as a list (for small tables and tests)."""
@@ -116,11 +112,6 @@ class PlannedBatch:
 
     rows: np.ndarray
     weights: np.ndarray
-
-    @property
-    def padded(self) -> bool:
-        """Whether some rows only fill slots (weight 0)."""
-        return bool((self.weights == 0).any())
 
 
 @dataclass(frozen=True)
