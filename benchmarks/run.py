@@ -1,7 +1,7 @@
 """Benchmark: RoiDataset against tf.data, torch DataLoader, the classic generator and floors.
 
     python benchmarks/run.py [--report reports/bench.json] [--quick]
-                             [--repeats 3] [--workers 2] [--seconds 2.0]
+                             [--repeats 3] [--workers 2] [--seconds 3.0]
 
 What it does, in one run:
 
@@ -61,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tiny workloads, one batch per measurement: a smoke run")
     parser.add_argument("--repeats", type=int, help="timed rounds (default 3; 1 with --quick)")
     parser.add_argument("--workers", type=int, default=2, help="decode workers (default 2)")
-    parser.add_argument("--seconds", type=float, default=1.5,
-                        help="target length of one measurement (default 1.5)")
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="target length of one measurement (default 3.0)")
     parser.add_argument("--retry-budget", type=float, default=75.0,
                         help="seconds the run may spend re-measuring under foreign CPU load")
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-RSS test")

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -185,6 +185,51 @@ class _Reserve:
         return batch, used
 
 
+def _split(result: BatchResult, sizes: list[int]) -> list[BatchResult]:
+    """Cuts the result of several batches decoded as one job into one result per batch."""
+    parts, first = [], 0
+    for size in sizes:
+        failures = [replace(f, position=f.position - first) for f in result.failures
+                    if first <= f.position < first + size]
+        parts.append(BatchResult(result.pixels[first:first + size], failures, result.image_sizes))
+        first += size
+    return parts
+
+
+@dataclass
+class _Group:
+    """Consecutive batches submitted as one decode job, and the job's future."""
+
+    numbers: list[int]
+    planned: list[PlannedBatch]
+    future: Future[BatchResult]
+
+    def results(self, timeout: float | None, where: str) -> list[BatchResult]:
+        result = _wait(self.future, timeout, where)
+        if len(self.planned) == 1:
+            return [result]
+        return _split(result, [len(p.rows) for p in self.planned])
+
+
+def _submit_group(numbers: list[int], plan_batches: Callable[[int], PlannedBatch],
+                  assembler: BatchAssembler, executor: BatchExecutor, epoch: int) -> _Group:
+    planned = [plan_batches(number) for number in numbers]
+    rows = planned[0].rows if len(planned) == 1 else np.concatenate([p.rows for p in planned])
+    return _Group(numbers, planned, executor.submit(assembler.job(rows, epoch)))
+
+
+def _groups(numbers: list[int], group_of: Callable[[int], int] | None) -> Iterator[list[int]]:
+    """Runs of consecutive batch numbers in one decode group."""
+    run: list[int] = []
+    for number in numbers:
+        if run and (group_of is None or group_of(number) != group_of(run[0])):
+            yield run
+            run = []
+        run.append(number)
+    if run:
+        yield run
+
+
 def stream_batches(
     plan_batches: Callable[[int], PlannedBatch],
     batch_numbers: range,
@@ -194,12 +239,18 @@ def stream_batches(
     timeout: float | None,
     describe: Callable[[int], str],
     epoch: int = 0,
+    group_of: Callable[[int], int] | None = None,
 ) -> Iterator[tuple[int, Batch, np.ndarray]]:
     """Yields `(batch_number, batch, rows)` for a run of batches, in order.
 
     Up to `read_ahead` batches are submitted to `executor` ahead of the one
     being yielded, so decoding overlaps training; results are yielded strictly
     in `batch_numbers` order whatever the order they complete in.
+
+    Consecutive batches that `group_of` puts in one group (the batches of one
+    shuffle window, which share images) are decoded as one job by one worker,
+    which decodes each of their images once; each row's pixels are the same
+    as when decoded alone.
 
     With `on_error="skip"`, a batch that loses rows at decode time is topped
     up with rows taken from the end of the pass's last batch, which is
@@ -211,10 +262,13 @@ def stream_batches(
         batch_numbers: The batches of this pass, in order.
         assembler: The `BatchAssembler`.
         executor: Where decoding runs.
-        read_ahead: Batches in flight at most (at least 1).
+        read_ahead: Batches in flight at most (at least 1; a group in flight
+            counts whole).
         timeout: Seconds to wait for one batch (`None`: no limit).
         describe: Returns a batch's description for messages.
         epoch: The epoch (keys the rows' augmentation). Defaults to 0.
+        group_of: Returns a batch number's decode group. Defaults to `None`:
+            every batch is decoded alone.
 
     Yields:
         `(batch_number, batch, rows)`, `rows` being the rows the batch trains
@@ -227,25 +281,27 @@ def stream_batches(
         last = plan_batches(numbers[-1])
         reserve = _Reserve(last.rows, last.weights)
         numbers = numbers[:-1]
-    pending: deque[tuple[int, PlannedBatch, Future[BatchResult]]] = deque()
-    upcoming = iter(numbers)
+    read_ahead = max(1, read_ahead)
+    pending: deque[_Group] = deque()
+    upcoming = _groups(numbers, group_of)
     while True:
-        while len(pending) < max(1, read_ahead):
-            number = next(upcoming, None)
-            if number is None:
+        while sum(len(group.numbers) for group in pending) < read_ahead or not pending:
+            run = next(upcoming, None)
+            if run is None:
                 break
-            planned = plan_batches(number)
-            pending.append((number, planned, executor.submit(assembler.job(planned.rows, epoch))))
+            pending.append(_submit_group(run, plan_batches, assembler, executor, epoch))
         if not pending:
             break
-        number, planned, future = pending.popleft()
-        where = describe(number)
-        batch, used = assembler.assemble(planned, _wait(future, timeout, where), where)
-        if len(used.rows) < len(planned.rows):
-            batch, used = reserve.top_up(batch, used, len(planned.rows), assembler, executor,
-                                         timeout, where, epoch)
-        if len(used.rows):
-            yield number, batch, used.rows[used.weights > 0]
+        group = pending.popleft()
+        results = group.results(timeout, describe(group.numbers[0]))
+        for number, planned, result in zip(group.numbers, group.planned, results, strict=True):
+            where = describe(number)
+            batch, used = assembler.assemble(planned, result, where)
+            if len(used.rows) < len(planned.rows):
+                batch, used = reserve.top_up(batch, used, len(planned.rows), assembler, executor,
+                                             timeout, where, epoch)
+            if len(used.rows):
+                yield number, batch, used.rows[used.weights > 0]
     if len(reserve.rows):
         last_number = batch_numbers[len(numbers)]
         planned = PlannedBatch(reserve.rows, reserve.weights)

@@ -243,3 +243,63 @@ class TwoLevelPermutation:
 
     def __repr__(self) -> str:
         return f"TwoLevelPermutation({len(self.starts) - 1} images, {self.n} regions)"
+
+
+class WindowedPermutation:
+    """An order shuffled again inside each run of `window` consecutive positions.
+
+    Over an image-grouped order (`TwoLevelPermutation`), this keeps every
+    region within about `window` positions of its image's other regions (so a
+    worker that decodes a window's rows together decodes each image about
+    once) while a batch still mixes the regions of many images.
+
+    Args:
+        base: The order to shuffle within windows (anything with `len()` and
+            `base(positions)`).
+        window: Positions per window (at least 1). The last window holds the
+            remaining `len(base) % window` positions.
+        seed: The seed.
+        epoch: The epoch. Defaults to 0.
+        purpose: Defaults to `"window"`.
+
+    Example:
+    >>> starts, by_image = np.array([0, 3, 6]), np.arange(6)
+    >>> perm = WindowedPermutation(TwoLevelPermutation(starts, by_image, seed=1), 4, seed=1)
+    >>> sorted(perm.take(0, 6).tolist())
+    [0, 1, 2, 3, 4, 5]
+    """
+
+    def __init__(self, base: TwoLevelPermutation, window: int, seed: int, epoch: int = 0,
+                 purpose: str = "window") -> None:
+        if window < 1:
+            raise ValueError(f"`window` must be at least 1. Received: window={window!r}")
+        self.base, self.window, self.n = base, int(window), len(base)
+        self._keys = round_keys(int(seed), int(epoch), purpose)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def take(self, start: int, stop: int) -> np.ndarray:
+        """Returns `order[start:stop]`."""
+        start, stop = max(0, int(start)), min(self.n, int(stop))
+        return self(np.arange(start, max(start, stop), dtype=np.int64))
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        """Returns the rows at `positions` of the order (`int64`)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size and (positions.min() < 0 or positions.max() >= self.n):
+            raise IndexError(f"positions must lie in [0, {self.n}).")
+        windows = positions // self.window
+        firsts = windows * self.window
+        sizes = np.minimum(self.window, self.n - firsts).astype(np.uint64)
+        within = (positions - firsts).astype(np.uint64)
+        shuffled = within.copy()
+        many = sizes > 1
+        if many.any():
+            extra = _mix(windows[many].astype(np.uint64), np.uint64(0x2545F4914F6CDD1D))
+            shuffled[many] = _walk(within[many], sizes[many], _half_bits(sizes[many]),
+                                   self._keys, extra, False)
+        return np.asarray(self.base(firsts + shuffled.astype(np.int64)), dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return f"WindowedPermutation({self.base!r}, window={self.window})"

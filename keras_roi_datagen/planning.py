@@ -21,13 +21,21 @@ stream across versions); it sorts raw 64-bit outputs of a PCG64 bit generator
 seeded by `(seed, epoch, purpose)`. Raw bit-generator streams are stable, so a
 plan is the same on every machine and NumPy release.
 
+By default (`RoiDataset(shuffle_window=...)`) the order is *windowed*:
+images are shuffled, their regions kept together, and then every run of
+`window` consecutive rows is shuffled again. A batch mixes the regions of
+many images, and an image's regions stay inside one or two windows, so the
+worker that decodes a window's batches together decodes each image about
+once instead of once per region.
+
 Tables of `LARGE_TABLE_ROWS` rows or more (2**24, about 16.8 million) are not
 sorted: their order is a keyed bijection (`permutation.KeyedPermutation`, a
 Feistel network with cycle-walking; `TwoLevelPermutation` over images, then
-regions, for `group_by_image`), computed only for the rows a batch needs, so a
-plan takes memory proportional to a batch, not to the table. Both orders are
-pure functions of `(seed, epoch)`; smaller tables keep the sorted order, so
-their batches (and the parity digests) are unchanged.
+regions; `WindowedPermutation` over that for windows), computed only for the
+rows a batch needs, so a plan takes memory proportional to a batch (plus 16
+bytes per image for grouped and windowed orders), not to the table. Both
+kinds of order are pure functions of `(seed, epoch)`; small and large tables
+get different (equally valid) orders.
 """
 
 from __future__ import annotations
@@ -38,12 +46,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_roi_datagen.index_cache import ImageTable
-from keras_roi_datagen.permutation import KeyedPermutation, TwoLevelPermutation
+from keras_roi_datagen.permutation import KeyedPermutation, TwoLevelPermutation, WindowedPermutation
 
 __all__ = ["LARGE_TABLE_ROWS", "EpochPlan", "PermutedOrder", "PlannedBatch", "Position", "check_shard",
            "count_steps", "plan_epoch", "random_keys"]
 
-_ROWS, _GROUPS = 0, 1
+_ROWS, _GROUPS, _WINDOWS = 0, 1, 2
 LARGE_TABLE_ROWS = 1 << 24
 
 
@@ -51,10 +59,12 @@ class PermutedOrder:
     """An epoch's order computed where it is read: `order[positions]`, never all of it.
 
     Args:
-        permutation: A `KeyedPermutation` or `TwoLevelPermutation`.
+        permutation: A `KeyedPermutation`, `TwoLevelPermutation` or
+            `WindowedPermutation`.
     """
 
-    def __init__(self, permutation: KeyedPermutation | TwoLevelPermutation) -> None:
+    def __init__(self, permutation: KeyedPermutation | TwoLevelPermutation | WindowedPermutation
+                 ) -> None:
         self.permutation = permutation
 
     def __len__(self) -> int:
@@ -129,6 +139,8 @@ class EpochPlan:
         start: Global rows consumed before step 0. Defaults to 0.
         drop_remainder: Drop the rows that do not fill a last global batch
             instead of padding it. Defaults to `False`.
+        window: Rows per shuffle window of the order (see `plan_epoch`), or
+            0 when the order has none. Defaults to 0.
     """
 
     order: np.ndarray | PermutedOrder
@@ -136,6 +148,7 @@ class EpochPlan:
     shard: tuple[int, int] = (0, 1)
     start: int = 0
     drop_remainder: bool = False
+    window: int = 0
 
     @property
     def global_batch_size(self) -> int:
@@ -176,6 +189,16 @@ class EpochPlan:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self[i] for i in range(len(self)))
+
+    def window_of(self, step: int) -> int:
+        """Returns the shuffle window that `step`'s batch begins in.
+
+        Consecutive steps of one window share images, so they are decoded
+        together. Without windows every step is its own group.
+        """
+        if self.window < 1:
+            return step
+        return (self.start + step * self.global_batch_size) // self.window
 
     def rows_after(self, steps: int) -> int:
         """Global rows consumed once `steps` steps of this plan are done."""
@@ -228,6 +251,7 @@ def plan_epoch(
     shard: tuple[int, int] = (0, 1),
     start: int = 0,
     large_table_rows: int = LARGE_TABLE_ROWS,
+    window: int = 0,
 ) -> EpochPlan:
     """Plans one host's part of one epoch.
 
@@ -245,6 +269,11 @@ def plan_epoch(
             are shuffled and the rows of a group stay together (in shuffled
             order), so a batch holds few images and each is decoded once.
             Defaults to `None`: rows are shuffled independently.
+        window: With `groups` and `shuffle`, shuffle the grouped order again
+            inside each run of `window` consecutive rows: a batch then mixes
+            the regions of many images, while an image's regions stay within
+            one or two windows (decoded together). Defaults to 0 (no
+            windows: the groups stay whole).
         shard: `(index, count)`: this host's place. Each step takes
             `batch_size * count` rows of the global order; the host gets rows
             `index * batch_size` to `(index + 1) * batch_size` of them.
@@ -269,27 +298,32 @@ def plan_epoch(
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size}")
     if not 0 <= start <= n_rows:
         raise ValueError(f"`start` must be in [0, {n_rows}]. Received: start={start}")
+    if window < 0:
+        raise ValueError(f"`window` must be a non-negative integer. Received: window={window}")
+    window = window if shuffle and groups is not None else 0
     order: np.ndarray | PermutedOrder
     if not shuffle:
         order = np.arange(n_rows, dtype=np.int64)
     elif n_rows >= large_table_rows:
-        order = PermutedOrder(_permutation(n_rows, seed, epoch, groups))
+        order = PermutedOrder(_permutation(n_rows, seed, epoch, groups, window))
     else:
         groups = groups.group_ids() if isinstance(groups, ImageTable) else groups
-        order = _shuffled_order(n_rows, seed, epoch, groups).astype(np.int64, copy=False)
-    return EpochPlan(order, batch_size, shard, start, drop_remainder)
+        order = _shuffled_order(n_rows, seed, epoch, groups, window).astype(np.int64, copy=False)
+    return EpochPlan(order, batch_size, shard, start, drop_remainder, window)
 
 
-def _permutation(n_rows: int, seed: int, epoch: int,
-                 groups: np.ndarray | ImageTable | None) -> KeyedPermutation | TwoLevelPermutation:
+def _permutation(n_rows: int, seed: int, epoch: int, groups: np.ndarray | ImageTable | None,
+                 window: int) -> KeyedPermutation | TwoLevelPermutation | WindowedPermutation:
     if groups is None:
         return KeyedPermutation(n_rows, seed, epoch)
     if not isinstance(groups, ImageTable):
         groups = ImageTable.from_group_ids(np.asarray(groups))
-    return TwoLevelPermutation(groups.starts, groups.by_image, seed, epoch)
+    grouped = TwoLevelPermutation(groups.starts, groups.by_image, seed, epoch)
+    return WindowedPermutation(grouped, window, seed, epoch) if window else grouped
 
 
-def _shuffled_order(n_rows: int, seed: int, epoch: int, groups: np.ndarray | None) -> np.ndarray:
+def _shuffled_order(n_rows: int, seed: int, epoch: int, groups: np.ndarray | None,
+                    window: int = 0) -> np.ndarray:
     row_keys = random_keys(n_rows, seed, epoch, _ROWS)
     if groups is None:
         return np.argsort(row_keys, kind="stable")
@@ -297,4 +331,9 @@ def _shuffled_order(n_rows: int, seed: int, epoch: int, groups: np.ndarray | Non
     group_ids, inverse = np.unique(groups, return_inverse=True)
     group_keys = random_keys(len(group_ids), seed, epoch, _GROUPS)
     # Primary key: the group's random rank; secondary: the row's own random key.
-    return np.lexsort((row_keys, group_keys[inverse]))
+    grouped = np.lexsort((row_keys, group_keys[inverse]))
+    if not window:
+        return grouped
+    # Then each run of `window` positions is shuffled by keys of its own.
+    slot_keys = random_keys(n_rows, seed, epoch, _WINDOWS)
+    return grouped[np.lexsort((slot_keys, np.arange(n_rows) // window))]

@@ -203,8 +203,9 @@ def test_an_exception_in_a_worker_surfaces_with_its_traceback(scenes, processes)
 
 def test_sigkilled_worker_is_an_error_not_a_hang(scenes):
     table, folder = scenes
+    # One batch per decode job (no shuffle window), so jobs are left to run after batch 1.
     ds = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=1, workers=2,
-                    use_multiprocessing=True, max_queue_size=1)
+                    use_multiprocessing=True, max_queue_size=1, shuffle_window=None)
     batches = ds.iter_batches()
     next(batches)
     for pid in ds.worker_pids:
