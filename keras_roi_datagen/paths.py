@@ -28,6 +28,7 @@ from typing import Any, overload
 import numpy as np
 
 from keras_roi_datagen import storage
+from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.storage import is_url, url_join
 
 __all__ = ["PathProblem", "PathTable", "check_image_file", "resolve_image_path"]
@@ -195,8 +196,8 @@ class PathTable(Sequence[str]):
             i = int(key) + (len(self) if key < 0 else 0)
             if not 0 <= i < len(self):
                 raise IndexError(f"path {key} out of range ({len(self)} paths)")
-            return bytes(self.data[self.offsets[i]:self.offsets[i + 1]]).decode(
-                "utf-8", "surrogateescape")
+            start, stop = read_range(self.offsets, i, i + 2).tolist()
+            return read_range(self.data, start, stop).tobytes().decode("utf-8", "surrogateescape")
         positions = np.arange(len(self))[key]
         return PathTable.from_strings(self[int(i)] for i in positions)
 
