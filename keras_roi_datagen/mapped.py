@@ -161,6 +161,20 @@ def read_range(column: np.ndarray, start: int, stop: int) -> np.ndarray:
     """
     stop = min(int(stop), len(column))
     start = min(max(0, int(start)), stop)
-    if _readable(column) is None:
+    mapped = _readable(column)
+    if mapped is None:
         return np.asarray(column[start:stop])
-    return gather(column, np.arange(start, stop, dtype=np.int64))
+    values = np.empty((stop - start, *column.shape[1:]), dtype=column.dtype)
+    if stop == start:
+        return values
+    row_bytes = _row_bytes(column)
+    try:
+        fd = os.open(str(mapped.filename), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # the entry was removed while mapped: the mapping still reads it
+        return np.asarray(column[start:stop])
+    try:
+        _read_into(fd, values.reshape(-1).view(np.uint8).data,
+                   int(mapped.offset) + start * row_bytes)
+    finally:
+        os.close(fd)
+    return values

@@ -196,14 +196,17 @@ class PathTable(Sequence[str]):
             i = int(key) + (len(self) if key < 0 else 0)
             if not 0 <= i < len(self):
                 raise IndexError(f"path {key} out of range ({len(self)} paths)")
+            # By position: a mapped table's pages stay out of memory (see `mapped`).
             start, stop = read_range(self.offsets, i, i + 2).tolist()
             return read_range(self.data, start, stop).tobytes().decode("utf-8", "surrogateescape")
         positions = np.arange(len(self))[key]
         return PathTable.from_strings(self[int(i)] for i in positions)
 
     def __iter__(self) -> Iterator[str]:
-        for i in range(len(self)):
-            yield self[i]
+        data = read_range(self.data, 0, len(self.data)).tobytes()  # one read for all paths
+        offsets = read_range(self.offsets, 0, len(self.offsets)).tolist()
+        for start, stop in zip(offsets[:-1], offsets[1:]):
+            yield data[start:stop].decode("utf-8", "surrogateescape")
 
     def tolist(self) -> list[str]:
         """Returns the paths as a list of strings."""
