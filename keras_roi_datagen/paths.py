@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -205,7 +206,7 @@ class PathTable(Sequence[str]):
     def __iter__(self) -> Iterator[str]:
         data = read_range(self.data, 0, len(self.data)).tobytes()  # one read for all paths
         offsets = read_range(self.offsets, 0, len(self.offsets)).tolist()
-        for start, stop in zip(offsets[:-1], offsets[1:]):
+        for start, stop in itertools.pairwise(offsets):
             yield data[start:stop].decode("utf-8", "surrogateescape")
 
     def tolist(self) -> list[str]:
