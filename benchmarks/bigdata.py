@@ -23,7 +23,11 @@ What is measured (each build in a fresh process, so its peak RSS is its own):
 4. `tables`: `--table-rows` rows as Parquet and as CSV (numeric box
    columns): build time and peak RSS without a cache, and the CSV's build
    into a fresh index cache.
-5. `s3`: an epoch of 512 regions over 64 JPEGs read through moto's S3 server
+5. `inspect`: `inspect` of the big table in a fresh process, the first
+   time (no cache: counted by columns), into an index cache, and from it:
+   seconds and peak RSS, whether all three print the same, and a PASS/FAIL
+   line against 60 s.
+6. `s3`: an epoch of 512 regions over 64 JPEGs read through moto's S3 server
    on 127.0.0.1, against the same files on local disk (4 threads, figures
    only).
 
@@ -273,7 +277,55 @@ def training_verdict(big: dict[str, Any], small: dict[str, Any], budget_mb: floa
     extra = worst(big) - worst(small)
     verdict = "PASS" if extra <= budget_mb else "FAIL"
     return (f"training RSS: {verdict}: total RSS {worst(big):.0f} MB at {big['rows']} rows vs "
-            f"{worst(small):.0f} MB at {small['rows']} rows: +{extra:.0f} MB (goal <= {budget_mb:.0f})")
+            f"{worst(small):.0f} MB at {small['rows']} rows: {extra:+.0f} MB (goal <= {budget_mb:.0f})")
+
+
+def child_inspect(table: str, cache: str) -> dict[str, Any]:
+    """Runs `inspect` on the table (with `--index-cache` when `cache` is not empty): seconds, peak RSS."""
+    import contextlib
+    import hashlib
+    import io
+
+    from keras_roi_datagen.cli import main
+
+    argv = ["inspect", table, "--box-cols", "x,y,w,h", "--y-cols", "name,type"]
+    if cache:
+        argv += ["--index-cache", cache]
+    out = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "exit_code": code, "peak_rss_mb": peak_rss_mb(),
+            "output_sha256": hashlib.sha256(out.getvalue().encode()).hexdigest(),
+            "output": out.getvalue()}
+
+
+def inspect_timings(table: Path, work: Path, goal_s: float = 60.0) -> dict[str, Any]:
+    """`inspect` the first time (no cache: counted by columns), into a cache, and from the cache."""
+    import shutil
+
+    cache = str(work / "index-cache-inspect")
+    shutil.rmtree(cache, ignore_errors=True)
+    runs = {"first": run_child("inspect", str(table), ""),
+            "into_cache": run_child("inspect", str(table), cache),
+            "cached": run_child("inspect", str(table), cache)}
+    found: dict[str, Any] = {name: {k: v for k, v in run.items() if k != "output"}
+                             for name, run in runs.items()}
+    outputs = {run.get("output_sha256") for run in runs.values()}
+    found["same_output"] = len(outputs) == 1 and None not in outputs
+    found["output"] = runs["first"].get("output", "")
+    lines = []
+    for name in ("first", "cached"):
+        seconds = runs[name].get("seconds")
+        verdict = "PASS" if seconds is not None and seconds < goal_s else "FAIL"
+        lines.append(f"inspect {name}: {verdict}: "
+                     + (f"{seconds:.1f} s" if seconds is not None else "failed")
+                     + f" (goal < {goal_s:.0f} s)")
+    lines.append("inspect output identical in all three runs: "
+                 + ("PASS" if found["same_output"] else "FAIL"))
+    found["verdict"] = lines
+    return found
 
 
 def run_child(*args: str, timeout: float = 3600) -> dict[str, Any]:
@@ -358,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
             result = child_build(args[0], args[1] if len(args) > 1 else None)
         elif task == "first_batch":
             result = child_first_batch(*args)
+        elif task == "inspect":
+            result = child_inspect(*args)
         else:
             result = child_training(args[0], args[1], args[2], int(args[3]))
         print(json.dumps(result, default=str))
@@ -368,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-rows", type=int, default=10**7)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "roi-bigdata")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["parquet", "first_batch", "training_rss", "tables", "s3"])
+                        choices=["parquet", "first_batch", "training_rss", "inspect", "tables", "s3"])
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     work = args.work
@@ -399,6 +453,11 @@ def main(argv: list[str] | None = None) -> int:
         report["training_rss"]["verdict"] = training_verdict(report["training_rss"]["big"],
                                                              report["training_rss"]["small_10k"])
         print(report["training_rss"]["verdict"], flush=True)
+    if "inspect" not in args.skip:
+        report["inspect"] = inspect_timings(big, work)
+        print("inspect:", {k: v for k, v in report["inspect"].items() if k != "output"}, flush=True)
+        print(report["inspect"]["output"], flush=True)
+        print("\n".join(report["inspect"]["verdict"]), flush=True)
     if "tables" not in args.skip:
         table = work / f"regions_{args.table_rows}_{args.table_rows // 100}.parquet"
         write_parquet(table, args.table_rows, args.table_rows // 100)
