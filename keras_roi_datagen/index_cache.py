@@ -295,6 +295,22 @@ def _hash_file(digest: Any, path: str, prefix: bytes = b"") -> None:
             digest.update(block)
 
 
+def _hash_paths(digest: Any, data_path: str, offsets: np.ndarray, step: int = 1 << 16) -> None:
+    """Hashes the paths joined by newlines, as UTF-8 (as `RoiIndex.fingerprint` does)."""
+    n = len(offsets) - 1
+    if n < 1:
+        return
+    with open(data_path, "rb") as handle:
+        for first in range(0, n, step):
+            last = min(n, first + step)
+            handle.seek(int(offsets[first]))
+            chunk = np.frombuffer(handle.read(int(offsets[last] - offsets[first])), dtype=np.uint8)
+            if first:
+                digest.update(b"\n")
+            cuts = offsets[first + 1:last] - offsets[first]
+            digest.update(np.insert(chunk, cuts, ord("\n")).tobytes())
+
+
 def fingerprint(folder: str) -> str:
     """Returns `RoiIndex.fingerprint()` of the entry at `folder`, without mapping its columns.
 
@@ -323,10 +339,7 @@ def fingerprint(folder: str) -> str:
         return np.fromfile(path, dtype=np.dtype(entry["dtype"])).reshape(entry["shape"])
 
     digest = hashlib.sha256()
-    data, offsets = read("paths_data"), read("paths_offsets")
-    # "\n".join(paths) as UTF-8: the path bytes with a newline between each two paths.
-    digest.update(np.insert(data, offsets[1:-1], ord("\n")).astype(np.uint8).tobytes())
-    del data, offsets
+    _hash_paths(digest, os.path.join(folder, "paths_data.bin"), read("paths_offsets"))
     for name in ("path_ids", "boxes", "positions"):
         _hash_file(digest, os.path.join(folder, f"{name}.bin"))
     for k, name in sorted(enumerate(record["codes"]), key=lambda item: item[1]):
