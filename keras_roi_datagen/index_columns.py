@@ -22,7 +22,7 @@ numbers.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -660,8 +660,8 @@ def summarize_columnar(
         builder.row_labels = table.row_labels
     with tempfile.TemporaryDirectory(prefix="roi-summary-") as scratch:
         builder.buckets = _Buckets(scratch, by_position=True)
-        batches = _read_ahead(columnar.iter_column_batches(path, columns, batch_rows)
-                              if table is None else table.batches(columns, batch_rows))
+        batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
+                   else table.batches(columns, batch_rows))
         for batch in batches:
             builder.add(batch)
             if progress is not None:
@@ -722,48 +722,3 @@ def _duplicates_among(path: str, spec: TableSpec, box_cols: tuple[str, str, str,
     index, _ = _index_in_memory(builder)
     return _duplicates(index)
 
-
-def _read_ahead(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Yields `batches`, reading the next ones in a thread meanwhile (pyarrow reads without the GIL).
-
-    The thread lives for this one iteration; an error while reading is
-    raised here, and closing the generator stops the thread.
-    """
-    import queue
-    import threading
-
-    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ready.put(("batch", batch), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put(("end", None))
-        except BaseException as exc:  # handed to the consumer
-            ready.put(("error", exc))
-
-    thread = threading.Thread(target=read, name="roi-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = ready.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                ready.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
