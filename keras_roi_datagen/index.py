@@ -10,6 +10,7 @@ streamed record by record, so the table never has to fit in a DataFrame.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from array import array
@@ -138,7 +139,8 @@ class RoiIndex:
         if self.cache_folder is not None:  # from the files, once: nothing mapped into memory
             from keras_roi_datagen import index_cache
 
-            return index_cache.fingerprint(self.cache_folder)
+            with contextlib.suppress(OSError):  # the entry was removed: hash the mapped arrays
+                return index_cache.fingerprint(self.cache_folder)
         digest = hashlib.sha256()
         digest.update("\n".join(self.paths.tolist()).encode())
         for column in (self.path_ids, self.boxes, self.positions):

@@ -288,8 +288,6 @@ def add_problems(folder: str, problems: list[Problem]) -> None:
 
 def _hash_file(digest: Any, path: str, prefix: bytes = b"") -> None:
     digest.update(prefix)
-    if not os.path.exists(path):
-        return
     with open(path, "rb") as handle:  # plain reads: nothing is mapped into this process
         for block in iter(lambda: handle.read(1 << 24), b""):
             digest.update(block)

@@ -157,3 +157,17 @@ def test_the_fingerprint_is_kept_in_the_entry(tmp_path: Path) -> None:
     assert json.loads(Path(meta_path).read_text())["fingerprint"] == first
     os.remove(os.path.join(folder, "boxes.bin"))  # kept: not read again
     assert build.index.fingerprint() == first
+
+
+def test_an_entry_removed_while_mapped_still_fingerprints_from_its_arrays(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    import shutil
+    from dataclasses import replace
+
+    table = _big_table(tmp_path, n_rows=300, n_images=2)
+    build = build_index(table, TableSpec(y_cols=("name",)), cache=tmp_path / "cache")
+    expected = replace(build.index, cache_folder=None).fingerprint()
+    shutil.rmtree(tmp_path / "cache")
+    assert build.index.fingerprint() == expected
+    np.testing.assert_array_equal(gather(build.index.boxes, np.array([4, 1])),
+                                  np.asarray(build.index.boxes)[[4, 1]])
