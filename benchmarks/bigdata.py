@@ -14,12 +14,20 @@ What is measured (each build in a fresh process, so its peak RSS is its own):
    (`RoiDataset` with today's epoch plan), and, separately, batch 0 of an
    order from `permutation.KeyedPermutation` (the O(1)-memory plan, not yet
    used by the dataset): seconds from process start of the work to pixels.
-3. `training_rss`: RSS after decoding 30 batches from the cached index of
-   the big table, against a 10^4-row table (same images, same batches).
+3. `training_rss`: total, anonymous and file-backed RSS (`VmRSS`,
+   `RssAnon`, `RssFile`) after each stage of training from the cached index
+   of the big table (mapped, dataset built, planned, 10 and 30 batches,
+   `get_state()`), against a 10^4-row table (same images, same batches).
+   Judged on total RSS: the mapped index's resident pages count (PASS/FAIL
+   line, goal: within 300 MB).
 4. `tables`: `--table-rows` rows as Parquet and as CSV (numeric box
    columns): build time and peak RSS without a cache, and the CSV's build
    into a fresh index cache.
-5. `s3`: an epoch of 512 regions over 64 JPEGs read through moto's S3 server
+5. `inspect`: `inspect` of the big table in a fresh process, the first
+   time (no cache: counted by columns), into an index cache, and from it:
+   seconds and peak RSS, whether all three print the same, and a PASS/FAIL
+   line against 60 s.
+6. `s3`: an epoch of 512 regions over 64 JPEGs read through moto's S3 server
    on 127.0.0.1, against the same files on local disk (4 threads, figures
    only).
 
@@ -148,8 +156,14 @@ def source_jpeg(work: Path) -> Path:
 
 
 def link_images(index: Any, rows: Any, source: Path) -> None:
-    """Creates (hard links to `source`) the image files the given index rows need."""
-    for pid in sorted(set(index.path_ids[rows].tolist())):
+    """Creates (hard links to `source`) the image files the given index rows need.
+
+    The rows' image ids are read by position (`mapped.gather`), as the
+    dataset reads them, so linking adds nothing to the RSS measured after it.
+    """
+    from keras_roi_datagen.mapped import gather
+
+    for pid in sorted(set(gather(index.path_ids, rows).tolist())):
         path = Path(index.paths[pid])
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,18 +228,104 @@ def child_first_batch(table: str, cache: str, work: str) -> dict[str, Any]:
 
 
 def child_training(table: str, cache: str, work: str, batches: int) -> dict[str, Any]:
+    """RSS (total, anonymous, file-backed) after each stage of training from the cached index.
+
+    Stages: the index mapped, the dataset built, the plan, a third of the
+    batches, all `batches`, and `get_state()` (what `DatasetCheckpoint` asks
+    for; it fingerprints the whole index).
+    """
     import numpy as np
 
+    from keras_roi_datagen import RoiDataset  # imported first: its RSS is in every stage
     from keras_roi_datagen.index import build_index
 
-    ds = _dataset(build_index(table, table_spec(), cache=cache))
+    del RoiDataset
+    stages: dict[str, dict[str, float]] = {"imported": rss_mb()}
+    build = build_index(table, table_spec(), cache=cache)
+    stages["index_mapped"] = rss_mb()
+    ds = _dataset(build)
+    stages["dataset_built"] = rss_mb()
     plan = ds.plan(0)
+    stages["planned"] = rss_mb()
     link_images(ds.index, np.concatenate([plan[i] for i in range(batches)]),
                 source_jpeg(Path(work)))
+    third = max(1, batches // 3)
     for i in range(batches):
         ds[i]
-    return {"rows": len(ds.index), "batches": batches, "rss_mb": rss_mb(),
-            "peak_rss_mb": peak_rss_mb()}
+        if i + 1 == third:
+            stages[f"after_{third}_batches"] = rss_mb()
+    stages[f"after_{batches}_batches"] = rss_mb()
+    ds.get_state()
+    stages["get_state"] = rss_mb()
+    return {"rows": len(ds.index), "batches": batches, "rss_mb": stages["get_state"],
+            "stages": stages, "peak_rss_mb": peak_rss_mb()}
+
+
+def training_verdict(big: dict[str, Any], small: dict[str, Any], budget_mb: float = 300.0) -> str:
+    """The PASS/FAIL line of the training-RSS goal: total RSS within `budget_mb` of the small table.
+
+    Judged on total RSS (`VmRSS`: anonymous and file-backed, so the mapped
+    index's pages count), at the largest of the stages measured after the
+    index was mapped.
+    """
+    if "error" in big or "error" in small:
+        return "training RSS: FAIL (a run failed)"
+
+    def worst(run: dict[str, Any]) -> float:
+        return max(v["VmRSS"] for k, v in run["stages"].items() if k != "imported")
+
+    extra = worst(big) - worst(small)
+    verdict = "PASS" if extra <= budget_mb else "FAIL"
+    return (f"training RSS: {verdict}: total RSS {worst(big):.0f} MB at {big['rows']} rows vs "
+            f"{worst(small):.0f} MB at {small['rows']} rows: {extra:+.0f} MB (goal <= {budget_mb:.0f})")
+
+
+def child_inspect(table: str, cache: str) -> dict[str, Any]:
+    """Runs `inspect` on the table (with `--index-cache` when `cache` is not empty): seconds, peak RSS."""
+    import contextlib
+    import hashlib
+    import io
+
+    from keras_roi_datagen.cli import main
+
+    argv = ["inspect", table, "--box-cols", "x,y,w,h", "--y-cols", "name,type"]
+    if cache:
+        argv += ["--index-cache", cache]
+    out = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "exit_code": code, "peak_rss_mb": peak_rss_mb(),
+            "output_sha256": hashlib.sha256(out.getvalue().encode()).hexdigest(),
+            "output": out.getvalue()}
+
+
+def inspect_timings(table: Path, work: Path, goal_s: float = 60.0) -> dict[str, Any]:
+    """`inspect` the first time (no cache: counted by columns), into a cache, and from the cache."""
+    import shutil
+
+    cache = str(work / "index-cache-inspect")
+    shutil.rmtree(cache, ignore_errors=True)
+    runs = {"first": run_child("inspect", str(table), ""),
+            "into_cache": run_child("inspect", str(table), cache),
+            "cached": run_child("inspect", str(table), cache)}
+    found: dict[str, Any] = {name: {k: v for k, v in run.items() if k != "output"}
+                             for name, run in runs.items()}
+    outputs = {run.get("output_sha256") for run in runs.values()}
+    found["same_output"] = len(outputs) == 1 and None not in outputs
+    found["output"] = runs["first"].get("output", "")
+    lines = []
+    for name in ("first", "cached"):
+        seconds = runs[name].get("seconds")
+        verdict = "PASS" if seconds is not None and seconds < goal_s else "FAIL"
+        lines.append(f"inspect {name}: {verdict}: "
+                     + (f"{seconds:.1f} s" if seconds is not None else "failed")
+                     + f" (goal < {goal_s:.0f} s)")
+    lines.append("inspect output identical in all three runs: "
+                 + ("PASS" if found["same_output"] else "FAIL"))
+    found["verdict"] = lines
+    return found
 
 
 def run_child(*args: str, timeout: float = 3600) -> dict[str, Any]:
@@ -310,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
             result = child_build(args[0], args[1] if len(args) > 1 else None)
         elif task == "first_batch":
             result = child_first_batch(*args)
+        elif task == "inspect":
+            result = child_inspect(*args)
         else:
             result = child_training(args[0], args[1], args[2], int(args[3]))
         print(json.dumps(result, default=str))
@@ -320,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-rows", type=int, default=10**7)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "roi-bigdata")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["parquet", "first_batch", "training_rss", "tables", "s3"])
+                        choices=["parquet", "first_batch", "training_rss", "inspect", "tables", "s3"])
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     work = args.work
@@ -348,6 +450,14 @@ def main(argv: list[str] | None = None) -> int:
             "big": run_child("training", str(big), cache, str(work), "30"),
             "small_10k": run_child("training", str(small), cache, str(work), "30")}
         print("RSS while training:", report["training_rss"], flush=True)
+        report["training_rss"]["verdict"] = training_verdict(report["training_rss"]["big"],
+                                                             report["training_rss"]["small_10k"])
+        print(report["training_rss"]["verdict"], flush=True)
+    if "inspect" not in args.skip:
+        report["inspect"] = inspect_timings(big, work)
+        print("inspect:", {k: v for k, v in report["inspect"].items() if k != "output"}, flush=True)
+        print(report["inspect"]["output"], flush=True)
+        print("\n".join(report["inspect"]["verdict"]), flush=True)
     if "tables" not in args.skip:
         table = work / f"regions_{args.table_rows}_{args.table_rows // 100}.parquet"
         write_parquet(table, args.table_rows, args.table_rows // 100)

@@ -24,6 +24,7 @@ from keras_roi_datagen.errors import Problem, RoiDatagenError, raise_problems
 from keras_roi_datagen.imaging import BatchResult, DecodeOptions
 from keras_roi_datagen.index import RoiIndex
 from keras_roi_datagen.labels import LabelMode, LabelVocabulary, encode_labels
+from keras_roi_datagen.mapped import gather
 from keras_roi_datagen.planning import PlannedBatch
 from keras_roi_datagen.workers import BatchExecutor, worker_error
 
@@ -116,8 +117,9 @@ class BatchAssembler:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         if not self.vocabularies:
             return (x,), used
+        codes = {column: gather(self.index.codes[column], rows) for column in self.vocabularies}
         heads = {
-            column: encode_labels(self.index.codes[column][rows], vocab.num_classes, self.label_mode)
+            column: encode_labels(codes[column], vocab.num_classes, self.label_mode)
             for column, vocab in self.vocabularies.items()
         }
         y: Any = heads if self.output_format == "dict" else (
@@ -126,7 +128,7 @@ class BatchAssembler:
             return (x, y), used
         weights = {
             c: (row_weights if self.sample_weights is None
-                else self.sample_weights[c][self.index.codes[c][rows]] * row_weights)
+                else self.sample_weights[c][codes[c]] * row_weights)
             for c in self.vocabularies
         }
         sw: Any = weights if self.output_format == "dict" else (

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from keras_roi_datagen.imaging import DecodeOptions
     from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec
     from keras_roi_datagen.labels import LabelVocabulary
+    from keras_roi_datagen.summary import TableSummary
     from keras_roi_datagen.validation import ValidationReport
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -331,6 +332,17 @@ class _Table:
 
 
 @dataclass
+class _Summary:
+    """A table counted for `inspect`."""
+
+    path: str
+    format: str
+    spec: TableSpec
+    summary: TableSummary
+    survey: _ViaSurvey | None
+
+
+@dataclass
 class _Preview:
     """What `preview.contact_sheet` needs, without a `RoiDataset` (and so without Keras)."""
 
@@ -382,12 +394,13 @@ def _with_cli_hint(exc: Exception) -> Exception:
     return type(exc)(hinted.describe(), [hinted, *exc.problems[1:]])
 
 
-def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
-          progress: bool = False) -> _Table:
+def _read_spec(args: argparse.Namespace, *, check_files: bool, shapes: bool,
+               ) -> tuple[str, str, str | None, TableSpec, _ViaSurvey | None]:
+    """The table's path, kind, VIA format, `TableSpec` and VIA survey, from the arguments."""
     from keras_roi_datagen.boxes import BoxFormat
     from keras_roi_datagen.formats import detect_format, detect_via_format, label_columns
     from keras_roi_datagen.formats.columnar import is_columnar
-    from keras_roi_datagen.index import TableSpec, build_index
+    from keras_roi_datagen.index import TableSpec
     from keras_roi_datagen.storage import is_url
 
     path = _table_path(args)
@@ -404,6 +417,16 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
         box_format=BoxFormat.parse(args.box_format), y_cols=tuple(y_cols),
         allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files,
         format=kind)
+    if fmt is None and is_columnar(path):
+        fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) else "arrow"
+    return path, kind, fmt, spec, survey
+
+
+def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
+          progress: bool = False) -> _Table:
+    from keras_roi_datagen.index import build_index
+
+    path, kind, fmt, spec, survey = _read_spec(args, check_files=check_files, shapes=shapes)
     bar = _Progress(0, progress, "reading rows")
     try:
         build = build_index(path, spec, progress=bar.update_total if progress else None,
@@ -413,9 +436,39 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
         if hinted is exc:
             raise
         raise hinted from exc
-    if fmt is None and is_columnar(path):
-        fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) else "arrow"
     return _Table(path, fmt or kind, spec, build, survey)
+
+
+def _load_summary(args: argparse.Namespace) -> _Summary:
+    """The table's `TableSummary`: counted by columns for a columnar file read without a cache.
+
+    Anything else (a cache asked for, another format, a URL) builds the index
+    and counts it; both give the same summary.
+    """
+    from dataclasses import replace
+
+    from keras_roi_datagen.formats.columnar import is_columnar
+    from keras_roi_datagen.storage import is_url
+    from keras_roi_datagen.summary import summarize
+
+    path, kind, fmt, spec, survey = _read_spec(args, check_files=False, shapes=True)
+    if getattr(args, "index_cache", None) is None and not is_url(path) and is_columnar(path):
+        from keras_roi_datagen.index_columns import columnar_box_cols, summarize_columnar
+
+        spec = replace(spec, image_dir=spec.image_dir or os.path.dirname(os.path.abspath(path)))
+        box_cols = columnar_box_cols(path, spec)
+        if box_cols is not None:
+            bar = _Progress(0, True, "reading rows")
+            try:
+                summary = summarize_columnar(path, spec, box_cols, path, progress=bar.update_total)
+            except Exception as exc:
+                hinted = _with_cli_hint(exc)
+                if hinted is exc:
+                    raise
+                raise hinted from exc
+            return _Summary(path, fmt or kind, spec, summary, survey)
+    table = _load(args, check_files=False, shapes=True, progress=True)
+    return _Summary(table.path, table.format, table.spec, summarize(table.build), table.survey)
 
 
 # -- demo -------------------------------------------------------------------------------------
@@ -442,18 +495,16 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
     return {name: float(v) for name, v in zip(_PERCENTILES, found.tolist())}
 
 
-def _label_counts(index: RoiIndex, vocabularies: dict[str, LabelVocabulary]) -> dict[str, Any]:
-    import numpy as np
-
+def _label_counts(summary: TableSummary) -> dict[str, Any]:
     counts: dict[str, Any] = {}
-    for column, vocab in vocabularies.items():
-        found = np.bincount(index.codes[column], minlength=vocab.num_classes).tolist()
+    for column, vocab in summary.vocabularies.items():
+        found = summary.label_counts[column].tolist()
         pairs = sorted(zip(vocab.decode(range(vocab.num_classes)), found), key=lambda p: -p[1])
         counts[column] = {str(label): int(n) for label, n in pairs}
     return counts
 
 
-def _generic_shapes(table: _Table) -> dict[str, int]:
+def _generic_shapes(table: _Summary) -> dict[str, int]:
     from keras_roi_datagen.formats import read_table
     from keras_roi_datagen.formats.via_records import parse_box_cell
 
@@ -462,7 +513,7 @@ def _generic_shapes(table: _Table) -> dict[str, int]:
     from keras_roi_datagen.storage import is_url
 
     if spec.box_cols or is_columnar(table.path):
-        return {f"four columns ({spec.box_format.value})": table.build.n_rows}
+        return {f"four columns ({spec.box_format.value})": table.summary.n_rows}
     if is_url(table.path):
         return {}
     frame = read_table(table.path, format=spec.format, on_error="collect")
@@ -482,35 +533,36 @@ def _generic_shapes(table: _Table) -> dict[str, int]:
     return dict(shapes.most_common())
 
 
-def _missing_images(index: RoiIndex) -> tuple[int, int]:
+def _missing_images(summary: TableSummary) -> tuple[int, int]:
     import numpy as np
 
     from keras_roi_datagen.storage import is_url
 
-    per_image = np.bincount(index.path_ids, minlength=len(index.paths))
+    per_image = summary.regions_per_image
+    paths = summary.paths.tolist()
     missing = [int(i) for i in np.flatnonzero(per_image).tolist()
-               if not is_url(index.paths[i]) and not os.path.isfile(index.paths[i])]
+               if not is_url(paths[i]) and not os.path.isfile(paths[i])]
     return len(missing), int(per_image[missing].sum())
 
 
-def _inspect_facts(table: _Table) -> dict[str, Any]:
+def _inspect_facts(table: _Summary) -> dict[str, Any]:
     import numpy as np
 
-    build, index = table.build, table.build.index
-    per_image = np.bincount(index.path_ids, minlength=len(index.paths))
-    per_image = per_image[per_image > 0]
-    missing_images, missing_rows = _missing_images(index)
+    build = table.summary
+    per_image = build.regions_per_image[build.regions_per_image > 0]
+    missing_images, missing_rows = _missing_images(build)
     shapes = dict(table.survey.shapes.most_common()) if table.survey else _generic_shapes(table)
     return {
         "table": table.path, "format": table.format, "rows": build.n_rows,
-        "usable_rows": len(index), "images": len(per_image), "y_cols": list(table.spec.y_cols),
+        "usable_rows": build.usable_rows, "images": len(per_image),
+        "y_cols": list(table.spec.y_cols),
         "images_missing": missing_images, "rows_with_missing_image": missing_rows,
         "regions_per_image": {"min": int(per_image.min()), "median": float(np.median(per_image)),
                               "max": int(per_image.max())} if len(per_image) else {},
-        "box_unit": "fraction of the image" if index.relative else "pixels",
-        "box_width": _percentiles(index.boxes[:, 2] - index.boxes[:, 0]),
-        "box_height": _percentiles(index.boxes[:, 3] - index.boxes[:, 1]),
-        "labels": _label_counts(index, build.vocabularies),
+        "box_unit": "fraction of the image" if build.relative else "pixels",
+        "box_width": _percentiles(build.widths),
+        "box_height": _percentiles(build.heights),
+        "labels": _label_counts(build),
         "shape_kinds": shapes,
         "rows_without_regions": [dict(r) for r in build.rows_without_regions],
         "errors": dict(Counter(p.kind for p in build.errors).most_common()),
@@ -589,7 +641,7 @@ def _render_inspect(facts: dict[str, Any]) -> str:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    facts = _inspect_facts(_load(args, check_files=False, shapes=True, progress=True))
+    facts = _inspect_facts(_load_summary(args))
     print(json.dumps(facts, indent=1, default=str) if args.json else _render_inspect(facts))
     return 0
 

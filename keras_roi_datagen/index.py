@@ -10,6 +10,7 @@ streamed record by record, so the table never has to fit in a DataFrame.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from array import array
@@ -33,6 +34,7 @@ from keras_roi_datagen.errors import AnnotationError, Problem
 from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.imaging import BatchJob, DecodeOptions
 from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
+from keras_roi_datagen.mapped import gather
 from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
 
 __all__ = ["IndexBuild", "RoiIndex", "TableSpec", "build_index"]
@@ -106,12 +108,12 @@ class RoiIndex:
     def job(self, rows: np.ndarray, options: DecodeOptions, augment: Augmentation | None = None,
             params: np.ndarray | None = None) -> BatchJob:
         """Describes the decoding of the given rows as a `BatchJob` (with their augmentation)."""
-        ids = self.path_ids[rows]
+        ids = gather(self.path_ids, rows)  # by position: a mapped index stays out of memory
         distinct, local = np.unique(ids, return_inverse=True)
         return BatchJob(
             paths=tuple(self.paths[i] for i in distinct.tolist()),
             path_index=local.astype(np.int32),
-            boxes=self.boxes[rows],
+            boxes=gather(self.boxes, rows),
             relative=self.relative,
             options=options,
             augment=augment,
@@ -134,6 +136,11 @@ class RoiIndex:
 
     def fingerprint(self) -> str:
         """Returns a sha256 of everything that decides batch contents."""
+        if self.cache_folder is not None:  # from the files, once: nothing mapped into memory
+            from keras_roi_datagen import index_cache
+
+            with contextlib.suppress(OSError):  # the entry was removed: hash the mapped arrays
+                return index_cache.fingerprint(self.cache_folder)
         digest = hashlib.sha256()
         digest.update("\n".join(self.paths.tolist()).encode())
         for column in (self.path_ids, self.boxes, self.positions):

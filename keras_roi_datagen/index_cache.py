@@ -18,7 +18,8 @@ A table that changes gets a new key, so its index is rebuilt (the old entry
 stays until removed). Inside the folder:
 
 - `meta.json`: vocabularies, problems, counts, and each column's dtype and
-  shape; every column is a raw little-endian file `<name>.bin`;
+  shape (and, once asked for, the index's `fingerprint`); every column is a
+  raw little-endian file `<name>.bin`;
 - the region table, in table order: `path_ids`, `boxes`, `positions`, `rows`
   (or `rows_data` + `rows_offsets` for text row labels; absent when the row
   labels are the positions), `codes_<k>`;
@@ -33,6 +34,7 @@ reader never sees half an entry and two processes building at once are safe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
@@ -48,10 +50,11 @@ import numpy as np
 from keras_roi_datagen.errors import Problem
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec
 from keras_roi_datagen.labels import LabelVocabulary
+from keras_roi_datagen.mapped import open_column, read_range
 from keras_roi_datagen.paths import PathTable
 
 __all__ = ["EntryWriter", "ImageTable", "add_problems", "cache_folder", "default_cache_dir",
-           "image_table", "load", "meta", "save", "table_key"]
+           "fingerprint", "image_table", "load", "meta", "save", "table_key"]
 
 FORMAT_VERSION = 1
 _BLOCK = 1 << 16
@@ -266,16 +269,84 @@ def meta(*, source: str | None, relative: bool, codes: list[str], n_rows: int,
     }
 
 
-def add_problems(folder: str, problems: list[Problem]) -> None:
-    """Appends problems found after the entry was written (the duplicate check)."""
+def _update_meta(folder: str, change: Any) -> dict[str, Any]:
     path = os.path.join(folder, "meta.json")
     with open(path, encoding="utf-8") as handle:
-        record = json.load(handle)
-    record["problems"].extend(p.to_dict() for p in problems)
-    partial = path + ".part"
+        record: dict[str, Any] = json.load(handle)
+    change(record)
+    partial = f"{path}.{os.getpid()}.part"
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump(record, handle, default=str)
     os.replace(partial, path)
+    return record
+
+
+def add_problems(folder: str, problems: list[Problem]) -> None:
+    """Appends problems found after the entry was written (the duplicate check)."""
+    _update_meta(folder, lambda record: record["problems"].extend(p.to_dict() for p in problems))
+
+
+def _hash_file(digest: Any, path: str, prefix: bytes = b"") -> None:
+    digest.update(prefix)
+    with open(path, "rb") as handle:  # plain reads: nothing is mapped into this process
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+
+
+def _hash_paths(digest: Any, data_path: str, offsets: np.ndarray, step: int = 1 << 16) -> None:
+    """Hashes the paths joined by newlines, as UTF-8 (as `RoiIndex.fingerprint` does)."""
+    n = len(offsets) - 1
+    if n < 1:
+        return
+    with open(data_path, "rb") as handle:
+        for first in range(0, n, step):
+            last = min(n, first + step)
+            handle.seek(int(offsets[first]))
+            chunk = np.frombuffer(handle.read(int(offsets[last] - offsets[first])), dtype=np.uint8)
+            if first:
+                digest.update(b"\n")
+            cuts = offsets[first + 1:last] - offsets[first]
+            digest.update(np.insert(chunk, cuts, ord("\n")).tobytes())
+
+
+def fingerprint(folder: str) -> str:
+    """Returns `RoiIndex.fingerprint()` of the entry at `folder`, without mapping its columns.
+
+    The digest is computed once from the column files with plain reads and
+    kept in `meta.json` (an entry never changes once written), so asking a
+    big cached index for its fingerprint (as `RoiDataset.get_state` does)
+    neither maps gigabytes into resident memory nor rereads them.
+
+    Args:
+        folder: The entry's folder.
+
+    Returns:
+        The same hex digest `RoiIndex.fingerprint` computes from the arrays.
+    """
+    with open(os.path.join(folder, "meta.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    if "fingerprint" in record:
+        return str(record["fingerprint"])
+    columns = record["columns"]
+
+    def read(name: str) -> np.ndarray:
+        entry = columns[name]
+        path = os.path.join(folder, f"{name}.bin")
+        if not entry["shape"][0] or not os.path.getsize(path):
+            return np.zeros(entry["shape"], dtype=entry["dtype"])
+        return np.fromfile(path, dtype=np.dtype(entry["dtype"])).reshape(entry["shape"])
+
+    digest = hashlib.sha256()
+    _hash_paths(digest, os.path.join(folder, "paths_data.bin"), read("paths_offsets"))
+    for name in ("path_ids", "boxes", "positions"):
+        _hash_file(digest, os.path.join(folder, f"{name}.bin"))
+    for k, name in sorted(enumerate(record["codes"]), key=lambda item: item[1]):
+        _hash_file(digest, os.path.join(folder, f"codes_{k}.bin"), name.encode())
+    digest.update(b"relative" if record["relative"] else b"pixels")
+    value = digest.hexdigest()
+    with contextlib.suppress(OSError):  # a read-only cache: computed again next time
+        _update_meta(folder, lambda stored: stored.update(fingerprint=value))
+    return value
 
 
 def save(build: IndexBuild, folder: str) -> None:
@@ -338,7 +409,7 @@ def load(folder: str) -> IndexBuild | None:
 
     def column(name: str) -> np.ndarray:
         entry = columns[name]
-        return _map(os.path.join(folder, f"{name}.bin"), entry["dtype"], entry["shape"])
+        return open_column(os.path.join(folder, f"{name}.bin"), entry["dtype"], entry["shape"])
 
     positions = column("positions")
     if record["rows"] == "positions":
@@ -402,7 +473,7 @@ class ImageTable:
 
     def regions(self, image: int) -> np.ndarray:
         """Returns the region rows of `image`, in table order."""
-        return np.asarray(self.by_image[self.starts[image]:self.starts[image + 1]])
+        return read_range(self.by_image, int(self.starts[image]), int(self.starts[image + 1]))
 
     def __repr__(self) -> str:
         return f"ImageTable({len(self)} images, {len(self.by_image)} regions)"
@@ -414,8 +485,9 @@ def image_table(index: RoiIndex) -> ImageTable:
     if folder is not None:
         with open(os.path.join(folder, "meta.json"), encoding="utf-8") as handle:
             columns = json.load(handle)["columns"]
-        return ImageTable(*(_map(os.path.join(folder, f"{name}.bin"), columns[name]["dtype"],
-                                 columns[name]["shape"]) for name in ("image_starts", "by_image")))
+        return ImageTable(*(open_column(os.path.join(folder, f"{name}.bin"), columns[name]["dtype"],
+                                        columns[name]["shape"])
+                            for name in ("image_starts", "by_image")))
     by_image = np.argsort(index.path_ids, kind="stable").astype(np.int64)
     starts = np.zeros(len(index.paths) + 1, dtype=np.int64)
     np.cumsum(np.bincount(index.path_ids, minlength=len(index.paths)), out=starts[1:])

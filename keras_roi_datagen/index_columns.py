@@ -278,22 +278,23 @@ class _Builder:
             ok &= ~unknown[column]
         self._problems(start, ids, boxes, raw_ids, path_bad, box_bad, label_bad, unknown)
         keep = np.flatnonzero(ok)
-        kept_ids = ids[keep]
+        rows: slice | np.ndarray = slice(None) if len(keep) == n else keep  # no copies when all kept
+        kept_ids, kept_boxes = ids[rows], boxes[rows]
         self.path_used[kept_ids] = True
         self.sink.append("path_ids", kept_ids.astype(np.int32))
-        self.sink.append("boxes", boxes[keep])
+        self.sink.append("boxes", kept_boxes)
         self.sink.append("positions", keep.astype(np.int64) + start)
         if self.row_labels is not None:
             self.sink.append("rows", self.row_labels(keep.astype(np.int64) + start))
         for column in spec.y_cols:
-            kept_codes = codes[column][keep]
+            kept_codes = codes[column][rows]
             if column not in self.given:
                 self.labels[column].count(kept_codes)
-            self.labels[column].count_raw(raw_ids[column][keep], keep + start)
+            self.labels[column].count_raw(raw_ids[column][rows], keep + start)
             self.sink.append(f"labels:{column}", kept_codes.astype(np.int32))
         if self.buckets is not None:
-            self.buckets.add(kept_ids, boxes[keep], [codes[c][keep] for c in spec.y_cols],
-                             self.kept)
+            self.buckets.add(kept_ids, kept_boxes, [codes[c][rows] for c in spec.y_cols],
+                             self.kept, keep + start if self.buckets.by_position else None)
         self.n_rows += n
         self.kept += len(keep)
 
@@ -454,6 +455,12 @@ def _path_lut(builder: _Builder) -> tuple[np.ndarray, PathTable]:
 
 
 def _finish_in_memory(builder: _Builder) -> IndexBuild:
+    index, vocabs = _index_in_memory(builder)
+    problems = builder.problems + _stripped_warnings(builder) + _duplicates(index)
+    return IndexBuild(index, vocabs, problems, [], builder.n_rows)
+
+
+def _index_in_memory(builder: _Builder) -> tuple[RoiIndex, dict[str, LabelVocabulary]]:
     spec, sink = builder.spec, builder.sink
     vocabs, luts = _vocabularies(builder)
     renumber, paths = _path_lut(builder)
@@ -468,8 +475,7 @@ def _finish_in_memory(builder: _Builder) -> IndexBuild:
         paths=paths, path_ids=renumber[path_ids] if len(path_ids) else path_ids,
         boxes=sink.column("boxes", np.float64, 4), relative=spec.box_format.relative,
         codes=codes, rows=rows, positions=positions, source=builder.source)
-    problems = builder.problems + _stripped_warnings(builder) + _duplicates(index)
-    return IndexBuild(index, vocabs, problems, [], builder.n_rows)
+    return index, vocabs
 
 
 def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
@@ -514,19 +520,21 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
 class _Buckets:
     """Row hashes in 16 files by their top 4 bits, to find duplicates in flat memory."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, by_position: bool = False) -> None:
         self.folder = folder
+        self.by_position = by_position  # rows are table positions, not kept-row numbers
 
     def _file(self, bucket: int, kind: str) -> str:
         return os.path.join(self.folder, f"{bucket}.{kind}")
 
     def add(self, path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray],
-            first_row: int) -> None:
+            first_row: int, rows: np.ndarray | None = None) -> None:
         hashes = hash_rows(path_ids, boxes, codes)
         bucket = (hashes >> np.uint64(60)).astype(np.uint8)
         order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
-        rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
+        if rows is None:
+            rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
         for b in range(_BUCKETS):
             part = order[bounds[b]:bounds[b + 1]]
             with open(self._file(b, "h"), "ab") as out:
@@ -567,3 +575,150 @@ def _stripped_warnings(builder: _Builder) -> list[Problem]:
                 row=builder.label(int(state.raw_first[raw_id])), column=column, value=raw,
                 severity="warning"))
     return found
+
+
+class _SummarySink:
+    """Kept rows counted, not kept: what `inspect` reports (see `summary.TableSummary`)."""
+
+    def __init__(self, total: int) -> None:
+        self.per_path = np.zeros(0, dtype=np.int64)
+        self.labels: dict[str, np.ndarray] = {}
+        self.widths = np.empty(total, dtype=np.float64)
+        self.heights = np.empty(total, dtype=np.float64)
+        self.filled = 0
+
+    @staticmethod
+    def _add_counts(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+        found = np.bincount(values, minlength=len(counts)) if len(values) else np.zeros(0, np.int64)
+        counts = _grow(counts, len(found), 0)
+        counts[:len(found)] += found
+        return counts
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        if name == "path_ids":
+            self.per_path = self._add_counts(self.per_path, values)
+        elif name.startswith("labels:"):
+            column = name.removeprefix("labels:")
+            self.labels[column] = self._add_counts(self.labels.get(column, np.zeros(0, np.int64)),
+                                                   values)
+        elif name == "boxes":
+            end = self.filled + len(values)
+            if end > len(self.widths):  # more rows than the metadata said: grow
+                self.widths = _grow(self.widths, 2 * end, 0)
+                self.heights = _grow(self.heights, 2 * end, 0)
+            np.subtract(values[:, 2], values[:, 0], out=self.widths[self.filled:end])
+            np.subtract(values[:, 3], values[:, 1], out=self.heights[self.filled:end])
+            self.filled = end
+
+
+def summarize_columnar(
+    path: str, spec: TableSpec, box_cols: tuple[str, str, str, str], source: str,
+    vocabularies: Mapping[str, Any] | None = None, *, batch_rows: int = 1 << 20,
+    progress: Progress | None = None, table: Any = None,
+) -> Any:
+    """Counts what the index of a columnar file would hold, without building it.
+
+    The record batches go through the same checks as `build_columnar_index`,
+    but the kept rows are counted (rows per image and per class, box sizes)
+    instead of kept, and duplicates are found through row hashes sorted on
+    disk, the rows they name read again to compare them. Memory: the box
+    widths and heights (16 bytes a row) and one entry per image.
+
+    Args:
+        path: The local Parquet or Arrow file.
+        spec: The `TableSpec` (with `image_dir` set).
+        box_cols: The four numeric box columns (`columnar_box_cols`).
+        source: The table as the user named it, for messages.
+        vocabularies: As in `build_index`.
+        batch_rows: Rows read per record batch. Defaults to 2**20.
+        progress: Called with `(rows_read, rows_total)` after each batch.
+        table: As in `build_columnar_index`. Defaults to `None`.
+
+    Returns:
+        The `summary.TableSummary`, equal to `summary.summarize` of the built
+        index.
+
+    Raises:
+        AnnotationError: When a label column is missing.
+    """
+    import tempfile
+
+    from keras_roi_datagen.summary import TableSummary
+
+    types = columnar.column_types(path) if table is None else table.types
+    missing = [c for c in spec.y_cols if c not in types]
+    if missing:
+        raise AnnotationError.from_problems([Problem(
+            "missing_column", f"the table has no column(s) {missing}; it has {list(types)}.",
+            source=source, column=missing[0])])
+    spec = replace(spec, box_cols=box_cols)
+    total = columnar.row_count(path) if table is None else table.total
+    columns = [spec.x_col, *box_cols, *spec.y_cols]
+    sink = _SummarySink(total)
+    builder = _Builder(spec, source, box_cols, vocabularies, sink)
+    if table is not None:
+        builder.row_labels = table.row_labels
+    with tempfile.TemporaryDirectory(prefix="roi-summary-") as scratch:
+        builder.buckets = _Buckets(scratch, by_position=True)
+        batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
+                   else table.batches(columns, batch_rows))
+        for batch in batches:
+            builder.add(batch)
+            if progress is not None:
+                progress(builder.n_rows, total)
+        candidates = builder.buckets.candidates()
+    vocabs, luts = _vocabularies(builder)
+    _, paths = _path_lut(builder)
+    used = np.flatnonzero(_grow(builder.path_used, len(builder.paths), 0))
+    per_path = _grow(sink.per_path, len(builder.paths), 0)
+    label_counts = {}
+    for column in spec.y_cols:
+        counts = sink.labels.get(column, np.zeros(0, np.int64))
+        if column in builder.given:
+            label_counts[column] = _grow(counts, vocabs[column].num_classes, 0)
+            continue
+        classes = np.zeros(vocabs[column].num_classes, dtype=np.int64)
+        seen = np.flatnonzero(counts)
+        np.add.at(classes, luts[column][seen], counts[seen])
+        label_counts[column] = classes
+    problems = builder.problems + _stripped_warnings(builder)
+    problems += _duplicates_among(path, spec, box_cols, source, vocabularies, candidates,
+                                  columns, batch_rows, table, builder.row_labels)
+    return TableSummary(
+        n_rows=builder.n_rows, usable_rows=builder.kept, paths=paths,
+        regions_per_image=per_path[used], relative=spec.box_format.relative,
+        widths=sink.widths[:sink.filled], heights=sink.heights[:sink.filled],
+        label_counts=label_counts, vocabularies=vocabs, problems=problems)
+
+
+def _duplicates_among(path: str, spec: TableSpec, box_cols: tuple[str, str, str, str],
+                      source: str, vocabularies: Mapping[str, Any] | None,
+                      positions: np.ndarray, columns: list[str], batch_rows: int, table: Any,
+                      row_labels: Callable[[np.ndarray], np.ndarray] | None) -> list[Problem]:
+    """The duplicate rows among the rows at `positions` (table positions of kept rows).
+
+    The rows are read again and indexed on their own; the index's own
+    duplicate check (`index._duplicates`) then compares them.
+    """
+    if not len(positions):
+        return []
+    import pyarrow as pa
+
+    picked = []
+    start = 0
+    batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
+               else table.batches(columns, batch_rows))
+    for batch in batches:
+        lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
+        if hi > lo:
+            picked.append(batch.take(pa.array(positions[lo:hi] - start)))
+        start += batch.num_rows
+    rows = pa.Table.from_batches(picked).combine_chunks().to_batches()
+    builder = _Builder(spec, source, box_cols, vocabularies, _MemorySink())
+    builder.row_labels = ((lambda p: positions[p]) if row_labels is None
+                          else (lambda p: row_labels(positions[p])))
+    for batch in rows:
+        builder.add(batch)
+    index, _ = _index_in_memory(builder)
+    return _duplicates(index)
+

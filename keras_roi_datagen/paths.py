@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from typing import Any, overload
 import numpy as np
 
 from keras_roi_datagen import storage
+from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.storage import is_url, url_join
 
 __all__ = ["PathProblem", "PathTable", "check_image_file", "resolve_image_path"]
@@ -195,14 +197,17 @@ class PathTable(Sequence[str]):
             i = int(key) + (len(self) if key < 0 else 0)
             if not 0 <= i < len(self):
                 raise IndexError(f"path {key} out of range ({len(self)} paths)")
-            return bytes(self.data[self.offsets[i]:self.offsets[i + 1]]).decode(
-                "utf-8", "surrogateescape")
+            # By position: a mapped table's pages stay out of memory (see `mapped`).
+            start, stop = read_range(self.offsets, i, i + 2).tolist()
+            return read_range(self.data, start, stop).tobytes().decode("utf-8", "surrogateescape")
         positions = np.arange(len(self))[key]
         return PathTable.from_strings(self[int(i)] for i in positions)
 
     def __iter__(self) -> Iterator[str]:
-        for i in range(len(self)):
-            yield self[i]
+        data = read_range(self.data, 0, len(self.data)).tobytes()  # one read for all paths
+        offsets = read_range(self.offsets, 0, len(self.offsets)).tolist()
+        for start, stop in itertools.pairwise(offsets):
+            yield data[start:stop].decode("utf-8", "surrogateescape")
 
     def tolist(self) -> list[str]:
         """Returns the paths as a list of strings."""

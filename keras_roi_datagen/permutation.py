@@ -32,6 +32,8 @@ import hashlib
 
 import numpy as np
 
+from keras_roi_datagen.mapped import gather
+
 __all__ = ["KeyedPermutation", "TwoLevelPermutation", "round_keys"]
 
 ROUNDS = 8
@@ -238,7 +240,7 @@ class TwoLevelPermutation:
             extra = _mix(images[many].astype(np.uint64), np.uint64(0x5DEECE66D))
             shuffled[many] = _walk(within[many], counts[many], _half_bits(counts[many]),
                                    self._keys, extra, False)
-        return np.asarray(self.by_image[self.starts[images] + shuffled.astype(np.int64)],
+        return np.asarray(gather(self.by_image, self.starts[images] + shuffled.astype(np.int64)),
                           dtype=np.int64)
 
     def __repr__(self) -> str:
