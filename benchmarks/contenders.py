@@ -109,6 +109,8 @@ CONTENDERS = (
     Contender("roi_jax_defaults", "(d) RoiDataset defaults, jax", "jax", "roi", DEFAULTS),
     Contender("roi_tensorflow_defaults", "(d) RoiDataset defaults, tf", "tensorflow", "roi",
               DEFAULTS),
+    Contender("roi_jax_rows", "(d)   jax, defaults but shuffle_window=None (rows shuffled alone)",
+              "jax", "roi", {"shuffle_window": None}),
     Contender("roi_jax_cache", "(d) RoiDataset defaults + cache=True, epoch 2", "jax", "cached",
               {"cache": True}, base="roi_jax_defaults"),
     Contender("roi_jax_nofast", "(d)   jax, best but fast_decode=False", "jax", "roi",
