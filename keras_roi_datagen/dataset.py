@@ -61,6 +61,7 @@ from keras_roi_datagen.imaging import (
 )
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.index_cache import ImageTable, image_table
+from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.planning import (
     LARGE_TABLE_ROWS,
@@ -677,7 +678,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             return None
         if len(self.index) >= LARGE_TABLE_ROWS and self.index.cache_folder is not None:
             return image_table(self.index)  # memory-mapped: nothing per row in memory
-        return self.index.path_ids
+        # A sorted plan holds every row anyway; read by position, the column's pages stay unmapped.
+        return read_range(self.index.path_ids, 0, len(self.index))
 
     def __len__(self) -> int:
         return count_steps(len(self.index), self._batch_size * self.shard[1], self.drop_remainder)
