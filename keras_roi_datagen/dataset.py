@@ -61,8 +61,8 @@ from keras_roi_datagen.imaging import (
 )
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
 from keras_roi_datagen.index_cache import ImageTable, image_table
-from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.labels import LabelVocabulary
+from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.planning import (
     LARGE_TABLE_ROWS,
     EpochPlan,
