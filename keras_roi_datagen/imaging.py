@@ -163,11 +163,14 @@ class BatchResult:
         pixels: `uint8` array of shape `(rows, height, width, channels)`.
         failures: The rows that could not be decoded.
         image_sizes: Displayed `(width, height)` of each image that opened.
+        retries: One URL per request retried while decoding the batch
+            (`storage.counting_retries`).
     """
 
     pixels: np.ndarray
     failures: list[RowFailure] = field(default_factory=list)
     image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    retries: list[str] = field(default_factory=list)
 
 
 class ImageProblem(Exception):
@@ -784,7 +787,8 @@ def decode_batch(job: BatchJob) -> BatchResult:
     pixels = np.zeros((len(job.path_index), height, width, job.options.channels), dtype=np.uint8)
     result = BatchResult(pixels)
     path_index = np.asarray(job.path_index)
-    with storage.prefetch(job.paths, job.options.storage_options):  # URLs read concurrently
+    with storage.counting_retries() as result.retries, storage.prefetch(
+            job.paths, job.options.storage_options):  # URLs read concurrently
         for image_no in np.unique(path_index).tolist():
             _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
     result.failures.sort(key=lambda failure: failure.position)

@@ -79,7 +79,10 @@ def s3(local_data: Path) -> Iterator[dict[str, Any]]:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; `/flaky<k>/...` fails `k` times per path, `/denied/...` always 403."""
+    """Serves a folder; `/flaky<k>/...` fails `k` times per path, `/denied/...` always 403.
+
+    `/flaky<k>-<tag>/...` is the same with paths of its own (one tag per test).
+    """
 
     failures: ClassVar[dict[str, int]] = {}
 
@@ -92,7 +95,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_error(403, "Forbidden")
             return True
         if len(parts) > 1 and parts[1].startswith("flaky"):
-            budget = int(parts[1][5:])
+            budget = int(parts[1][5:].split("-")[0])
             seen = self.failures.get(self.path, 0)
             self.failures[self.path] = seen + 1
             if seen < budget:
@@ -381,3 +384,70 @@ def test_denied_s3_request_names_the_url(s3: dict[str, Any]) -> None:
     finally:
         auth_after("inf")
     assert storage.read_bytes(f"s3://{BUCKET}/data/table.csv", s3)  # open again
+
+
+def _flaky_table(local_data: Path) -> pd.DataFrame:
+    return pd.read_csv(local_data / "table.csv")
+
+
+def _assert_retries_reported(ds: Any, image_dir: str, caplog: pytest.LogCaptureFixture) -> None:
+    urls = {f"{image_dir}/images/scene_{i}.jpg": 2 for i in range(3)}  # fails twice, then serves
+    stats = ds.storage_stats
+    assert stats.retried_urls == urls
+    assert stats.retries == 6
+    lines = [r.getMessage() for r in caplog.records if r.name == "keras_roi_datagen"]
+    assert len(lines) == 1, lines  # one line for the pass
+    assert "6 requests retried" in lines[0]
+    assert all(f"{url} (2)" in lines[0] for url in urls)
+
+
+@pytest.mark.parametrize("tag", ["threads", "inline"])
+def test_retries_in_decode_threads_are_counted_and_logged(
+        http_url: str, local_data: Path, caplog: pytest.LogCaptureFixture, tag: str) -> None:
+    image_dir = f"{http_url}/flaky2-{tag}"
+    ds = _dataset(_flaky_table(local_data), image_dir=image_dir, shuffle=False,
+                  workers=2 if tag == "threads" else 1)
+    with caplog.at_level("WARNING", logger="keras_roi_datagen"), ds:
+        served = [numpy_batch(batch) for batch in ds.iter_batches()]
+    _assert_same(served, _all_batches(_dataset(local_data / "table.csv", shuffle=False)))
+    _assert_retries_reported(ds, image_dir, caplog)
+    caplog.clear()
+    with ds:  # a pass without retries logs nothing and the count stays
+        list(ds.iter_batches())
+    assert not [r for r in caplog.records if r.name == "keras_roi_datagen"]
+    assert ds.storage_stats.retries == 6
+
+
+@pytest.mark.slow
+def test_retries_in_worker_processes_are_sent_back(
+        http_url: str, local_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    image_dir = f"{http_url}/flaky2-processes"
+    before = storage.retry_count()
+    ds = _dataset(_flaky_table(local_data), image_dir=image_dir, shuffle=False, workers=2,
+                  use_multiprocessing=True)
+    with caplog.at_level("WARNING", logger="keras_roi_datagen"), ds:
+        served = [numpy_batch(batch) for batch in ds.iter_batches()]
+    _assert_same(served, _all_batches(_dataset(local_data / "table.csv", shuffle=False)))
+    assert storage.retry_count() == before  # the retries were made in the workers
+    _assert_retries_reported(ds, image_dir, caplog)
+
+
+def test_validate_retries_are_in_the_dataset_stats(http_url: str, local_data: Path) -> None:
+    image_dir = f"{http_url}/flaky2-validate"
+    ds = _dataset(_flaky_table(local_data), image_dir=image_dir, shuffle=False)
+    assert ds.validate(progress=False).retries == 6
+    assert ds.storage_stats.retried_urls == {f"{image_dir}/images/scene_{i}.jpg": 2
+                                             for i in range(3)}
+
+
+def test_counting_retries_counts_only_the_callers_work(http_url: str) -> None:
+    url = f"{http_url}/flaky2-count/images/scene_0.jpg"
+    other = f"{http_url}/flaky1-count/images/scene_1.jpg"
+    with storage.counting_retries() as outer:
+        worker = threading.Thread(target=storage.read_bytes, args=(other,))
+        worker.start()  # another thread's retry is not the caller's
+        worker.join()
+        with storage.counting_retries() as inner, storage.prefetch([url]):
+            pass
+    assert inner == [url, url]
+    assert outer == [url, url]
