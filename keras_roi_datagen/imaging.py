@@ -293,8 +293,26 @@ def read_image_size(path: str, max_image_pixels: int | None = None) -> tuple[int
     Raises:
         ImageProblem: If the file is missing, not an image, or too large.
     """
+    return read_image_header(path, max_image_pixels)[0]
+
+
+def read_image_header(path: str, max_image_pixels: int | None = None
+                      ) -> tuple[tuple[int, int], str | None]:
+    """Reads an image's displayed `(width, height)` and its format from its header and EXIF.
+
+    Args:
+        path: The image file.
+        max_image_pixels: Pixel-count limit, as in `DecodeOptions`.
+
+    Returns:
+        `((width, height), format)`: the size after EXIF orientation, and
+        Pillow's format name (`"JPEG"`, `"PNG"`, ...).
+
+    Raises:
+        ImageProblem: If the file is missing, not an image, or too large.
+    """
     with _open(path, max_image_pixels) as image:
-        return _displayed_size(image, _orientation(image))
+        return _displayed_size(image, _orientation(image)), image.format
 
 
 def _to_eight_bit(image: Image.Image) -> Image.Image:

@@ -68,6 +68,7 @@ __all__ = [
     "require_fsspec",
     "retried_urls",
     "retry_count",
+    "serving",
     "url_dirname",
     "url_join",
 ]
@@ -258,16 +259,19 @@ _WHAT = {"storage_not_found": "not found", "storage_denied": "access denied",
 
 
 def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None,
-               retry: Retry | None = None) -> bytes:
-    """Reads the whole file behind `url`, retrying transient failures.
+               retry: Retry | None = None, *, head: int | None = None) -> bytes:
+    """Reads the file behind `url` (or its first bytes), retrying transient failures.
 
     Args:
         url: A URL.
         storage_options: Passed to fsspec. Defaults to `None`.
         retry: The retry policy. Defaults to `RETRY`.
+        head: Read only the first `head` bytes (a range request). Defaults
+            to `None` (the whole file). A server that ignores ranges sends
+            the whole file, which is returned as it came.
 
     Returns:
-        The file's bytes.
+        The file's bytes: fewer than `head` when the file is shorter.
 
     Raises:
         StorageError: Naming the URL, when the file is missing, access is
@@ -281,7 +285,8 @@ def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None,
         attempts += 1
         try:
             fs, path = filesystem(url, storage_options)
-            data: bytes = fs.cat_file(path)
+            data: bytes = (fs.cat_file(path) if head is None
+                           else fs.cat_file(path, start=0, end=head))
             return data
         except ImportError:
             raise
@@ -423,9 +428,24 @@ def prefetch(paths: Iterable[str], storage_options: Mapping[str, Any] | None = N
         threads: Concurrent requests at most. Defaults to 8.
     """
     urls = list(dict.fromkeys(p for p in paths if is_url(p)))
+    with serving(_fetch_many(urls, storage_options, threads) if urls else None, storage_options):
+        yield
+
+
+@contextlib.contextmanager
+def serving(data: Mapping[str, bytes | StorageError] | None,
+            storage_options: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Makes `open_image(url)` in this thread serve the given bytes (or raise the given error).
+
+    Used to open a URL from bytes already read, such as its first kilobytes
+    (`read_bytes(url, head=...)`). URLs not in `data` are read on demand.
+
+    Args:
+        data: Bytes (or the `StorageError` to raise) per URL.
+        storage_options: For URLs read on demand. Defaults to `None`.
+    """
     previous = (_LOCAL.data, _LOCAL.options)
-    _LOCAL.data = _fetch_many(urls, storage_options, threads) if urls else None
-    _LOCAL.options = storage_options
+    _LOCAL.data, _LOCAL.options = data, storage_options
     try:
         yield
     finally:

@@ -451,3 +451,98 @@ def test_counting_retries_counts_only_the_callers_work(http_url: str) -> None:
             pass
     assert inner == [url, url]
     assert outer == [url, url]
+
+
+class _CountingFilesystem:
+    """A filesystem that records the bytes each `cat_file` returned."""
+
+    def __init__(self, fs: Any, served: list[tuple[str, int]]) -> None:
+        self._fs, self._served = fs, served
+
+    def cat_file(self, path: str, *args: Any, **kwargs: Any) -> bytes:
+        data: bytes = self._fs.cat_file(path, *args, **kwargs)
+        self._served.append((path, len(data)))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every URL read through `storage` in this test, with the bytes it returned."""
+    found: list[tuple[str, int]] = []
+    real = storage.filesystem
+
+    def counting(url: str, storage_options: Any = None) -> tuple[Any, str]:
+        fs, path = real(url, storage_options)
+        return _CountingFilesystem(fs, found), path
+
+    monkeypatch.setattr(storage, "filesystem", counting)
+    return found
+
+
+def _rotated_jpeg(s3: dict[str, Any], key: str) -> int:
+    """Uploads a 1600x1200 noisy JPEG whose EXIF says 'rotate 90' (shown 1200x1600)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    import io
+
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, exif=exif)
+    s3fs.S3FileSystem(**s3).pipe_file(f"{BUCKET}/{key}", out.getvalue())
+    return len(out.getvalue())
+
+
+def test_validate_reads_only_the_header_of_a_remote_jpeg(
+        s3: dict[str, Any], served: list[tuple[str, int]]) -> None:
+    from keras_roi_datagen.validation import HEAD_BYTES
+
+    size = _rotated_jpeg(s3, "big/rotated.jpg")
+    assert size > 10 * HEAD_BYTES
+    table = pd.DataFrame({"filename": ["rotated.jpg"] * 2, "x": [0, 1300], "y": [0, 0],
+                          "w": [1100, 100], "h": [1500, 100], "name": ["a", "b"],
+                          "type": ["t", "t"]})
+    ds = _dataset(table, image_dir=f"s3://{BUCKET}/big", storage_options=s3, on_error="skip")
+    report = ds.validate(progress=False)
+    # Checked against the displayed 1200x1600 (EXIF applied): row 0 fits, row 1 lies outside.
+    assert [(p.row, p.kind) for p in report.problems] == [(1, "box_outside_image")]
+    assert served == [(f"{BUCKET}/big/rotated.jpg", HEAD_BYTES)]  # one range read, no more
+    served.clear()
+    decoded = _dataset(table, image_dir=f"s3://{BUCKET}/big", storage_options=s3)
+    assert [(p.row, p.kind) for p in decoded.validate(decode=True, progress=False).problems] == [
+        (1, "box_outside_image")]
+    assert served == [(f"{BUCKET}/big/rotated.jpg", size)]  # decoding needs the whole file
+
+
+def test_validate_reads_a_small_remote_image_once(s3: dict[str, Any],
+                                                  served: list[tuple[str, int]]) -> None:
+    ds = _dataset(f"s3://{BUCKET}/data/table.csv", storage_options=s3)
+    served.clear()  # the table's own download
+    assert ds.validate(progress=False).ok
+    assert sorted(path for path, _ in served) == [
+        f"{BUCKET}/data/images/scene_{i}.jpg" for i in range(3)]
+
+
+def test_validate_reads_a_remote_png_whole(s3: dict[str, Any], local_data: Path,
+                                           served: list[tuple[str, int]]) -> None:
+    from PIL import Image
+
+    from keras_roi_datagen.validation import HEAD_BYTES
+
+    rng = np.random.default_rng(4)
+    path = local_data / "noise.png"
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
+    s3fs.S3FileSystem(**s3).pipe_file(f"{BUCKET}/png/noise.png", path.read_bytes())
+    table = pd.DataFrame({"filename": ["noise.png"], "x": [350], "y": [10], "w": [100],
+                          "h": [20], "name": ["a"], "type": ["t"]})
+    ds = _dataset(table, image_dir=f"s3://{BUCKET}/png", storage_options=s3)
+    report = ds.validate(progress=False)
+    assert [p.kind for p in report.problems] == ["box_clipped"]  # 400 wide: x 350..450
+    # A PNG's EXIF may follow its pixels: after the header read, the whole file.
+    assert served == [(f"{BUCKET}/png/noise.png", HEAD_BYTES),
+                      (f"{BUCKET}/png/noise.png", path.stat().st_size)]
