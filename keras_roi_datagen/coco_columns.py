@@ -70,7 +70,7 @@ def box_cols(x_col: str, box_cols: Sequence[str] | None, box_col: str, default_b
     if (x_col != "filename" or len(found) != 4 or not set(found) <= set(_NUMERIC)
             or not set(y_cols) <= COLUMNS):
         return None
-    return found  # type: ignore[return-value]
+    return found
 
 
 class _Spill:
@@ -185,7 +185,8 @@ class CocoTable:
         positions = np.asarray(positions, dtype=np.int64)
         inside = (positions >= start) & (positions < start + len(rows))
         if inside.all():
-            return rows[positions - start]
+            picked: np.ndarray = rows[positions - start]
+            return picked
         self._kept.flush()
         found = np.empty(len(positions), dtype=np.int64)
         for k, position in enumerate(positions.tolist()):

@@ -540,9 +540,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         it fully, which finds truncated files) and checks every box against
         the displayed image size. For a JPEG behind a URL only its first
         64 KiB are requested (a range read; more only when its header is
-        longer); other formats, and `decode=True`, read the whole file. With `on_error="skip"` the rows found bad
-        are left out from here on (so `len(ds)` and batch shapes stay
-        honest) and listed in `ds.skipped`; call it before training. With
+        longer); other formats, and `decode=True`, read the whole file.
+        With `on_error="skip"` the rows found bad are left out from here on
+        (so `len(ds)` and batch shapes stay honest) and listed in
+        `ds.skipped`; call it before training. With
         `on_error="raise"` nothing changes: read the report.
 
         Args:

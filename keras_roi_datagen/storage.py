@@ -333,7 +333,7 @@ def counting_retries() -> Iterator[list[str]]:
     >>> retried
     []
     """
-    outer, found = _LOCAL.retried, []
+    outer, found = _LOCAL.retried, list[str]()
     _LOCAL.retried = found
     try:
         yield found
