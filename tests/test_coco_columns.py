@@ -194,3 +194,24 @@ def test_category_and_image_ids_as_labels_by_columns(tmp_path: Path) -> None:
     fast, slow = build_index(path, spec), _through_frame(path, spec)
     assert _rows(fast) == _rows(slow)
     assert np.array_equal(fast.index.rows, slow.index.rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False),
+                                   st.booleans()), min_size=2, max_size=10),
+                min_size=1, max_size=3), st.booleans())
+def test_polygon_boxes_are_the_bounding_boxes_of_their_points(parts: list[list[Any]],
+                                                              flat: bool) -> None:
+    from keras_roi_datagen.formats.coco import _polygon_box
+    from keras_roi_datagen.formats.regions import points_xyxy
+
+    segmentation: list[Any] = parts[0] if flat else parts
+    used = [parts[0]] if flat else parts
+    valid = all(len(p) % 2 == 0 and not any(isinstance(v, bool) for v in p) for p in used)
+    if not valid:  # an odd count or a boolean is an error, whichever path sees it
+        with pytest.raises(ValueError):
+            _polygon_box(segmentation)
+        return
+    xs = [float(v) for p in used for v in p[0::2]]
+    ys = [float(v) for p in used for v in p[1::2]]
+    assert _polygon_box(segmentation) == points_xyxy(xs, ys)

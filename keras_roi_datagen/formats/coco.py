@@ -88,10 +88,19 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_PLAIN_NUMBERS = frozenset({int, float})  # exact types: a bool is not a coordinate
+
+
 def _polygon_box(segmentation: Any) -> tuple[float, float, float, float] | None:
     if not isinstance(segmentation, list) or not segmentation:
         return None
     parts = segmentation if isinstance(segmentation[0], list) else [segmentation]
+    if all(isinstance(part, list) and len(part) >= 2 and not len(part) % 2
+           and _PLAIN_NUMBERS.issuperset(map(type, part)) for part in parts):
+        # The usual case, without a check per value (the same box as below).
+        xs = [float(v) for part in parts for v in part[0::2]]
+        ys = [float(v) for part in parts for v in part[1::2]]
+        return (min(xs), min(ys), max(xs), max(ys))
     xs: list[float] = []
     ys: list[float] = []
     for part in parts:
