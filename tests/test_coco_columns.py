@@ -209,7 +209,7 @@ def test_polygon_boxes_are_the_bounding_boxes_of_their_points(parts: list[list[A
     used = [parts[0]] if flat else parts
     valid = all(len(p) % 2 == 0 and not any(isinstance(v, bool) for v in p) for p in used)
     if not valid:  # an odd count or a boolean is an error, whichever path sees it
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="polygon"):
             _polygon_box(segmentation)
         return
     xs = [float(v) for p in used for v in p[0::2]]

@@ -98,9 +98,9 @@ def _polygon_box(segmentation: Any) -> tuple[float, float, float, float] | None:
     if all(isinstance(part, list) and len(part) >= 2 and not len(part) % 2
            and _PLAIN_NUMBERS.issuperset(map(type, part)) for part in parts):
         # The usual case, without a check per value (the same box as below).
-        xs = [float(v) for part in parts for v in part[0::2]]
-        ys = [float(v) for part in parts for v in part[1::2]]
-        return (min(xs), min(ys), max(xs), max(ys))
+        left = [float(v) for part in parts for v in part[0::2]]
+        top = [float(v) for part in parts for v in part[1::2]]
+        return (min(left), min(top), max(left), max(top))
     xs: list[float] = []
     ys: list[float] = []
     for part in parts:
