@@ -26,6 +26,7 @@ from keras_roi_datagen.index import RoiIndex
 from keras_roi_datagen.labels import LabelMode, LabelVocabulary, encode_labels
 from keras_roi_datagen.mapped import gather
 from keras_roi_datagen.planning import PlannedBatch
+from keras_roi_datagen.storage import StorageStats
 from keras_roi_datagen.workers import BatchExecutor, worker_error
 
 __all__ = ["BatchAssembler", "stream_batches"]
@@ -53,6 +54,7 @@ class BatchAssembler:
         channels_first: Whether `x` is `(batch, channels, height, width)`.
         augment: Optional augmentation, drawn per row from `seed` and the epoch.
         seed: The dataset's seed (keys the augmentation draws).
+        storage_stats: Where the URL retries each batch reports are counted.
     """
 
     index: RoiIndex
@@ -68,6 +70,7 @@ class BatchAssembler:
     channels_first: bool = False
     augment: Augmentation | None = None
     seed: int = 0
+    storage_stats: StorageStats | None = None
 
     def job(self, rows: np.ndarray, epoch: int = 0) -> Any:
         """Returns the `BatchJob` decoding `rows` in `epoch` (which keys their augmentation)."""
@@ -108,6 +111,8 @@ class BatchAssembler:
             `(batch, used)`: the batch tuple and the rows (with weights) it holds.
         """
         rows, row_weights, pixels = planned.rows, planned.weights, result.pixels
+        if result.retries and self.storage_stats is not None:
+            self.storage_stats.add(result.retries)
         if result.failures:
             keep = self._failures(rows, result, where)
             rows, row_weights, pixels = rows[keep], row_weights[keep], pixels[keep]

@@ -380,7 +380,7 @@ class CachingExecutor:
                     if local not in failed and key is not None:
                         self.store.put(key, result.pixels[local])
                 failures = [replace(f, position=missing[f.position]) for f in result.failures]
-                merged = BatchResult(pixels, failures, result.image_sizes)
+                merged = BatchResult(pixels, failures, result.image_sizes, result.retries)
             except BaseException as exc:
                 with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
                     outer.set_exception(exc)

@@ -24,6 +24,7 @@ seeded epoch plan, with its own threads or worker processes (`workers.py`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import random
 import weakref
@@ -74,6 +75,8 @@ from keras_roi_datagen.planning import (
 from keras_roi_datagen.sharding import discover_shard
 from keras_roi_datagen.validation import ValidationReport, scan_images
 from keras_roi_datagen.workers import BatchExecutor, InlineExecutor, PassExecutor, make_executor
+
+_LOG = logging.getLogger("keras_roi_datagen")
 
 __all__ = ["RoiDataset"]
 
@@ -487,12 +490,14 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         if not keep_skips:
             self._build_skips = errors
         self._rows_read = build.n_rows
+        if not hasattr(self, "_storage_stats"):  # kept when validate() rebuilds the index
+            self._storage_stats = storage.StorageStats()
         self._assembler = BatchAssembler(
             self.index, self.options, self.vocabularies, self.label_mode,  # type: ignore[arg-type]
             self.output_format, self.dtype, self.on_error, self._record_skips,
             weighted=self.shard[1] > 1 and not self.drop_remainder,
             channels_first=self.data_format == "channels_first",
-            augment=self.augment, seed=self.seed,
+            augment=self.augment, seed=self.seed, storage_stats=self._storage_stats,
         )
 
     def _sample_weights(
@@ -533,14 +538,35 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """Things noticed but kept: stripped label whitespace, duplicate rows."""
         return [p for p in self.problems if p.severity == "warning"]
 
+    @property
+    def storage_stats(self) -> storage.StorageStats:
+        """Requests to URLs retried after transient failures, by this dataset so far.
+
+        Counted in every worker mode: the calling thread, worker threads and
+        worker processes (which send their retries back with each batch), and
+        `validate()`. A pass that retried also logs one warning line naming
+        the URLs (logger `"keras_roi_datagen"`). A snapshot: read it after a
+        pass.
+
+        Example:
+        >>> for batch in ds.iter_batches():  # doctest: +SKIP
+        ...     pass
+        >>> ds.storage_stats.retried_urls  # doctest: +SKIP
+        {'s3://bucket/images/a.jpg': 2}
+        """
+        return self._storage_stats.copy()
+
     def validate(self, *, decode: bool = False, progress: bool = True) -> ValidationReport:
         """Checks every image and box now, instead of at batch 57 of epoch 3.
 
         Reads each image's header and EXIF once (with `decode=True`, decodes
         it fully, which finds truncated files) and checks every box against
-        the displayed image size. With `on_error="skip"` the rows found bad
-        are left out from here on (so `len(ds)` and batch shapes stay
-        honest) and listed in `ds.skipped`; call it before training. With
+        the displayed image size. For a JPEG behind a URL only its first
+        64 KiB are requested (a range read; more only when its header is
+        longer); other formats, and `decode=True`, read the whole file.
+        With `on_error="skip"` the rows found bad are left out from here on
+        (so `len(ds)` and batch shapes stay honest) and listed in
+        `ds.skipped`; call it before training. With
         `on_error="raise"` nothing changes: read the report.
 
         Args:
@@ -554,6 +580,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         retries = storage.retry_count()
         found = scan_images(self.index, self.options, decode=decode, progress=progress,
                             threads=max(2, self.workers))
+        retried = storage.retried_urls(retries)  # this process's checking threads
+        self._storage_stats.add(retried)
         errors = [problem for _, problem in found if problem.severity == "error"]
         skipped = self.on_error == "skip"
         if errors and skipped:
@@ -570,7 +598,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         return ValidationReport(
             [*self.problems, *(problem for _, problem in found)], n_rows=self._rows_read,
             n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped,
-            retries=storage.retry_count() - retries)
+            retries=len(retried))
 
     def preview(self, n: int = 16, **kwargs: Any) -> Image.Image:
         """Returns a contact sheet of crops as the model sees them, for notebooks.
@@ -854,6 +882,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         parallel = self.workers >= 2 or self.use_multiprocessing
         # Batches are numbered within the whole epoch (a resumed pass starts past 0).
         first = start.rows // plan.global_batch_size
+        retries_before = self._storage_stats.copy()
         try:
             for number, batch, rows in stream_batches(
                 lambda n: plan.batch(n - first), range(first, first + len(plan)),
@@ -868,6 +897,10 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         finally:
             # The workers stay for the next pass; what this pass queued does not.
             executor.close()
+            retried = self._storage_stats.since(retries_before)
+            if retried.retries:
+                _LOG.warning("Epoch %d, pass %d: %s", start.epoch, current.number,
+                             retried.describe())
 
     def _open_executor(self) -> BatchExecutor:
         """The dataset's executor, started on the first pass and kept until `close()`."""

@@ -163,11 +163,14 @@ class BatchResult:
         pixels: `uint8` array of shape `(rows, height, width, channels)`.
         failures: The rows that could not be decoded.
         image_sizes: Displayed `(width, height)` of each image that opened.
+        retries: One URL per request retried while decoding the batch
+            (`storage.counting_retries`).
     """
 
     pixels: np.ndarray
     failures: list[RowFailure] = field(default_factory=list)
     image_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    retries: list[str] = field(default_factory=list)
 
 
 class ImageProblem(Exception):
@@ -290,8 +293,26 @@ def read_image_size(path: str, max_image_pixels: int | None = None) -> tuple[int
     Raises:
         ImageProblem: If the file is missing, not an image, or too large.
     """
+    return read_image_header(path, max_image_pixels)[0]
+
+
+def read_image_header(path: str, max_image_pixels: int | None = None
+                      ) -> tuple[tuple[int, int], str | None]:
+    """Reads an image's displayed `(width, height)` and its format from its header and EXIF.
+
+    Args:
+        path: The image file.
+        max_image_pixels: Pixel-count limit, as in `DecodeOptions`.
+
+    Returns:
+        `((width, height), format)`: the size after EXIF orientation, and
+        Pillow's format name (`"JPEG"`, `"PNG"`, ...).
+
+    Raises:
+        ImageProblem: If the file is missing, not an image, or too large.
+    """
     with _open(path, max_image_pixels) as image:
-        return _displayed_size(image, _orientation(image))
+        return _displayed_size(image, _orientation(image)), image.format
 
 
 def _to_eight_bit(image: Image.Image) -> Image.Image:
@@ -784,7 +805,8 @@ def decode_batch(job: BatchJob) -> BatchResult:
     pixels = np.zeros((len(job.path_index), height, width, job.options.channels), dtype=np.uint8)
     result = BatchResult(pixels)
     path_index = np.asarray(job.path_index)
-    with storage.prefetch(job.paths, job.options.storage_options):  # URLs read concurrently
+    with storage.counting_retries() as result.retries, storage.prefetch(
+            job.paths, job.options.storage_options):  # URLs read concurrently
         for image_no in np.unique(path_index).tolist():
             _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
     result.failures.sort(key=lambda failure: failure.position)

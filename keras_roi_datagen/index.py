@@ -529,7 +529,9 @@ def build_index(
             if spec.image_dir is None:
                 spec = replace(spec, image_dir=storage.url_dirname(source))
         kind = "columnar" if columnar.is_columnar(local) else _format_of(local, spec)
-        if kind not in ("columnar", "via", "csv"):
+        if kind == "coco" and _coco_box_cols(spec) is not None:
+            kind = "coco_columns"  # streamed into arrays: flat memory, and the index cache works
+        if kind not in ("columnar", "via", "csv", "coco_columns"):
             from keras_roi_datagen.formats import read_table
 
             # Every other format becomes the common region frame; its reader's
@@ -540,11 +542,13 @@ def build_index(
                 spec = replace(spec, image_dir=table.attrs.get("image_dir") or os.path.dirname(
                     os.path.abspath(local)))
         else:
-            if spec.image_dir is None:
+            if spec.image_dir is None and kind != "coco_columns":  # COCO finds its image folder
                 spec = replace(spec, image_dir=os.path.dirname(os.path.abspath(source)))
             if cache is not None and cache is not False:
                 return _cached_build(source, local, spec, vocabularies, storage_options, cache,
                                      progress)
+            if kind == "coco_columns":
+                return _coco_by_columns(local, spec, source, vocabularies, progress, None)
             if columnar.is_columnar(local):
                 from keras_roi_datagen.index_columns import build_columnar_index, columnar_box_cols
 
@@ -617,6 +621,8 @@ def _cached_build(source: str, local: str, spec: TableSpec, vocabularies: Mappin
     elif _format_of(local, spec) == "csv" and (found := _csv_by_columns(
             local, spec, source, vocabularies, progress, folder)) is not None:
         return found
+    elif _format_of(local, spec) == "coco" and _coco_box_cols(spec) is not None:
+        return _coco_by_columns(local, spec, source, vocabularies, progress, folder)
     build = build_index(local, spec, vocabularies)
     build.index = replace(build.index, source=source)
     index_cache.save(build, folder)
@@ -638,6 +644,33 @@ def _csv_by_columns(local: str, spec: TableSpec, source: str,
                                     cache_folder=folder, progress=progress)
     except csv_columns.CsvFallback:
         return None
+
+
+def _coco_box_cols(spec: TableSpec) -> tuple[str, str, str, str] | None:
+    from keras_roi_datagen import coco_columns
+
+    return coco_columns.box_cols(spec.x_col, spec.box_cols, spec.box_col, TableSpec.box_col,
+                                 spec.y_cols)
+
+
+def _coco_by_columns(local: str, spec: TableSpec, source: str,
+                     vocabularies: Mapping[str, Any] | None,
+                     progress: Callable[[int, int], None] | None,
+                     folder: str | None) -> IndexBuild:
+    """A COCO file streamed into chunked arrays and built by columns (`coco_columns`)."""
+    from keras_roi_datagen import coco_columns
+    from keras_roi_datagen.index_columns import build_columnar_index
+
+    box_cols = _coco_box_cols(spec)
+    assert box_cols is not None
+    spill_dir = os.path.dirname(folder) if folder is not None else None
+    if spill_dir is not None:
+        os.makedirs(spill_dir, exist_ok=True)
+    with coco_columns.open_coco_table(local, spill_dir=spill_dir) as table:
+        if spec.image_dir is None:
+            spec = replace(spec, image_dir=table.image_dir)
+        return build_columnar_index(local, spec, box_cols, source, vocabularies, table=table,
+                                    cache_folder=folder, progress=progress)
 
 
 def _row_array(rows: array[int] | Sequence[Any]) -> np.ndarray:

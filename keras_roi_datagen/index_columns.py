@@ -169,6 +169,8 @@ class _Builder:
                      else os.path.join(os.path.abspath(image_dir), ""))
         self.buckets: _Buckets | None = None
         self.row_labels: Callable[[np.ndarray], np.ndarray] | None = None
+        self.rows_left_out = 0  # rows a reader left out before this builder (counted as read)
+        self.without: list[dict[str, Any]] = []
 
     def label(self, position: int) -> int:
         """The row label of a 0-based row position (its line, in a CSV file)."""
@@ -413,6 +415,10 @@ def build_columnar_index(
         builder = _Builder(spec, source, box_cols, vocabularies, sink)
         if table is not None:
             builder.row_labels = table.row_labels
+            # A reader that drops rows itself (COCO) hands over its problems first.
+            builder.problems.extend(getattr(table, "problems", ()))
+            builder.rows_left_out = getattr(table, "rows_left_out", 0)
+            builder.without = list(getattr(table, "rows_without_regions", ()))
         if cache_folder is not None:
             builder.buckets = _Buckets(sink.staging_dir("duplicates"))
         for batch in batches:
@@ -457,7 +463,8 @@ def _path_lut(builder: _Builder) -> tuple[np.ndarray, PathTable]:
 def _finish_in_memory(builder: _Builder) -> IndexBuild:
     index, vocabs = _index_in_memory(builder)
     problems = builder.problems + _stripped_warnings(builder) + _duplicates(index)
-    return IndexBuild(index, vocabs, problems, [], builder.n_rows)
+    return IndexBuild(index, vocabs, problems, builder.without,
+                      builder.n_rows + builder.rows_left_out)
 
 
 def _index_in_memory(builder: _Builder) -> tuple[RoiIndex, dict[str, LabelVocabulary]]:
@@ -502,8 +509,9 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
     names = list(spec.y_cols)
     problems = builder.problems + _stripped_warnings(builder)
     meta = index_cache.meta(source=builder.source, relative=spec.box_format.relative,
-                            codes=names, n_rows=builder.n_rows, vocabularies=vocabs,
-                            problems=problems, rows_without_regions=[],
+                            codes=names, n_rows=builder.n_rows + builder.rows_left_out,
+                            vocabularies=vocabs, problems=problems,
+                            rows_without_regions=builder.without,
                             rows="positions" if builder.row_labels is None else "rows")
     candidates = (builder.buckets.candidates() if builder.buckets is not None
                   else np.zeros(0, np.int64))

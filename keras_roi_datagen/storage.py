@@ -49,7 +49,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keras_roi_datagen.errors import StorageError
@@ -57,6 +57,8 @@ from keras_roi_datagen.errors import StorageError
 __all__ = [
     "RETRY",
     "Retry",
+    "StorageStats",
+    "counting_retries",
     "filesystem",
     "is_url",
     "local_table",
@@ -66,6 +68,7 @@ __all__ = [
     "require_fsspec",
     "retried_urls",
     "retry_count",
+    "serving",
     "url_dirname",
     "url_join",
 ]
@@ -113,6 +116,7 @@ _RETRIED: list[str] = []
 class _Prefetched(threading.local):
     data: Mapping[str, bytes | StorageError] | None = None
     options: Mapping[str, Any] | None = None
+    retried: list[str] | None = None  # where this thread's retries are also counted
 
 
 _LOCAL = _Prefetched()
@@ -255,16 +259,19 @@ _WHAT = {"storage_not_found": "not found", "storage_denied": "access denied",
 
 
 def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None,
-               retry: Retry | None = None) -> bytes:
-    """Reads the whole file behind `url`, retrying transient failures.
+               retry: Retry | None = None, *, head: int | None = None) -> bytes:
+    """Reads the file behind `url` (or its first bytes), retrying transient failures.
 
     Args:
         url: A URL.
         storage_options: Passed to fsspec. Defaults to `None`.
         retry: The retry policy. Defaults to `RETRY`.
+        head: Read only the first `head` bytes (a range request). Defaults
+            to `None` (the whole file). A server that ignores ranges sends
+            the whole file, which is returned as it came.
 
     Returns:
-        The file's bytes.
+        The file's bytes: fewer than `head` when the file is shorter.
 
     Raises:
         StorageError: Naming the URL, when the file is missing, access is
@@ -278,7 +285,8 @@ def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None,
         attempts += 1
         try:
             fs, path = filesystem(url, storage_options)
-            data: bytes = fs.cat_file(path)
+            data: bytes = (fs.cat_file(path) if head is None
+                           else fs.cat_file(path, start=0, end=head))
             return data
         except ImportError:
             raise
@@ -292,6 +300,8 @@ def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None,
                     f"{url}: {_WHAT[kind]}{tries} ({type(exc).__name__}: {exc}).",
                     url=url, kind=kind, attempts=attempts) from exc
             _RETRIED.append(url)
+            if _LOCAL.retried is not None:
+                _LOCAL.retried.append(url)
             time.sleep(delay)
 
 
@@ -305,13 +315,97 @@ def retried_urls(since: int = 0) -> list[str]:
     return _RETRIED[since:]
 
 
+@contextlib.contextmanager
+def counting_retries() -> Iterator[list[str]]:
+    """Collects the URLs retried by this thread (and the fetch threads it starts) in a block.
+
+    Unlike `retry_count`, which counts every thread of the process, this
+    counts only the work done for the caller, so concurrent decoders each
+    report their own retries (worker processes send theirs back with each
+    batch). An enclosing block counts them too.
+
+    Yields:
+        The list that receives one URL per retry.
+
+    Example:
+    >>> with counting_retries() as retried:
+    ...     pass
+    >>> retried
+    []
+    """
+    outer, found = _LOCAL.retried, list[str]()
+    _LOCAL.retried = found
+    try:
+        yield found
+    finally:
+        _LOCAL.retried = outer
+        if outer is not None:
+            outer.extend(found)
+
+
+@dataclass
+class StorageStats:
+    """Requests to URLs retried after transient failures, and which URLs.
+
+    Counted in the process that made them, worker processes included (they
+    send their counts back with each batch).
+
+    Args:
+        retries: Requests retried in all.
+        retried_urls: Retries per URL.
+    """
+
+    retries: int = 0
+    retried_urls: dict[str, int] = field(default_factory=dict)
+
+    def add(self, urls: Iterable[str]) -> None:
+        """Counts one retry per URL given."""
+        for url in urls:
+            self.retries += 1
+            self.retried_urls[url] = self.retried_urls.get(url, 0) + 1
+
+    def since(self, before: StorageStats) -> StorageStats:
+        """The retries counted after the snapshot `before` (`copy()`) was taken."""
+        found = StorageStats()
+        for url, count in self.retried_urls.items():
+            extra = count - before.retried_urls.get(url, 0)
+            if extra:
+                found.retries += extra
+                found.retried_urls[url] = extra
+        return found
+
+    def copy(self) -> StorageStats:
+        """A snapshot."""
+        return StorageStats(self.retries, dict(self.retried_urls))
+
+    def describe(self, limit: int = 5) -> str:
+        """One line: how many requests were retried, naming the URLs most retried.
+
+        Example:
+        >>> stats = StorageStats()
+        >>> stats.add(["s3://b/a.jpg", "s3://b/a.jpg"])
+        >>> stats.describe()
+        '2 requests retried after transient failures: s3://b/a.jpg (2).'
+        """
+        ranked = sorted(self.retried_urls.items(), key=lambda item: (-item[1], item[0]))
+        shown = ", ".join(f"{url} ({count})" for url, count in ranked[:limit])
+        more = f" and {len(ranked) - limit} more URLs" if len(ranked) > limit else ""
+        noun = "request" if self.retries == 1 else "requests"
+        return f"{self.retries} {noun} retried after transient failures: {shown}{more}."
+
+
 def _fetch_many(urls: list[str], storage_options: Mapping[str, Any] | None,
                 threads: int) -> dict[str, bytes | StorageError]:
+    retried = _LOCAL.retried  # the caller's count, continued in the fetch threads
+
     def one(url: str) -> bytes | StorageError:
+        previous, _LOCAL.retried = _LOCAL.retried, retried
         try:
             return read_bytes(url, storage_options)
         except StorageError as exc:
             return exc
+        finally:
+            _LOCAL.retried = previous
 
     if len(urls) == 1:
         return {urls[0]: one(urls[0])}
@@ -334,9 +428,24 @@ def prefetch(paths: Iterable[str], storage_options: Mapping[str, Any] | None = N
         threads: Concurrent requests at most. Defaults to 8.
     """
     urls = list(dict.fromkeys(p for p in paths if is_url(p)))
+    with serving(_fetch_many(urls, storage_options, threads) if urls else None, storage_options):
+        yield
+
+
+@contextlib.contextmanager
+def serving(data: Mapping[str, bytes | StorageError] | None,
+            storage_options: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Makes `open_image(url)` in this thread serve the given bytes (or raise the given error).
+
+    Used to open a URL from bytes already read, such as its first kilobytes
+    (`read_bytes(url, head=...)`). URLs not in `data` are read on demand.
+
+    Args:
+        data: Bytes (or the `StorageError` to raise) per URL.
+        storage_options: For URLs read on demand. Defaults to `None`.
+    """
     previous = (_LOCAL.data, _LOCAL.options)
-    _LOCAL.data = _fetch_many(urls, storage_options, threads) if urls else None
-    _LOCAL.options = storage_options
+    _LOCAL.data, _LOCAL.options = data, storage_options
     try:
         yield
     finally:

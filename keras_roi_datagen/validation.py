@@ -2,7 +2,11 @@
 
 `scan_images` opens every image of an index once (its header, or a full decode
 with `decode=True`), on a few threads, with a progress bar, and checks each
-row's box against the image's displayed size. `ValidationReport` gathers
+row's box against the image's displayed size. A JPEG behind a URL is checked
+from its first bytes (`HEAD_BYTES`, a range read): its size and EXIF
+orientation come before its pixels, so nothing more is downloaded unless
+`decode=True`. Other formats behind URLs are read whole (a PNG's EXIF may
+follow its pixel data). `ValidationReport` gathers
 those problems with the ones found when the table was read: each with its
 row, file, column, value, kind and message.
 """
@@ -22,8 +26,14 @@ import pandas as pd
 
 from keras_roi_datagen import storage
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
-from keras_roi_datagen.errors import Problem
-from keras_roi_datagen.imaging import DecodeOptions, ImageProblem, load_image, read_image_size
+from keras_roi_datagen.errors import Problem, StorageError
+from keras_roi_datagen.imaging import (
+    DecodeOptions,
+    ImageProblem,
+    load_image,
+    read_image_header,
+    read_image_size,
+)
 from keras_roi_datagen.index import RoiIndex
 
 __all__ = ["ValidationReport", "scan_images"]
@@ -142,7 +152,17 @@ def _progress(total: int, enabled: bool | Callable[[int, int], None]) -> Callabl
     return advance
 
 
+# The first bytes of a URL that `validate()` reads when it needs only the header
+# (a JPEG's size and EXIF lie before its scan data); then 16 times more, then the file.
+HEAD_BYTES = 1 << 16
+_HEADER_ONLY_FORMATS = ("JPEG", "MPO")
+
+
 def _check_image(path: str, options: DecodeOptions, decode: bool) -> tuple[int, int] | ImageProblem:
+    if not decode and storage.is_url(path):
+        found = _check_url_header(path, options)
+        if found is not None:
+            return found
     try:
         with storage.prefetch([path], options.storage_options):  # a URL is read once, here
             size = read_image_size(path, options.max_image_pixels)
@@ -153,6 +173,33 @@ def _check_image(path: str, options: DecodeOptions, decode: bool) -> tuple[int, 
         return size
     except ImageProblem as problem:
         return problem
+
+
+def _check_url_header(path: str, options: DecodeOptions) -> tuple[int, int] | ImageProblem | None:
+    """The displayed size of a remote image read from its first bytes; `None`: read it all.
+
+    Only for JPEG files, whose size and EXIF orientation come before any
+    pixel data; other formats (a PNG's EXIF may follow its pixels) are read
+    whole. A header longer than the bytes read is read again with more.
+    """
+    for head in (HEAD_BYTES, HEAD_BYTES * 16):
+        try:
+            data: bytes | StorageError = storage.read_bytes(path, options.storage_options,
+                                                            head=head)
+        except StorageError as exc:
+            data = exc  # reported as a whole-file read would report it
+        whole = not isinstance(data, bytes) or len(data) != head
+        with storage.serving({path: data}, options.storage_options):
+            try:
+                size, image_format = read_image_header(path, options.max_image_pixels)
+            except ImageProblem as problem:
+                if whole or problem.kind == "image_too_large":
+                    return problem
+                continue  # the header goes on past the bytes read
+        if whole or image_format in _HEADER_ONLY_FORMATS:
+            return size
+        return None
+    return None
 
 
 def _row_problems(index: RoiIndex, rows: Sequence[int], found: tuple[int, int] | ImageProblem,

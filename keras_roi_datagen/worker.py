@@ -13,7 +13,9 @@ Protocol (binary, over the worker's stdin and stdout):
   `(BatchJob, buffer_size)`: the job and the buffer's current size (the
   parent grows it for larger batches);
 - reply: 8-byte length, then a pickled header
-  `("ok", shape, dtype, failures, image_sizes)` or `("error", traceback_text)`.
+  `("ok", shape, dtype, failures, image_sizes, retries)` (`retries`: one URL
+  per request the worker retried for this batch, so the parent counts them)
+  or `("error", traceback_text)`.
   The pixels are in the shared buffer when the header arrives: only small
   messages cross the pipe.
 
@@ -114,7 +116,8 @@ def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
         except BaseException:
             _reply(replies, ("error", traceback.format_exc()))
             continue
-        _reply(replies, ("ok", pixels.shape, pixels.dtype.str, result.failures, result.image_sizes))
+        _reply(replies, ("ok", pixels.shape, pixels.dtype.str, result.failures, result.image_sizes,
+                         result.retries))
 
 
 def main() -> None:

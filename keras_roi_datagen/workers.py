@@ -287,11 +287,11 @@ class _WorkerProcess:
                 "worker_exception",
                 f"decode worker process {self.pid} raised while decoding images "
                 f"{list(job.paths)[:3]}.", reply[1])
-        _, shape, dtype, failures, image_sizes = reply
+        _, shape, dtype, failures, image_sizes, retries = reply
         dtype = np.dtype(dtype)
         count = int(np.prod(shape))
         pixels = np.frombuffer(shared, dtype=dtype, count=count).reshape(shape).copy()
-        return BatchResult(pixels, failures, image_sizes)
+        return BatchResult(pixels, failures, image_sizes, retries)
 
     def _died(self, job: BatchJob) -> BatchResult:
         try:

@@ -79,7 +79,10 @@ def s3(local_data: Path) -> Iterator[dict[str, Any]]:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; `/flaky<k>/...` fails `k` times per path, `/denied/...` always 403."""
+    """Serves a folder; `/flaky<k>/...` fails `k` times per path, `/denied/...` always 403.
+
+    `/flaky<k>-<tag>/...` is the same with paths of its own (one tag per test).
+    """
 
     failures: ClassVar[dict[str, int]] = {}
 
@@ -92,7 +95,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_error(403, "Forbidden")
             return True
         if len(parts) > 1 and parts[1].startswith("flaky"):
-            budget = int(parts[1][5:])
+            budget = int(parts[1][5:].split("-")[0])
             seen = self.failures.get(self.path, 0)
             self.failures[self.path] = seen + 1
             if seen < budget:
@@ -381,3 +384,165 @@ def test_denied_s3_request_names_the_url(s3: dict[str, Any]) -> None:
     finally:
         auth_after("inf")
     assert storage.read_bytes(f"s3://{BUCKET}/data/table.csv", s3)  # open again
+
+
+def _flaky_table(local_data: Path) -> pd.DataFrame:
+    return pd.read_csv(local_data / "table.csv")
+
+
+def _assert_retries_reported(ds: Any, image_dir: str, caplog: pytest.LogCaptureFixture) -> None:
+    urls = {f"{image_dir}/images/scene_{i}.jpg": 2 for i in range(3)}  # fails twice, then serves
+    stats = ds.storage_stats
+    assert stats.retried_urls == urls
+    assert stats.retries == 6
+    lines = [r.getMessage() for r in caplog.records if r.name == "keras_roi_datagen"]
+    assert len(lines) == 1, lines  # one line for the pass
+    assert "6 requests retried" in lines[0]
+    assert all(f"{url} (2)" in lines[0] for url in urls)
+
+
+@pytest.mark.parametrize("tag", ["threads", "inline"])
+def test_retries_in_decode_threads_are_counted_and_logged(
+        http_url: str, local_data: Path, caplog: pytest.LogCaptureFixture, tag: str) -> None:
+    image_dir = f"{http_url}/flaky2-{tag}"
+    ds = _dataset(_flaky_table(local_data), image_dir=image_dir, shuffle=False,
+                  workers=2 if tag == "threads" else 1)
+    with caplog.at_level("WARNING", logger="keras_roi_datagen"), ds:
+        served = [numpy_batch(batch) for batch in ds.iter_batches()]
+    _assert_same(served, _all_batches(_dataset(local_data / "table.csv", shuffle=False)))
+    _assert_retries_reported(ds, image_dir, caplog)
+    caplog.clear()
+    with ds:  # a pass without retries logs nothing and the count stays
+        list(ds.iter_batches())
+    assert not [r for r in caplog.records if r.name == "keras_roi_datagen"]
+    assert ds.storage_stats.retries == 6
+
+
+@pytest.mark.slow
+def test_retries_in_worker_processes_are_sent_back(
+        http_url: str, local_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    image_dir = f"{http_url}/flaky2-processes"
+    before = storage.retry_count()
+    ds = _dataset(_flaky_table(local_data), image_dir=image_dir, shuffle=False, workers=2,
+                  use_multiprocessing=True)
+    with caplog.at_level("WARNING", logger="keras_roi_datagen"), ds:
+        served = [numpy_batch(batch) for batch in ds.iter_batches()]
+    _assert_same(served, _all_batches(_dataset(local_data / "table.csv", shuffle=False)))
+    assert storage.retry_count() == before  # the retries were made in the workers
+    _assert_retries_reported(ds, image_dir, caplog)
+
+
+def test_validate_retries_are_in_the_dataset_stats(http_url: str, local_data: Path) -> None:
+    image_dir = f"{http_url}/flaky2-validate"
+    ds = _dataset(_flaky_table(local_data), image_dir=image_dir, shuffle=False)
+    assert ds.validate(progress=False).retries == 6
+    assert ds.storage_stats.retried_urls == {f"{image_dir}/images/scene_{i}.jpg": 2
+                                             for i in range(3)}
+
+
+def test_counting_retries_counts_only_the_callers_work(http_url: str) -> None:
+    url = f"{http_url}/flaky2-count/images/scene_0.jpg"
+    other = f"{http_url}/flaky1-count/images/scene_1.jpg"
+    with storage.counting_retries() as outer:
+        worker = threading.Thread(target=storage.read_bytes, args=(other,))
+        worker.start()  # another thread's retry is not the caller's
+        worker.join()
+        with storage.counting_retries() as inner, storage.prefetch([url]):
+            pass
+    assert inner == [url, url]
+    assert outer == [url, url]
+
+
+class _CountingFilesystem:
+    """A filesystem that records the bytes each `cat_file` returned."""
+
+    def __init__(self, fs: Any, served: list[tuple[str, int]]) -> None:
+        self._fs, self._served = fs, served
+
+    def cat_file(self, path: str, *args: Any, **kwargs: Any) -> bytes:
+        data: bytes = self._fs.cat_file(path, *args, **kwargs)
+        self._served.append((path, len(data)))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every URL read through `storage` in this test, with the bytes it returned."""
+    found: list[tuple[str, int]] = []
+    real = storage.filesystem
+
+    def counting(url: str, storage_options: Any = None) -> tuple[Any, str]:
+        fs, path = real(url, storage_options)
+        return _CountingFilesystem(fs, found), path
+
+    monkeypatch.setattr(storage, "filesystem", counting)
+    return found
+
+
+def _rotated_jpeg(s3: dict[str, Any], key: str) -> int:
+    """Uploads a 1600x1200 noisy JPEG whose EXIF says 'rotate 90' (shown 1200x1600)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    import io
+
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, exif=exif)
+    s3fs.S3FileSystem(**s3).pipe_file(f"{BUCKET}/{key}", out.getvalue())
+    return len(out.getvalue())
+
+
+def test_validate_reads_only_the_header_of_a_remote_jpeg(
+        s3: dict[str, Any], served: list[tuple[str, int]]) -> None:
+    from keras_roi_datagen.validation import HEAD_BYTES
+
+    size = _rotated_jpeg(s3, "big/rotated.jpg")
+    assert size > 10 * HEAD_BYTES
+    table = pd.DataFrame({"filename": ["rotated.jpg"] * 2, "x": [0, 1300], "y": [0, 0],
+                          "w": [1100, 100], "h": [1500, 100], "name": ["a", "b"],
+                          "type": ["t", "t"]})
+    ds = _dataset(table, image_dir=f"s3://{BUCKET}/big", storage_options=s3, on_error="skip")
+    report = ds.validate(progress=False)
+    # Checked against the displayed 1200x1600 (EXIF applied): row 0 fits, row 1 lies outside.
+    assert [(p.row, p.kind) for p in report.problems] == [(1, "box_outside_image")]
+    assert served == [(f"{BUCKET}/big/rotated.jpg", HEAD_BYTES)]  # one range read, no more
+    served.clear()
+    decoded = _dataset(table, image_dir=f"s3://{BUCKET}/big", storage_options=s3)
+    assert [(p.row, p.kind) for p in decoded.validate(decode=True, progress=False).problems] == [
+        (1, "box_outside_image")]
+    assert served == [(f"{BUCKET}/big/rotated.jpg", size)]  # decoding needs the whole file
+
+
+def test_validate_reads_a_small_remote_image_once(s3: dict[str, Any],
+                                                  served: list[tuple[str, int]]) -> None:
+    ds = _dataset(f"s3://{BUCKET}/data/table.csv", storage_options=s3)
+    served.clear()  # the table's own download
+    assert ds.validate(progress=False).ok
+    assert sorted(path for path, _ in served) == [
+        f"{BUCKET}/data/images/scene_{i}.jpg" for i in range(3)]
+
+
+def test_validate_reads_a_remote_png_whole(s3: dict[str, Any], local_data: Path,
+                                           served: list[tuple[str, int]]) -> None:
+    from PIL import Image
+
+    from keras_roi_datagen.validation import HEAD_BYTES
+
+    rng = np.random.default_rng(4)
+    path = local_data / "noise.png"
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
+    s3fs.S3FileSystem(**s3).pipe_file(f"{BUCKET}/png/noise.png", path.read_bytes())
+    table = pd.DataFrame({"filename": ["noise.png"], "x": [350], "y": [10], "w": [100],
+                          "h": [20], "name": ["a"], "type": ["t"]})
+    ds = _dataset(table, image_dir=f"s3://{BUCKET}/png", storage_options=s3)
+    report = ds.validate(progress=False)
+    assert [p.kind for p in report.problems] == ["box_clipped"]  # 400 wide: x 350..450
+    # A PNG's EXIF may follow its pixels: after the header read, the whole file.
+    assert served == [(f"{BUCKET}/png/noise.png", HEAD_BYTES),
+                      (f"{BUCKET}/png/noise.png", path.stat().st_size)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from keras_roi_datagen.formats.csv import text_encoding
 from keras_roi_datagen.formats.json_stream import JsonStreamError, iter_object_members, stream_error
 from keras_roi_datagen.formats.regions import PointBoxSize, check_on_error, points_xyxy
 
-__all__ = ["read_coco", "sniff_coco"]
+__all__ = ["CocoIds", "image_dir", "read_coco", "scan_coco", "sniff_coco"]
 
 _EXPECTED = "a COCO JSON object with 'images', 'annotations' and 'categories'"
 _HINT = "Pass on_error='skip' to leave the malformed annotations out and list them in attrs['problems']."
@@ -88,10 +88,19 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_PLAIN_NUMBERS = frozenset({int, float})  # exact types: a bool is not a coordinate
+
+
 def _polygon_box(segmentation: Any) -> tuple[float, float, float, float] | None:
     if not isinstance(segmentation, list) or not segmentation:
         return None
     parts = segmentation if isinstance(segmentation[0], list) else [segmentation]
+    if all(isinstance(part, list) and len(part) >= 2 and not len(part) % 2
+           and _PLAIN_NUMBERS.issuperset(map(type, part)) for part in parts):
+        # The usual case, without a check per value (the same box as below).
+        left = [float(v) for part in parts for v in part[0::2]]
+        top = [float(v) for part in parts for v in part[1::2]]
+        return (min(left), min(top), max(left), max(top))
     xs: list[float] = []
     ys: list[float] = []
     for part in parts:
@@ -262,25 +271,121 @@ def read_coco(
     """
     check_on_error(on_error)
     source = os.fspath(path)
-    reader = _Reader(source, include_crowd, point_box_size)
-    handlers = {"images": reader.image, "annotations": reader.annotation,
-                "categories": reader.category}
-    keys: list[str] = []
-    for key, index, value in _members(source, encoding):
-        keys.append(key)
-        handler = handlers.get(key)
-        if handler is not None and index is not None:
-            handler(index, value)
-    if "annotations" not in keys or "images" not in keys:
-        problem = Problem("unknown_format", f"the JSON object is not COCO: it has no 'images' and "
-                          f"'annotations' arrays; expected {_EXPECTED}.", source=source,
-                          value=sorted(set(keys))[:8])
-        raise_problems([problem])
+    reader = scan_coco(source, include_crowd=include_crowd, point_box_size=point_box_size,
+                       encoding=encoding)
     frame = _frame(reader, source)
     if on_error == "raise":
         raise_problems(reader.problems, _HINT)
     frame.attrs["problems"] = reader.problems
     return frame
+
+
+def scan_coco(
+    path: str, *, include_crowd: bool = False, point_box_size: PointBoxSize = None,
+    encoding: str = "utf-8", chunk_rows: int | None = None,
+    on_chunk: Callable[[_Annotations], None] | None = None,
+) -> _Reader:
+    """Stream a COCO file once: images, categories, annotations and problems.
+
+    With `on_chunk`, the kept annotations are handed over every `chunk_rows`
+    annotations (and once at the end) as `_Annotations` arrays and not kept,
+    so memory does not grow with the file; without it they stay in
+    `reader.ann`. Unknown image and category ids are not checked here.
+
+    Args:
+        path: The JSON file.
+        include_crowd: As in `read_coco`. Defaults to `False`.
+        point_box_size: As in `read_coco`. Defaults to `None`.
+        encoding: As in `read_coco`. Defaults to `"utf-8"`.
+        chunk_rows: Annotations per chunk. Defaults to `None` (2**16 with
+            `on_chunk`).
+        on_chunk: Called with each chunk of kept annotations. Defaults to
+            `None` (keep them all in `reader.ann`).
+
+    Returns:
+        The reader: `images`, `categories`, `problems` and `ann`.
+
+    Raises:
+        AnnotationError: Invalid JSON, or a JSON object that is not COCO.
+
+    Example:
+    >>> reader = scan_coco("instances_val.json")  # doctest: +SKIP
+    >>> len(reader.ann.rows), len(reader.images)  # doctest: +SKIP
+
+    """
+    reader = _Reader(path, include_crowd, point_box_size)
+    handlers = {"images": reader.image, "annotations": reader.annotation,
+                "categories": reader.category}
+    every = chunk_rows or (1 << 16)
+    keys: set[str] = set()  # a set: one entry per key, not one per array element
+    for key, index, value in _members(path, encoding):
+        keys.add(key)
+        handler = handlers.get(key)
+        if handler is not None and index is not None:
+            handler(index, value)
+            if on_chunk is not None and len(reader.ann.rows) >= every:
+                on_chunk(reader.ann)
+                reader.ann = _Annotations()
+    if on_chunk is not None and len(reader.ann.rows):
+        on_chunk(reader.ann)
+        reader.ann = _Annotations()
+    if "annotations" not in keys or "images" not in keys:
+        problem = Problem("unknown_format", f"the JSON object is not COCO: it has no 'images' and "
+                          f"'annotations' arrays; expected {_EXPECTED}.", source=path,
+                          value=sorted(keys)[:8])
+        raise_problems([problem])
+    return reader
+
+
+class CocoIds:
+    """Sorted image and category ids of a scanned file, to look annotations up by id.
+
+    Args:
+        reader: The scan (`scan_coco`).
+    """
+
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+        self.image_ids = np.array(sorted(reader.images), dtype=np.int64)
+        self.names = np.array([reader.images[i][0] for i in self.image_ids.tolist()] + [None],
+                              dtype=object)
+        self.category_ids = np.array(sorted(reader.categories), dtype=np.int64)
+        self.category_names = np.array(
+            [reader.categories[c] for c in self.category_ids.tolist()] + [None], dtype=object)
+
+    def positions(self, image_ids: np.ndarray,
+                  category_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each annotation's image and category position, and whether each id is known."""
+        image_pos, known_image = _find(self.image_ids, image_ids)
+        cat_pos, known_cat = _find(self.category_ids, category_ids)
+        return image_pos, cat_pos, known_image, known_cat
+
+    def missing(self, rows: np.ndarray, image_ids: np.ndarray, category_ids: np.ndarray,
+                known_image: np.ndarray, known_cat: np.ndarray) -> tuple[list[Problem], list[Problem]]:
+        """The problems of annotations whose image id, or else category id, is unknown."""
+        source, n_images = self.reader.path, len(self.image_ids)
+        cats = self.category_ids[:20].tolist()
+        images = [Problem("missing_image", "the annotation's image_id is not in 'images'; expected "
+                          f"one of the {n_images} image ids.", source=source, row=int(rows[i]),
+                          column="image_id", value=int(image_ids[i]))
+                  for i in np.flatnonzero(~known_image).tolist()]
+        categories = [Problem("missing_category", "the annotation's category_id is not in "
+                              f"'categories'; expected one of {cats}.", source=source,
+                              row=int(rows[i]), column="category_id", value=int(category_ids[i]))
+                      for i in np.flatnonzero(known_image & ~known_cat).tolist()]
+        return images, categories
+
+
+def _find(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids))
+    known = (pos < len(sorted_ids)) & (np.append(sorted_ids, 0)[pos] == ids)
+    return pos, known
+
+
+def image_dir(reader: _Reader) -> str:
+    """The folder a scanned COCO file's image names are relative to (COCO's own layouts)."""
+    first = [reader.images[min(reader.images)][0]] if reader.images else []
+    return _image_dir(reader.path, first)
 
 
 def _frame(reader: _Reader, source: str) -> pd.DataFrame:
@@ -290,27 +395,15 @@ def _frame(reader: _Reader, source: str) -> pd.DataFrame:
     category_ids = np.frombuffer(ann.category_ids, dtype=np.int64)
     rows = np.frombuffer(ann.rows, dtype=np.int64)
     keep = np.ones(len(rows), dtype=bool)
-    ids = sorted(reader.images)
-    names = np.array([reader.images[i][0] for i in ids] + [None], dtype=object)
+    lookup = CocoIds(reader)
+    ids = lookup.image_ids.tolist()
+    names, cat_names = lookup.names, lookup.category_names
     widths = np.array([_number(reader.images[i][1]) or np.nan for i in ids] + [np.nan])
     heights = np.array([_number(reader.images[i][2]) or np.nan for i in ids] + [np.nan])
-    image_pos = np.searchsorted(np.array(ids, dtype=np.int64), image_ids)
-    image_pos = np.minimum(image_pos, len(ids))
-    known_image = (image_pos < len(ids)) & (
-        np.array([*ids, 0], dtype=np.int64)[image_pos] == image_ids)
-    cats = sorted(reader.categories)
-    cat_names = np.array([reader.categories[c] for c in cats] + [None], dtype=object)
-    cat_pos = np.minimum(np.searchsorted(np.array(cats, dtype=np.int64), category_ids), len(cats))
-    known_cat = (cat_pos < len(cats)) & (np.array([*cats, 0], dtype=np.int64)[cat_pos]
-                                         == category_ids)
-    for i in np.flatnonzero(~known_image).tolist():
-        reader.problem("missing_image", "the annotation's image_id is not in 'images'; expected "
-                       f"one of the {len(ids)} image ids.", int(rows[i]), "image_id",
-                       int(image_ids[i]))
-    for i in np.flatnonzero(known_image & ~known_cat).tolist():
-        reader.problem("missing_category", "the annotation's category_id is not in 'categories'; "
-                       f"expected one of {cats[:20]}.", int(rows[i]), "category_id",
-                       int(category_ids[i]))
+    image_pos, cat_pos, known_image, known_cat = lookup.positions(image_ids, category_ids)
+    missing_images, missing_categories = lookup.missing(rows, image_ids, category_ids,
+                                                        known_image, known_cat)
+    reader.problems.extend(missing_images + missing_categories)
     keep &= known_image & known_cat
     if keep.all():  # the usual case: views, not copies, of a million-row file's arrays
         keep = slice(None)  # type: ignore[assignment]
@@ -330,11 +423,10 @@ def _frame(reader: _Reader, source: str) -> pd.DataFrame:
     if len(scores) and not np.isnan(scores).all():
         data["score"] = scores
     frame = pd.DataFrame(data, index=index, copy=False)
-    used = [str(n) for n in names[:1]] if len(names) > 1 else []
     annotated = set(np.unique(image_ids).tolist())
     without = [{"row": f"images[id={i}]", "filename": reader.images[i][0]}
                for i in ids if i not in annotated]
-    frame.attrs.update(source=source, format="coco", image_dir=_image_dir(source, used),
+    frame.attrs.update(source=source, format="coco", image_dir=image_dir(reader),
                        problems=[], rows_without_regions=without,
-                       categories={c: reader.categories[c] for c in cats})
+                       categories={c: reader.categories[c] for c in sorted(reader.categories)})
     return frame
