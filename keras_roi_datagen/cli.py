@@ -487,11 +487,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float]:
-    import numpy as np
+    from keras_roi_datagen.summary import percentiles
 
     if not len(values):
         return {}
-    found = np.percentile(values, list(_PERCENTILES.values()))
+    found = percentiles(values, list(_PERCENTILES.values()))
     return {name: float(v) for name, v in zip(_PERCENTILES, found.tolist())}
 
 

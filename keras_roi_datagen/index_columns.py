@@ -116,8 +116,11 @@ class _Labels:
         self.used = _grow(self.used, len(self.values), 0)
         self.used += np.bincount(norm_ids, minlength=len(self.values))
 
-    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray) -> None:
-        """Counts kept rows per raw value, and the first row of each (for warnings)."""
+    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray, start: int) -> None:
+        """Counts kept rows per raw value, and the first row of each (for warnings).
+
+        `rows` are the kept rows' positions in the batch, `start` the batch's.
+        """
         self.raw_count = _grow(self.raw_count, len(self.raw), 0)
         self.raw_first = _grow(self.raw_first, len(self.raw), -1)
         self.raw_count += np.bincount(raw_ids, minlength=len(self.raw))
@@ -125,7 +128,7 @@ class _Labels:
         if unseen.any():  # rare after the first batches: no sort per batch
             distinct, first = np.unique(raw_ids, return_index=True)
             fresh = unseen[distinct]
-            self.raw_first[distinct[fresh]] = rows[first[fresh]]
+            self.raw_first[distinct[fresh]] = rows[first[fresh]] + start
 
 
 def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
@@ -168,6 +171,7 @@ class _Builder:
         self.base = (None if image_dir is None or is_url(image_dir)
                      else os.path.join(os.path.abspath(image_dir), ""))
         self.buckets: _Buckets | None = None
+        self.hashes: _RowHashes | None = None
         self.row_labels: Callable[[np.ndarray], np.ndarray] | None = None
 
     def label(self, position: int) -> int:
@@ -177,12 +181,15 @@ class _Builder:
         return int(self.row_labels(np.array([position]))[0])
 
     def _name_ids(self, dictionary: list[Any]) -> np.ndarray:
-        found = np.empty(len(dictionary), dtype=np.int64)
-        for i, name in enumerate(dictionary):
-            known = self.names.get(name)
-            if known is None:
-                known = self.names[name] = self._resolve(name)
-            found[i] = known
+        names, get = self.names, self.names.get
+        known = [get(name) for name in dictionary]
+        if None in known:  # names not seen before: resolved once, in order
+            for i, name in enumerate(dictionary):
+                if known[i] is None:
+                    known[i] = names.get(name)
+                    if known[i] is None:
+                        known[i] = names[name] = self._resolve(name)
+        found = np.array(known, dtype=np.int64)
         if len(self.paths) > len(self.path_used):
             self.path_used = np.concatenate(
                 [self.path_used, np.zeros(len(self.paths) - len(self.path_used), bool)])
@@ -231,8 +238,11 @@ class _Builder:
 
         if not pa.types.is_dictionary(array.type):
             array = pc.dictionary_encode(array)
-        indices = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        nulls = np.asarray(array.is_null(), dtype=bool) if array.null_count else None
+        if array.null_count:
+            nulls = np.asarray(array.is_null(), dtype=bool)
+            indices = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False)
+        else:  # the indices as they are: no copy, no cast
+            nulls, indices = None, array.indices.to_numpy(zero_copy_only=False)
         dictionary = array.dictionary
         if not len(dictionary):
             return np.full(len(indices), fill, dtype=np.int64), nulls
@@ -242,21 +252,13 @@ class _Builder:
         return lut[indices], nulls
 
     def add(self, batch: Any) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         n, spec, start = batch.num_rows, self.spec, self.n_rows
         ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1)
         if nulls is not None:
             ids[nulls] = _NO_NAME
-        boxes = np.empty((n, 4), dtype=np.float64)
-        for k, column in enumerate(self.box_cols):
-            boxes[:, k] = pc.cast(batch.column(column), pa.float64()).to_numpy(zero_copy_only=False)
-        if spec.box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
-            boxes[:, 2] += boxes[:, 0]
-            boxes[:, 3] += boxes[:, 1]
+        columns = _box_columns(batch, self.box_cols, spec.box_format)
         path_bad = ids < 0
-        box_bad = _bad_boxes(boxes, spec.box_format.relative) & ~path_bad
+        box_bad = _bad_boxes(columns, spec.box_format.relative) & ~path_bad
         ok = ~(path_bad | box_bad)
         raw_ids, label_bad, codes = {}, {}, {}
         for column in spec.y_cols:
@@ -276,29 +278,38 @@ class _Builder:
             codes[column] = lut[codes[column]]
             unknown[column] = ok & (codes[column] < 0)
             ok &= ~unknown[column]
-        self._problems(start, ids, boxes, raw_ids, path_bad, box_bad, label_bad, unknown)
-        keep = np.flatnonzero(ok)
-        rows: slice | np.ndarray = slice(None) if len(keep) == n else keep  # no copies when all kept
-        kept_ids, kept_boxes = ids[rows], boxes[rows]
+        self._problems(start, ids, columns, raw_ids, path_bad, box_bad, label_bad, unknown)
+        all_kept = bool(ok.all())
+        keep = np.arange(n) if all_kept else np.flatnonzero(ok)
+        rows: slice | np.ndarray = slice(None) if all_kept else keep  # no copies when all kept
+        kept_ids = ids[rows]
         self.path_used[kept_ids] = True
-        self.sink.append("path_ids", kept_ids.astype(np.int32))
-        self.sink.append("boxes", kept_boxes)
-        self.sink.append("positions", keep.astype(np.int64) + start)
-        if self.row_labels is not None:
-            self.sink.append("rows", self.row_labels(keep.astype(np.int64) + start))
+        if isinstance(self.sink, _SummarySink):
+            self.sink.add(kept_ids, [c[rows] for c in columns],
+                          {c: codes[c][rows] for c in spec.y_cols})
+        else:
+            kept_boxes = np.stack(columns, axis=1)[rows]
+            self.sink.append("path_ids", kept_ids.astype(np.int32))
+            self.sink.append("boxes", kept_boxes)
+            self.sink.append("positions", keep.astype(np.int64) + start)
+            if self.row_labels is not None:
+                self.sink.append("rows", self.row_labels(keep.astype(np.int64) + start))
+            for column in spec.y_cols:
+                self.sink.append(f"labels:{column}", codes[column][rows].astype(np.int32))
         for column in spec.y_cols:
-            kept_codes = codes[column][rows]
             if column not in self.given:
-                self.labels[column].count(kept_codes)
-            self.labels[column].count_raw(raw_ids[column][rows], keep + start)
-            self.sink.append(f"labels:{column}", kept_codes.astype(np.int32))
+                self.labels[column].count(codes[column][rows])
+            self.labels[column].count_raw(raw_ids[column][rows], keep, start)
         if self.buckets is not None:
-            self.buckets.add(kept_ids, kept_boxes, [codes[c][rows] for c in spec.y_cols],
-                             self.kept, keep + start if self.buckets.by_position else None)
+            self.buckets.add(kept_ids, np.stack(columns, axis=1)[rows],
+                             [codes[c][rows] for c in spec.y_cols], self.kept,
+                             keep + start if self.buckets.by_position else None)
+        if self.hashes is not None:
+            self.hashes.add(start, ids, columns, [codes[c] for c in spec.y_cols], ok, all_kept)
         self.n_rows += n
         self.kept += len(keep)
 
-    def _problems(self, start: int, ids: np.ndarray, boxes: np.ndarray,
+    def _problems(self, start: int, ids: np.ndarray, columns: list[np.ndarray],
                   raw_ids: dict[str, np.ndarray], path_bad: np.ndarray, box_bad: np.ndarray,
                   label_bad: dict[str, np.ndarray], unknown: dict[str, np.ndarray]) -> None:
         spec, source = self.spec, self.source
@@ -314,11 +325,12 @@ class _Builder:
             found.append((row, Problem(problem.kind, problem.message, source=source, row=label,
                                        column=spec.x_col, value=name, path=resolved)))
         for i in np.flatnonzero(box_bad).tolist():
-            kind, message = box_problem(tuple(boxes[i]), spec.box_format.relative) or (
+            box = np.array([c[i] for c in columns])
+            kind, message = box_problem(tuple(box), spec.box_format.relative) or (
                 "box_degenerate", "the box is unusable.")
             found.append((start + i, Problem(kind, message, source=source, row=self.label(start + i),
                                              column=",".join(self.box_cols),
-                                             value=_raw_box(boxes[i], spec.box_format),
+                                             value=_raw_box(box, spec.box_format),
                                              path=self.paths[int(ids[i])])))
         for column, bad in label_bad.items():
             state = self.labels[column]
@@ -351,12 +363,27 @@ def _lookup(vocab: LabelVocabulary, value: Hashable) -> int:
     return -1 if found is None else int(found)
 
 
-def _bad_boxes(boxes: np.ndarray, relative: bool) -> np.ndarray:
+def _box_columns(batch: Any, box_cols: tuple[str, str, str, str],
+                 box_format: BoxFormat) -> list[np.ndarray]:
+    """The batch's boxes as four contiguous `float64` columns, `x0, y0, x1, y1`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+               for name in box_cols]
+    if box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
+        columns[2] = columns[2] + columns[0]
+        columns[3] = columns[3] + columns[1]
+    return columns
+
+
+def _bad_boxes(columns: list[np.ndarray], relative: bool) -> np.ndarray:
+    x0, y0, x1, y1 = columns
     with np.errstate(invalid="ignore"):
-        bad: np.ndarray = ~np.isfinite(boxes).all(axis=1)
-        bad |= (boxes[:, 2] - boxes[:, 0] <= 0) | (boxes[:, 3] - boxes[:, 1] <= 0)
+        bad: np.ndarray = ~(np.isfinite(x0) & np.isfinite(y0) & np.isfinite(x1) & np.isfinite(y1))
+        bad |= (x1 - x0 <= 0) | (y1 - y0 <= 0)
         if relative:
-            bad |= (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0) | (boxes[:, 0] >= 1) | (boxes[:, 1] >= 1)
+            bad |= (x1 <= 0) | (y1 <= 0) | (x0 >= 1) | (y0 >= 1)
     return bad
 
 
@@ -594,21 +621,62 @@ class _SummarySink:
         counts[:len(found)] += found
         return counts
 
-    def append(self, name: str, values: np.ndarray) -> None:
-        if name == "path_ids":
-            self.per_path = self._add_counts(self.per_path, values)
-        elif name.startswith("labels:"):
-            column = name.removeprefix("labels:")
+    def add(self, path_ids: np.ndarray, columns: list[np.ndarray],
+            codes: dict[str, np.ndarray]) -> None:
+        """Counts a batch's kept rows: their path ids, `x0, y0, x1, y1` columns and label ids."""
+        self.per_path = self._add_counts(self.per_path, path_ids)
+        for column, values in codes.items():
             self.labels[column] = self._add_counts(self.labels.get(column, np.zeros(0, np.int64)),
                                                    values)
-        elif name == "boxes":
-            end = self.filled + len(values)
-            if end > len(self.widths):  # more rows than the metadata said: grow
-                self.widths = _grow(self.widths, 2 * end, 0)
-                self.heights = _grow(self.heights, 2 * end, 0)
-            np.subtract(values[:, 2], values[:, 0], out=self.widths[self.filled:end])
-            np.subtract(values[:, 3], values[:, 1], out=self.heights[self.filled:end])
-            self.filled = end
+        end = self.filled + len(path_ids)
+        if end > len(self.widths):  # more rows than the metadata said: grow
+            self.widths = _grow(self.widths, 2 * end, 0)
+            self.heights = _grow(self.heights, 2 * end, 0)
+        x0, y0, x1, y1 = columns
+        np.subtract(x1, x0, out=self.widths[self.filled:end])
+        np.subtract(y1, y0, out=self.heights[self.filled:end])
+        self.filled = end
+
+
+class _RowHashes:
+    """A 64-bit hash per table row, in memory, to find duplicate candidates.
+
+    Kept rows hash their image, box and labels (equal rows, equal hashes);
+    a row left out gets its position instead, so it is no candidate unless a
+    hash collides with it (a candidate is only read again and compared).
+    """
+
+    def __init__(self, total: int) -> None:
+        self.hashes = np.empty(total, dtype=np.uint64)
+
+    def add(self, start: int, path_ids: np.ndarray, columns: list[np.ndarray],
+            codes: list[np.ndarray], ok: np.ndarray, all_kept: bool) -> None:
+        end = start + len(path_ids)
+        if end > len(self.hashes):
+            self.hashes = _grow(self.hashes, 2 * end, 0)
+        found = self.hashes[start:end]
+        np.copyto(found, path_ids, casting="unsafe")
+        with np.errstate(over="ignore"):
+            for values in codes:
+                found *= np.uint64(0x9E3779B97F4A7C15)
+                found += values.astype(np.uint64)
+            for values in columns:
+                found ^= np.ascontiguousarray(values).view(np.uint64)
+                found *= np.uint64(0x100000001B3)
+                found ^= found >> np.uint64(29)
+        if not all_kept:
+            left_out = np.flatnonzero(~ok)
+            found[left_out] = left_out.astype(np.uint64) + np.uint64(start)
+
+    def candidates(self, total: int) -> np.ndarray:
+        """Positions of the rows whose hash another row shares (duplicates, or rare collisions)."""
+        hashes = self.hashes[:total]
+        ordered = np.sort(hashes)
+        repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        del ordered
+        if not len(repeated):
+            return np.zeros(0, np.int64)
+        return np.flatnonzero(np.isin(hashes, repeated)).astype(np.int64)
 
 
 def summarize_columnar(
@@ -641,8 +709,6 @@ def summarize_columnar(
     Raises:
         AnnotationError: When a label column is missing.
     """
-    import tempfile
-
     from keras_roi_datagen.summary import TableSummary
 
     types = columnar.column_types(path) if table is None else table.types
@@ -658,15 +724,15 @@ def summarize_columnar(
     builder = _Builder(spec, source, box_cols, vocabularies, sink)
     if table is not None:
         builder.row_labels = table.row_labels
-    with tempfile.TemporaryDirectory(prefix="roi-summary-") as scratch:
-        builder.buckets = _Buckets(scratch, by_position=True)
-        batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
-                   else table.batches(columns, batch_rows))
-        for batch in batches:
-            builder.add(batch)
-            if progress is not None:
-                progress(builder.n_rows, total)
-        candidates = builder.buckets.candidates()
+    builder.hashes = _RowHashes(total)
+    batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
+               else table.batches(columns, batch_rows))
+    for batch in batches:
+        builder.add(batch)
+        if progress is not None:
+            progress(builder.n_rows, total)
+    candidates = builder.hashes.candidates(builder.n_rows)
+    builder.hashes = None
     vocabs, luts = _vocabularies(builder)
     _, paths = _path_lut(builder)
     used = np.flatnonzero(_grow(builder.path_used, len(builder.paths), 0))
