@@ -107,7 +107,8 @@ def percentiles(values: np.ndarray, q: Sequence[float]) -> np.ndarray:
     times faster.
 
     Args:
-        values: A 1-D array of finite numbers (not changed).
+        values: A 1-D array of finite numbers (not changed). Where zeros of
+            both signs meet, the sign of a zero may differ from numpy's.
         q: Percentiles, each in `[0, 100]`.
 
     Returns:
