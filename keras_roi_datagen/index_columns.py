@@ -22,7 +22,7 @@ numbers.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,10 +116,11 @@ class _Labels:
         self.used = _grow(self.used, len(self.values), 0)
         self.used += np.bincount(norm_ids, minlength=len(self.values))
 
-    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray, start: int) -> None:
+    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray | None, start: int) -> None:
         """Counts kept rows per raw value, and the first row of each (for warnings).
 
-        `rows` are the kept rows' positions in the batch, `start` the batch's.
+        `rows` are the kept rows' positions in the batch (`None`: all rows),
+        `start` the batch's.
         """
         self.raw_count = _grow(self.raw_count, len(self.raw), 0)
         self.raw_first = _grow(self.raw_first, len(self.raw), -1)
@@ -128,7 +129,8 @@ class _Labels:
         if unseen.any():  # rare after the first batches: no sort per batch
             distinct, first = np.unique(raw_ids, return_index=True)
             fresh = unseen[distinct]
-            self.raw_first[distinct[fresh]] = rows[first[fresh]] + start
+            self.raw_first[distinct[fresh]] = (first[fresh] if rows is None
+                                               else rows[first[fresh]]) + start
 
 
 def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
@@ -181,14 +183,13 @@ class _Builder:
         return int(self.row_labels(np.array([position]))[0])
 
     def _name_ids(self, dictionary: list[Any]) -> np.ndarray:
-        names, get = self.names, self.names.get
-        known = [get(name) for name in dictionary]
-        if None in known:  # names not seen before: resolved once, in order
+        names = self.names
+        known = [names.get(name) for name in dictionary]
+        if None in known:  # names not seen before (a dictionary has no repeats): resolved once
+            resolve = self._resolve
             for i, name in enumerate(dictionary):
                 if known[i] is None:
-                    known[i] = names.get(name)
-                    if known[i] is None:
-                        known[i] = names[name] = self._resolve(name)
+                    known[i] = names[name] = resolve(name)
         found = np.array(known, dtype=np.int64)
         if len(self.paths) > len(self.path_used):
             self.path_used = np.concatenate(
@@ -280,14 +281,15 @@ class _Builder:
             ok &= ~unknown[column]
         self._problems(start, ids, columns, raw_ids, path_bad, box_bad, label_bad, unknown)
         all_kept = bool(ok.all())
-        keep = np.arange(n) if all_kept else np.flatnonzero(ok)
-        rows: slice | np.ndarray = slice(None) if all_kept else keep  # no copies when all kept
+        keep = np.flatnonzero(ok) if not all_kept else None
+        rows: slice | np.ndarray = slice(None) if keep is None else keep  # no copies when all kept
         kept_ids = ids[rows]
-        self.path_used[kept_ids] = True
-        if isinstance(self.sink, _SummarySink):
+        if isinstance(self.sink, _SummarySink):  # paths used, and labels, counted by the sink
             self.sink.add(kept_ids, [c[rows] for c in columns],
-                          {c: codes[c][rows] for c in spec.y_cols})
+                          {c: codes[c][rows] for c in self.given})
         else:
+            keep = np.arange(n) if keep is None else keep
+            self.path_used[kept_ids] = True
             kept_boxes = np.stack(columns, axis=1)[rows]
             self.sink.append("path_ids", kept_ids.astype(np.int32))
             self.sink.append("boxes", kept_boxes)
@@ -302,12 +304,11 @@ class _Builder:
             self.labels[column].count_raw(raw_ids[column][rows], keep, start)
         if self.buckets is not None:
             self.buckets.add(kept_ids, np.stack(columns, axis=1)[rows],
-                             [codes[c][rows] for c in spec.y_cols], self.kept,
-                             keep + start if self.buckets.by_position else None)
+                             [codes[c][rows] for c in spec.y_cols], self.kept)
         if self.hashes is not None:
             self.hashes.add(start, ids, columns, [codes[c] for c in spec.y_cols], ok, all_kept)
         self.n_rows += n
-        self.kept += len(keep)
+        self.kept += n if keep is None else len(keep)
 
     def _problems(self, start: int, ids: np.ndarray, columns: list[np.ndarray],
                   raw_ids: dict[str, np.ndarray], path_bad: np.ndarray, box_bad: np.ndarray,
@@ -547,21 +548,19 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
 class _Buckets:
     """Row hashes in 16 files by their top 4 bits, to find duplicates in flat memory."""
 
-    def __init__(self, folder: str, by_position: bool = False) -> None:
+    def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.by_position = by_position  # rows are table positions, not kept-row numbers
 
     def _file(self, bucket: int, kind: str) -> str:
         return os.path.join(self.folder, f"{bucket}.{kind}")
 
     def add(self, path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray],
-            first_row: int, rows: np.ndarray | None = None) -> None:
+            first_row: int) -> None:
         hashes = hash_rows(path_ids, boxes, codes)
         bucket = (hashes >> np.uint64(60)).astype(np.uint8)
         order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
-        if rows is None:
-            rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
+        rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
         for b in range(_BUCKETS):
             part = order[bounds[b]:bounds[b + 1]]
             with open(self._file(b, "h"), "ab") as out:
@@ -655,15 +654,17 @@ class _RowHashes:
         if end > len(self.hashes):
             self.hashes = _grow(self.hashes, 2 * end, 0)
         found = self.hashes[start:end]
+        scratch = np.empty_like(found)
         np.copyto(found, path_ids, casting="unsafe")
         with np.errstate(over="ignore"):
-            for values in codes:
+            for values in codes:  # int64 codes: their bits, as `astype` gives them
                 found *= np.uint64(0x9E3779B97F4A7C15)
-                found += values.astype(np.uint64)
+                found += np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
             for values in columns:
-                found ^= np.ascontiguousarray(values).view(np.uint64)
+                found ^= np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
                 found *= np.uint64(0x100000001B3)
-                found ^= found >> np.uint64(29)
+                np.right_shift(found, np.uint64(29), out=scratch)
+                found ^= scratch
         if not all_kept:
             left_out = np.flatnonzero(~ok)
             found[left_out] = left_out.astype(np.uint64) + np.uint64(start)
@@ -725,24 +726,26 @@ def summarize_columnar(
     if table is not None:
         builder.row_labels = table.row_labels
     builder.hashes = _RowHashes(total)
-    batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
-               else table.batches(columns, batch_rows))
+    batches = (_read_ahead(columnar.iter_column_batches(path, columns, batch_rows))
+               if table is None else table.batches(columns, batch_rows))
     for batch in batches:
         builder.add(batch)
         if progress is not None:
             progress(builder.n_rows, total)
     candidates = builder.hashes.candidates(builder.n_rows)
     builder.hashes = None
+    per_path = _grow(sink.per_path, len(builder.paths), 0)
+    builder.path_used = per_path > 0
     vocabs, luts = _vocabularies(builder)
     _, paths = _path_lut(builder)
-    used = np.flatnonzero(_grow(builder.path_used, len(builder.paths), 0))
-    per_path = _grow(sink.per_path, len(builder.paths), 0)
+    used = np.flatnonzero(builder.path_used)
     label_counts = {}
     for column in spec.y_cols:
-        counts = sink.labels.get(column, np.zeros(0, np.int64))
         if column in builder.given:
+            counts = sink.labels.get(column, np.zeros(0, np.int64))
             label_counts[column] = _grow(counts, vocabs[column].num_classes, 0)
             continue
+        counts = builder.labels[column].used  # kept rows per normalised value
         classes = np.zeros(vocabs[column].num_classes, dtype=np.int64)
         seen = np.flatnonzero(counts)
         np.add.at(classes, luts[column][seen], counts[seen])
@@ -755,6 +758,30 @@ def summarize_columnar(
         regions_per_image=per_path[used], relative=spec.box_format.relative,
         widths=sink.widths[:sink.filled], heights=sink.heights[:sink.filled],
         label_counts=label_counts, vocabularies=vocabs, problems=problems)
+
+
+def _read_ahead(batches: Iterator[Any]) -> Iterator[Any]:
+    """Yields the items of `batches`, the next one read in a thread meanwhile.
+
+    pyarrow decodes without the GIL, so reading the next record batch overlaps
+    the checks of this one (a Parquet file written from a categorical column
+    repeats its whole dictionary in every row group: decoding it takes about
+    as long as the checks). The thread is this call's own, ended with it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="roi-read-ahead")
+    try:
+        pending = pool.submit(next, batches, end)
+        while (batch := pending.result()) is not end:
+            pending = pool.submit(next, batches, end)
+            yield batch
+    finally:
+        pool.shutdown(wait=True)  # the read in flight ends before the file closes
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _duplicates_among(path: str, spec: TableSpec, box_cols: tuple[str, str, str, str],
