@@ -40,6 +40,7 @@ __all__ = ["build_columnar_index", "columnar_box_cols"]
 
 _DEFAULT_BOX_COLS = ("x", "y", "w", "h")
 _NO_NAME = np.iinfo(np.int64).min
+_UNSEEN = np.iinfo(np.int64).max  # a dictionary entry not looked up yet
 _BUCKETS = 16
 Progress = Callable[[int, int], None]
 
@@ -174,6 +175,7 @@ class _Builder:
                      else os.path.join(os.path.abspath(image_dir), ""))
         self.buckets: _Buckets | None = None
         self.hashes: _RowHashes | None = None
+        self.dictionaries: dict[str, tuple[Any, np.ndarray]] = {}  # column -> (dictionary, ids)
         self.row_labels: Callable[[np.ndarray], np.ndarray] | None = None
 
     def label(self, position: int) -> int:
@@ -228,11 +230,12 @@ class _Builder:
         return self.base + name
 
     def _encoded(self, array: Any, lookup: Callable[[list[Any]], np.ndarray],
-                 fill: int) -> tuple[np.ndarray, np.ndarray | None]:
+                 fill: int, column: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Per row, `lookup`'s value for its entry of the column's dictionary.
 
-        Only the dictionary entries some row uses are looked up (a Parquet
-        dictionary column carries its whole dictionary in every batch).
+        Only the dictionary entries some row uses are looked up, each once
+        while the dictionary stays the same: a Parquet column written from a
+        categorical carries its whole dictionary in every row group.
         """
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -247,14 +250,21 @@ class _Builder:
         dictionary = array.dictionary
         if not len(dictionary):
             return np.full(len(indices), fill, dtype=np.int64), nulls
-        used = np.flatnonzero(np.bincount(indices, minlength=len(dictionary)))
-        lut = np.full(len(dictionary), fill, dtype=np.int64)
-        lut[used] = lookup(dictionary.take(pa.array(used)).to_pylist())
-        return lut[indices], nulls
+        known = self.dictionaries.get(column)
+        if known is None or len(known[0]) != len(dictionary) or not known[0].equals(dictionary):
+            known = self.dictionaries[column] = (dictionary, np.full(len(dictionary), _UNSEEN))
+        lut = known[1]
+        found = lut[indices]
+        unseen = found == _UNSEEN
+        if unseen.any():
+            used = np.unique(indices[unseen])
+            lut[used] = lookup(dictionary.take(pa.array(used)).to_pylist())
+            found = lut[indices]
+        return found, nulls
 
     def add(self, batch: Any) -> None:
         n, spec, start = batch.num_rows, self.spec, self.n_rows
-        ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1)
+        ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1, spec.x_col)
         if nulls is not None:
             ids[nulls] = _NO_NAME
         columns = _box_columns(batch, self.box_cols, spec.box_format)
@@ -264,7 +274,7 @@ class _Builder:
         raw_ids, label_bad, codes = {}, {}, {}
         for column in spec.y_cols:
             state = self.labels[column]
-            raw, nulls = self._encoded(batch.column(column), state.lookup, -1)
+            raw, nulls = self._encoded(batch.column(column), state.lookup, -1, column)
             if nulls is not None:
                 raw[nulls] = -1
             norm = np.append(np.asarray(state.norm, dtype=np.int64), -1)[raw]

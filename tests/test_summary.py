@@ -177,3 +177,31 @@ def test_duplicates_found_by_columns_are_those_of_the_index(
         (p.kind, p.row, p.message) for p in slow.problems)
     np.testing.assert_array_equal(fast.widths, slow.widths)
     assert fast.label_counts["name"].tolist() == slow.label_counts["name"].tolist()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["cat", "dog", "bird", None]),
+                          st.floats(-2, 8)), min_size=1, max_size=60),
+       st.integers(1, 9))
+def test_categorical_parquet_counts_as_the_row_by_row_reader(
+        tmp_path: Path, rows: list[tuple[int, str | None, float]], group_rows: int) -> None:
+    """A categorical column repeats its whole dictionary in every row group: each name is
+    resolved once and its rows counted, as when the table is read row by row."""
+    frame = pd.DataFrame({"filename": [f"img_{i}.png" for i, _, _ in rows],
+                          "x": [1.0] * len(rows), "y": [0.0] * len(rows),
+                          "w": [w for *_, w in rows], "h": [5.0] * len(rows),
+                          "name": [n for _, n, _ in rows]})
+    categorical = frame.assign(filename=pd.Categorical(
+        frame["filename"], categories=[f"img_{i}.png" for i in range(31)]),
+        name=pd.Categorical(frame["name"], categories=["bird", "cat", "dog"]))
+    path = tmp_path / "categorical.parquet"
+    categorical.to_parquet(path, index=False, row_group_size=group_rows)
+    spec = TableSpec(y_cols=("name",), image_dir=str(tmp_path), check_files=False)
+    fast = summarize_columnar(str(path), spec, BOX_COLS, str(path), batch_rows=group_rows)
+    slow = summarize(build_index(frame, replace(spec, box_cols=BOX_COLS)))
+    assert dict(zip(fast.paths.tolist(), fast.regions_per_image.tolist())) == dict(
+        zip(slow.paths.tolist(), slow.regions_per_image.tolist()))
+    assert fast.label_counts["name"].tolist() == slow.label_counts["name"].tolist()
+    assert (fast.n_rows, fast.usable_rows) == (slow.n_rows, slow.usable_rows)
+    assert sorted((p.kind, p.row) for p in fast.problems) == sorted(
+        (p.kind, p.row) for p in slow.problems)
