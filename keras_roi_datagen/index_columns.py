@@ -257,19 +257,22 @@ class _Builder:
         found = lut[indices]
         unseen = found == _UNSEEN
         if unseen.any():
-            used = np.unique(indices[unseen])
+            used = np.flatnonzero(np.bincount(indices[unseen], minlength=len(dictionary)))
             lut[used] = lookup(dictionary.take(pa.array(used)).to_pylist())
             found = lut[indices]
         return found, nulls
 
-    def add(self, batch: Any) -> None:
+    def add(self, batch: Any, boxes: _Boxes | None = None) -> None:
+        """Checks and counts one record batch (`boxes`: its `_Boxes`, if prepared already)."""
         n, spec, start = batch.num_rows, self.spec, self.n_rows
         ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1, spec.x_col)
         if nulls is not None:
             ids[nulls] = _NO_NAME
-        columns = _box_columns(batch, self.box_cols, spec.box_format)
+        if boxes is None:
+            boxes = _Boxes.of(batch, self.box_cols, spec.box_format, self.hashes is not None)
+        columns = boxes.columns
         path_bad = ids < 0
-        box_bad = _bad_boxes(columns, spec.box_format.relative) & ~path_bad
+        box_bad = boxes.bad & ~path_bad
         ok = ~(path_bad | box_bad)
         raw_ids, label_bad, codes = {}, {}, {}
         for column in spec.y_cols:
@@ -316,7 +319,9 @@ class _Builder:
             self.buckets.add(kept_ids, np.stack(columns, axis=1)[rows],
                              [codes[c][rows] for c in spec.y_cols], self.kept)
         if self.hashes is not None:
-            self.hashes.add(start, ids, columns, [codes[c] for c in spec.y_cols], ok, all_kept)
+            assert boxes.hashes is not None
+            self.hashes.add(start, ids, boxes.hashes, [codes[c] for c in spec.y_cols], ok,
+                            all_kept)
         self.n_rows += n
         self.kept += n if keep is None else len(keep)
 
@@ -386,6 +391,36 @@ def _box_columns(batch: Any, box_cols: tuple[str, str, str, str],
         columns[2] = columns[2] + columns[0]
         columns[3] = columns[3] + columns[1]
     return columns
+
+
+@dataclass
+class _Boxes:
+    """A record batch's boxes: `x0, y0, x1, y1` columns, which are unusable, and their hash."""
+
+    columns: list[np.ndarray]
+    bad: np.ndarray
+    hashes: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, batch: Any, box_cols: tuple[str, str, str, str], box_format: BoxFormat,
+           hashed: bool = False) -> _Boxes:
+        """Reads and checks the boxes of `batch` (in any thread: no builder state)."""
+        columns = _box_columns(batch, box_cols, box_format)
+        bad = _bad_boxes(columns, box_format.relative)
+        return cls(columns, bad, _hash_boxes(columns) if hashed else None)
+
+
+def _hash_boxes(columns: list[np.ndarray]) -> np.ndarray:
+    """Mixes the bits of the box columns into one `uint64` per row."""
+    found = np.full(len(columns[0]), 0xCBF29CE484222325, dtype=np.uint64)
+    scratch = np.empty_like(found)
+    with np.errstate(over="ignore"):
+        for values in columns:
+            found ^= np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+            found *= np.uint64(0x100000001B3)
+            np.right_shift(found, np.uint64(29), out=scratch)
+            found ^= scratch
+    return found
 
 
 def _bad_boxes(columns: list[np.ndarray], relative: bool) -> np.ndarray:
@@ -658,23 +693,19 @@ class _RowHashes:
     def __init__(self, total: int) -> None:
         self.hashes = np.empty(total, dtype=np.uint64)
 
-    def add(self, start: int, path_ids: np.ndarray, columns: list[np.ndarray],
+    def add(self, start: int, path_ids: np.ndarray, box_hashes: np.ndarray,
             codes: list[np.ndarray], ok: np.ndarray, all_kept: bool) -> None:
         end = start + len(path_ids)
         if end > len(self.hashes):
             self.hashes = _grow(self.hashes, 2 * end, 0)
         found = self.hashes[start:end]
-        scratch = np.empty_like(found)
         np.copyto(found, path_ids, casting="unsafe")
         with np.errstate(over="ignore"):
             for values in codes:  # int64 codes: their bits, as `astype` gives them
                 found *= np.uint64(0x9E3779B97F4A7C15)
                 found += np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
-            for values in columns:
-                found ^= np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
-                found *= np.uint64(0x100000001B3)
-                np.right_shift(found, np.uint64(29), out=scratch)
-                found ^= scratch
+            found *= np.uint64(0x100000001B3)
+            found ^= box_hashes
         if not all_kept:
             left_out = np.flatnonzero(~ok)
             found[left_out] = left_out.astype(np.uint64) + np.uint64(start)
@@ -736,10 +767,13 @@ def summarize_columnar(
     if table is not None:
         builder.row_labels = table.row_labels
     builder.hashes = _RowHashes(total)
-    batches = (_read_ahead(columnar.iter_column_batches(path, columns, batch_rows))
-               if table is None else table.batches(columns, batch_rows))
-    for batch in batches:
-        builder.add(batch)
+    def prepare(batch: Any) -> _Boxes:
+        return _Boxes.of(batch, box_cols, spec.box_format, hashed=True)
+
+    batches = (_read_ahead(columnar.iter_column_batches(path, columns, batch_rows), prepare)
+               if table is None else ((b, None) for b in table.batches(columns, batch_rows)))
+    for batch, boxes in batches:
+        builder.add(batch, boxes)
         if progress is not None:
             progress(builder.n_rows, total)
     candidates = builder.hashes.candidates(builder.n_rows)
@@ -770,23 +804,30 @@ def summarize_columnar(
         label_counts=label_counts, vocabularies=vocabs, problems=problems)
 
 
-def _read_ahead(batches: Iterator[Any]) -> Iterator[Any]:
-    """Yields the items of `batches`, the next one read in a thread meanwhile.
+def _read_ahead(batches: Iterator[Any], prepare: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+    """Yields `(batch, prepare(batch))` for `batches`, the next read and prepared in a thread.
 
-    pyarrow decodes without the GIL, so reading the next record batch overlaps
-    the checks of this one (a Parquet file written from a categorical column
-    repeats its whole dictionary in every row group: decoding it takes about
-    as long as the checks). The thread is this call's own, ended with it.
+    pyarrow decodes and numpy computes without the GIL, so reading the next
+    record batch and checking its boxes (`prepare`, which must not touch the
+    builder) overlap the rest of the checks of this one. A Parquet file written
+    from a categorical column repeats its whole dictionary in every row group:
+    decoding it takes about as long as the checks. The thread is this call's
+    own, ended with it.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     end = object()
+
+    def read() -> Any:
+        batch = next(batches, end)
+        return batch if batch is end else (batch, prepare(batch))
+
     pool = ThreadPoolExecutor(1, thread_name_prefix="roi-read-ahead")
     try:
-        pending = pool.submit(next, batches, end)
-        while (batch := pending.result()) is not end:
-            pending = pool.submit(next, batches, end)
-            yield batch
+        pending = pool.submit(read)
+        while (item := pending.result()) is not end:
+            pending = pool.submit(read)
+            yield item
     finally:
         pool.shutdown(wait=True)  # the read in flight ends before the file closes
         close = getattr(batches, "close", None)
