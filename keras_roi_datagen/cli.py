@@ -487,11 +487,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float]:
+    """The box size percentiles; `values` ends up sorted (it is not used again)."""
     from keras_roi_datagen.summary import percentiles
 
     if not len(values):
         return {}
-    found = percentiles(values, list(_PERCENTILES.values()))
+    found = percentiles(values, list(_PERCENTILES.values()), overwrite_input=True)
     return {name: float(v) for name, v in zip(_PERCENTILES, found.tolist())}
 
 

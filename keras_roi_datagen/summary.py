@@ -99,7 +99,8 @@ def summarize(build: IndexBuild) -> TableSummary:
         rows_without_regions=build.rows_without_regions)
 
 
-def percentiles(values: np.ndarray, q: Sequence[float]) -> np.ndarray:
+def percentiles(values: np.ndarray, q: Sequence[float], *,
+                overwrite_input: bool = False) -> np.ndarray:
     """`numpy.percentile(values, q)` (its default, linear method), through one sort.
 
     The same numbers to the last bit as `numpy.percentile`, which partitions
@@ -107,9 +108,11 @@ def percentiles(values: np.ndarray, q: Sequence[float]) -> np.ndarray:
     times faster.
 
     Args:
-        values: A 1-D array of finite numbers (not changed). Where zeros of
+        values: A 1-D array of finite numbers. Where zeros of
             both signs meet, the sign of a zero may differ from numpy's.
         q: Percentiles, each in `[0, 100]`.
+        overwrite_input: Sort `values` in place (a `float64` array) instead of
+            a copy, as numpy's `overwrite_input`. Defaults to `False`.
 
     Returns:
         The percentiles, `float64`, in the order of `q`.
@@ -123,7 +126,11 @@ def percentiles(values: np.ndarray, q: Sequence[float]) -> np.ndarray:
     """
     if not len(values):
         raise ValueError("percentiles of no values.")
-    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    ordered = np.asarray(values, dtype=np.float64)
+    if overwrite_input and ordered is values:
+        ordered.sort()
+    else:
+        ordered = np.sort(ordered)
     n = len(ordered)
     virtual = (n - 1) * np.true_divide(np.asarray(q, dtype=np.float64), 100)
     previous, following = np.floor(virtual), np.floor(virtual) + 1

@@ -153,6 +153,9 @@ def test_percentiles_are_numpys_to_the_last_bit(values: list[float], q: list[flo
     expected = np.percentile(array, [0, 5, 25, 50, 75, 95, 100, *q])
     assert found.tobytes() == expected.tobytes()
     assert array.tolist() == values  # the input is not sorted in place
+    in_place = percentiles(array, [0, 5, 25, 50, 75, 95, 100, *q], overwrite_input=True)
+    assert in_place.tobytes() == expected.tobytes()
+    assert array.tolist() == sorted(values)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
