@@ -22,7 +22,7 @@ numbers.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = ["build_columnar_index", "columnar_box_cols"]
 
 _DEFAULT_BOX_COLS = ("x", "y", "w", "h")
 _NO_NAME = np.iinfo(np.int64).min
+_UNSEEN = np.iinfo(np.int64).max  # a dictionary entry not looked up yet
 _BUCKETS = 16
 Progress = Callable[[int, int], None]
 
@@ -116,8 +117,12 @@ class _Labels:
         self.used = _grow(self.used, len(self.values), 0)
         self.used += np.bincount(norm_ids, minlength=len(self.values))
 
-    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray) -> None:
-        """Counts kept rows per raw value, and the first row of each (for warnings)."""
+    def count_raw(self, raw_ids: np.ndarray, rows: np.ndarray | None, start: int) -> None:
+        """Counts kept rows per raw value, and the first row of each (for warnings).
+
+        `rows` are the kept rows' positions in the batch (`None`: all rows),
+        `start` the batch's.
+        """
         self.raw_count = _grow(self.raw_count, len(self.raw), 0)
         self.raw_first = _grow(self.raw_first, len(self.raw), -1)
         self.raw_count += np.bincount(raw_ids, minlength=len(self.raw))
@@ -125,7 +130,8 @@ class _Labels:
         if unseen.any():  # rare after the first batches: no sort per batch
             distinct, first = np.unique(raw_ids, return_index=True)
             fresh = unseen[distinct]
-            self.raw_first[distinct[fresh]] = rows[first[fresh]]
+            self.raw_first[distinct[fresh]] = (first[fresh] if rows is None
+                                               else rows[first[fresh]]) + start
 
 
 def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
@@ -168,6 +174,8 @@ class _Builder:
         self.base = (None if image_dir is None or is_url(image_dir)
                      else os.path.join(os.path.abspath(image_dir), ""))
         self.buckets: _Buckets | None = None
+        self.hashes: _RowHashes | None = None
+        self.dictionaries: dict[str, tuple[Any, np.ndarray]] = {}  # column -> (dictionary, ids)
         self.row_labels: Callable[[np.ndarray], np.ndarray] | None = None
         self.rows_left_out = 0  # rows a reader left out before this builder (counted as read)
         self.without: list[dict[str, Any]] = []
@@ -179,12 +187,14 @@ class _Builder:
         return int(self.row_labels(np.array([position]))[0])
 
     def _name_ids(self, dictionary: list[Any]) -> np.ndarray:
-        found = np.empty(len(dictionary), dtype=np.int64)
-        for i, name in enumerate(dictionary):
-            known = self.names.get(name)
-            if known is None:
-                known = self.names[name] = self._resolve(name)
-            found[i] = known
+        names = self.names
+        known = [names.get(name) for name in dictionary]
+        if None in known:  # names not seen before (a dictionary has no repeats): resolved once
+            resolve = self._resolve
+            for i, name in enumerate(dictionary):
+                if known[i] is None:
+                    known[i] = names[name] = resolve(name)
+        found = np.array(known, dtype=np.int64)
         if len(self.paths) > len(self.path_used):
             self.path_used = np.concatenate(
                 [self.path_used, np.zeros(len(self.paths) - len(self.path_used), bool)])
@@ -222,48 +232,54 @@ class _Builder:
         return self.base + name
 
     def _encoded(self, array: Any, lookup: Callable[[list[Any]], np.ndarray],
-                 fill: int) -> tuple[np.ndarray, np.ndarray | None]:
+                 fill: int, column: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Per row, `lookup`'s value for its entry of the column's dictionary.
 
-        Only the dictionary entries some row uses are looked up (a Parquet
-        dictionary column carries its whole dictionary in every batch).
+        Only the dictionary entries some row uses are looked up, each once
+        while the dictionary stays the same: a Parquet column written from a
+        categorical carries its whole dictionary in every row group.
         """
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if not pa.types.is_dictionary(array.type):
             array = pc.dictionary_encode(array)
-        indices = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        nulls = np.asarray(array.is_null(), dtype=bool) if array.null_count else None
+        if array.null_count:
+            nulls = np.asarray(array.is_null(), dtype=bool)
+            indices = pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False)
+        else:  # the indices as they are: no copy, no cast
+            nulls, indices = None, array.indices.to_numpy(zero_copy_only=False)
         dictionary = array.dictionary
         if not len(dictionary):
             return np.full(len(indices), fill, dtype=np.int64), nulls
-        used = np.flatnonzero(np.bincount(indices, minlength=len(dictionary)))
-        lut = np.full(len(dictionary), fill, dtype=np.int64)
-        lut[used] = lookup(dictionary.take(pa.array(used)).to_pylist())
-        return lut[indices], nulls
+        known = self.dictionaries.get(column)
+        if known is None or len(known[0]) != len(dictionary) or not known[0].equals(dictionary):
+            known = self.dictionaries[column] = (dictionary, np.full(len(dictionary), _UNSEEN))
+        lut = known[1]
+        found = lut[indices]
+        unseen = found == _UNSEEN
+        if unseen.any():
+            used = np.flatnonzero(np.bincount(indices[unseen], minlength=len(dictionary)))
+            lut[used] = lookup(dictionary.take(pa.array(used)).to_pylist())
+            found = lut[indices]
+        return found, nulls
 
-    def add(self, batch: Any) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+    def add(self, batch: Any, boxes: _Boxes | None = None) -> None:
+        """Checks and counts one record batch (`boxes`: its `_Boxes`, if prepared already)."""
         n, spec, start = batch.num_rows, self.spec, self.n_rows
-        ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1)
+        ids, nulls = self._encoded(batch.column(spec.x_col), self._name_ids, -1, spec.x_col)
         if nulls is not None:
             ids[nulls] = _NO_NAME
-        boxes = np.empty((n, 4), dtype=np.float64)
-        for k, column in enumerate(self.box_cols):
-            boxes[:, k] = pc.cast(batch.column(column), pa.float64()).to_numpy(zero_copy_only=False)
-        if spec.box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
-            boxes[:, 2] += boxes[:, 0]
-            boxes[:, 3] += boxes[:, 1]
+        if boxes is None:
+            boxes = _Boxes.of(batch, self.box_cols, spec.box_format, self.hashes is not None)
+        columns = boxes.columns
         path_bad = ids < 0
-        box_bad = _bad_boxes(boxes, spec.box_format.relative) & ~path_bad
+        box_bad = boxes.bad & ~path_bad
         ok = ~(path_bad | box_bad)
         raw_ids, label_bad, codes = {}, {}, {}
         for column in spec.y_cols:
             state = self.labels[column]
-            raw, nulls = self._encoded(batch.column(column), state.lookup, -1)
+            raw, nulls = self._encoded(batch.column(column), state.lookup, -1, column)
             if nulls is not None:
                 raw[nulls] = -1
             norm = np.append(np.asarray(state.norm, dtype=np.int64), -1)[raw]
@@ -278,29 +294,40 @@ class _Builder:
             codes[column] = lut[codes[column]]
             unknown[column] = ok & (codes[column] < 0)
             ok &= ~unknown[column]
-        self._problems(start, ids, boxes, raw_ids, path_bad, box_bad, label_bad, unknown)
-        keep = np.flatnonzero(ok)
-        rows: slice | np.ndarray = slice(None) if len(keep) == n else keep  # no copies when all kept
-        kept_ids, kept_boxes = ids[rows], boxes[rows]
-        self.path_used[kept_ids] = True
-        self.sink.append("path_ids", kept_ids.astype(np.int32))
-        self.sink.append("boxes", kept_boxes)
-        self.sink.append("positions", keep.astype(np.int64) + start)
-        if self.row_labels is not None:
-            self.sink.append("rows", self.row_labels(keep.astype(np.int64) + start))
+        self._problems(start, ids, columns, raw_ids, path_bad, box_bad, label_bad, unknown)
+        all_kept = bool(ok.all())
+        keep = np.flatnonzero(ok) if not all_kept else None
+        rows: slice | np.ndarray = slice(None) if keep is None else keep  # no copies when all kept
+        kept_ids = ids[rows]
+        if isinstance(self.sink, _SummarySink):  # paths used, and labels, counted by the sink
+            self.sink.add(kept_ids, [c[rows] for c in columns],
+                          {c: codes[c][rows] for c in self.given})
+        else:
+            keep = np.arange(n) if keep is None else keep
+            self.path_used[kept_ids] = True
+            kept_boxes = np.stack(columns, axis=1)[rows]
+            self.sink.append("path_ids", kept_ids.astype(np.int32))
+            self.sink.append("boxes", kept_boxes)
+            self.sink.append("positions", keep.astype(np.int64) + start)
+            if self.row_labels is not None:
+                self.sink.append("rows", self.row_labels(keep.astype(np.int64) + start))
+            for column in spec.y_cols:
+                self.sink.append(f"labels:{column}", codes[column][rows].astype(np.int32))
         for column in spec.y_cols:
-            kept_codes = codes[column][rows]
             if column not in self.given:
-                self.labels[column].count(kept_codes)
-            self.labels[column].count_raw(raw_ids[column][rows], keep + start)
-            self.sink.append(f"labels:{column}", kept_codes.astype(np.int32))
+                self.labels[column].count(codes[column][rows])
+            self.labels[column].count_raw(raw_ids[column][rows], keep, start)
         if self.buckets is not None:
-            self.buckets.add(kept_ids, kept_boxes, [codes[c][rows] for c in spec.y_cols],
-                             self.kept, keep + start if self.buckets.by_position else None)
+            self.buckets.add(kept_ids, np.stack(columns, axis=1)[rows],
+                             [codes[c][rows] for c in spec.y_cols], self.kept)
+        if self.hashes is not None:
+            assert boxes.hashes is not None
+            self.hashes.add(start, ids, boxes.hashes, [codes[c] for c in spec.y_cols], ok,
+                            all_kept)
         self.n_rows += n
-        self.kept += len(keep)
+        self.kept += n if keep is None else len(keep)
 
-    def _problems(self, start: int, ids: np.ndarray, boxes: np.ndarray,
+    def _problems(self, start: int, ids: np.ndarray, columns: list[np.ndarray],
                   raw_ids: dict[str, np.ndarray], path_bad: np.ndarray, box_bad: np.ndarray,
                   label_bad: dict[str, np.ndarray], unknown: dict[str, np.ndarray]) -> None:
         spec, source = self.spec, self.source
@@ -316,11 +343,12 @@ class _Builder:
             found.append((row, Problem(problem.kind, problem.message, source=source, row=label,
                                        column=spec.x_col, value=name, path=resolved)))
         for i in np.flatnonzero(box_bad).tolist():
-            kind, message = box_problem(tuple(boxes[i]), spec.box_format.relative) or (
+            box = np.array([c[i] for c in columns])
+            kind, message = box_problem(tuple(box), spec.box_format.relative) or (
                 "box_degenerate", "the box is unusable.")
             found.append((start + i, Problem(kind, message, source=source, row=self.label(start + i),
                                              column=",".join(self.box_cols),
-                                             value=_raw_box(boxes[i], spec.box_format),
+                                             value=_raw_box(box, spec.box_format),
                                              path=self.paths[int(ids[i])])))
         for column, bad in label_bad.items():
             state = self.labels[column]
@@ -353,12 +381,57 @@ def _lookup(vocab: LabelVocabulary, value: Hashable) -> int:
     return -1 if found is None else int(found)
 
 
-def _bad_boxes(boxes: np.ndarray, relative: bool) -> np.ndarray:
+def _box_columns(batch: Any, box_cols: tuple[str, str, str, str],
+                 box_format: BoxFormat) -> list[np.ndarray]:
+    """The batch's boxes as four contiguous `float64` columns, `x0, y0, x1, y1`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [pc.cast(batch.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+               for name in box_cols]
+    if box_format in (BoxFormat.XYWH, BoxFormat.REL_XYWH):
+        columns[2] = columns[2] + columns[0]
+        columns[3] = columns[3] + columns[1]
+    return columns
+
+
+@dataclass
+class _Boxes:
+    """A record batch's boxes: `x0, y0, x1, y1` columns, which are unusable, and their hash."""
+
+    columns: list[np.ndarray]
+    bad: np.ndarray
+    hashes: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, batch: Any, box_cols: tuple[str, str, str, str], box_format: BoxFormat,
+           hashed: bool = False) -> _Boxes:
+        """Reads and checks the boxes of `batch` (in any thread: no builder state)."""
+        columns = _box_columns(batch, box_cols, box_format)
+        bad = _bad_boxes(columns, box_format.relative)
+        return cls(columns, bad, _hash_boxes(columns) if hashed else None)
+
+
+def _hash_boxes(columns: list[np.ndarray]) -> np.ndarray:
+    """Mixes the bits of the box columns into one `uint64` per row."""
+    found = np.full(len(columns[0]), 0xCBF29CE484222325, dtype=np.uint64)
+    scratch = np.empty_like(found)
+    with np.errstate(over="ignore"):
+        for values in columns:
+            found ^= np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+            found *= np.uint64(0x100000001B3)
+            np.right_shift(found, np.uint64(29), out=scratch)
+            found ^= scratch
+    return found
+
+
+def _bad_boxes(columns: list[np.ndarray], relative: bool) -> np.ndarray:
+    x0, y0, x1, y1 = columns
     with np.errstate(invalid="ignore"):
-        bad: np.ndarray = ~np.isfinite(boxes).all(axis=1)
-        bad |= (boxes[:, 2] - boxes[:, 0] <= 0) | (boxes[:, 3] - boxes[:, 1] <= 0)
+        bad: np.ndarray = ~(np.isfinite(x0) & np.isfinite(y0) & np.isfinite(x1) & np.isfinite(y1))
+        bad |= (x1 - x0 <= 0) | (y1 - y0 <= 0)
         if relative:
-            bad |= (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0) | (boxes[:, 0] >= 1) | (boxes[:, 1] >= 1)
+            bad |= (x1 <= 0) | (y1 <= 0) | (x0 >= 1) | (y0 >= 1)
     return bad
 
 
@@ -528,21 +601,19 @@ def _finish_on_disk(builder: _Builder, writer: Any) -> IndexBuild:
 class _Buckets:
     """Row hashes in 16 files by their top 4 bits, to find duplicates in flat memory."""
 
-    def __init__(self, folder: str, by_position: bool = False) -> None:
+    def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.by_position = by_position  # rows are table positions, not kept-row numbers
 
     def _file(self, bucket: int, kind: str) -> str:
         return os.path.join(self.folder, f"{bucket}.{kind}")
 
     def add(self, path_ids: np.ndarray, boxes: np.ndarray, codes: list[np.ndarray],
-            first_row: int, rows: np.ndarray | None = None) -> None:
+            first_row: int) -> None:
         hashes = hash_rows(path_ids, boxes, codes)
         bucket = (hashes >> np.uint64(60)).astype(np.uint8)
         order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(bucket[order], np.arange(_BUCKETS + 1))
-        if rows is None:
-            rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
+        rows = np.arange(first_row, first_row + len(hashes), dtype=np.int64)
         for b in range(_BUCKETS):
             part = order[bounds[b]:bounds[b + 1]]
             with open(self._file(b, "h"), "ab") as out:
@@ -602,21 +673,60 @@ class _SummarySink:
         counts[:len(found)] += found
         return counts
 
-    def append(self, name: str, values: np.ndarray) -> None:
-        if name == "path_ids":
-            self.per_path = self._add_counts(self.per_path, values)
-        elif name.startswith("labels:"):
-            column = name.removeprefix("labels:")
+    def add(self, path_ids: np.ndarray, columns: list[np.ndarray],
+            codes: dict[str, np.ndarray]) -> None:
+        """Counts a batch's kept rows: their path ids, `x0, y0, x1, y1` columns and label ids."""
+        self.per_path = self._add_counts(self.per_path, path_ids)
+        for column, values in codes.items():
             self.labels[column] = self._add_counts(self.labels.get(column, np.zeros(0, np.int64)),
                                                    values)
-        elif name == "boxes":
-            end = self.filled + len(values)
-            if end > len(self.widths):  # more rows than the metadata said: grow
-                self.widths = _grow(self.widths, 2 * end, 0)
-                self.heights = _grow(self.heights, 2 * end, 0)
-            np.subtract(values[:, 2], values[:, 0], out=self.widths[self.filled:end])
-            np.subtract(values[:, 3], values[:, 1], out=self.heights[self.filled:end])
-            self.filled = end
+        end = self.filled + len(path_ids)
+        if end > len(self.widths):  # more rows than the metadata said: grow
+            self.widths = _grow(self.widths, 2 * end, 0)
+            self.heights = _grow(self.heights, 2 * end, 0)
+        x0, y0, x1, y1 = columns
+        np.subtract(x1, x0, out=self.widths[self.filled:end])
+        np.subtract(y1, y0, out=self.heights[self.filled:end])
+        self.filled = end
+
+
+class _RowHashes:
+    """A 64-bit hash per table row, in memory, to find duplicate candidates.
+
+    Kept rows hash their image, box and labels (equal rows, equal hashes);
+    a row left out gets its position instead, so it is no candidate unless a
+    hash collides with it (a candidate is only read again and compared).
+    """
+
+    def __init__(self, total: int) -> None:
+        self.hashes = np.empty(total, dtype=np.uint64)
+
+    def add(self, start: int, path_ids: np.ndarray, box_hashes: np.ndarray,
+            codes: list[np.ndarray], ok: np.ndarray, all_kept: bool) -> None:
+        end = start + len(path_ids)
+        if end > len(self.hashes):
+            self.hashes = _grow(self.hashes, 2 * end, 0)
+        found = self.hashes[start:end]
+        np.copyto(found, path_ids, casting="unsafe")
+        with np.errstate(over="ignore"):
+            for values in codes:  # int64 codes: their bits, as `astype` gives them
+                found *= np.uint64(0x9E3779B97F4A7C15)
+                found += np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
+            found *= np.uint64(0x100000001B3)
+            found ^= box_hashes
+        if not all_kept:
+            left_out = np.flatnonzero(~ok)
+            found[left_out] = left_out.astype(np.uint64) + np.uint64(start)
+
+    def candidates(self, total: int) -> np.ndarray:
+        """Positions of the rows whose hash another row shares (duplicates, or rare collisions)."""
+        hashes = self.hashes[:total]
+        ordered = np.sort(hashes)
+        repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        del ordered
+        if not len(repeated):
+            return np.zeros(0, np.int64)
+        return np.flatnonzero(np.isin(hashes, repeated)).astype(np.int64)
 
 
 def summarize_columnar(
@@ -649,8 +759,6 @@ def summarize_columnar(
     Raises:
         AnnotationError: When a label column is missing.
     """
-    import tempfile
-
     from keras_roi_datagen.summary import TableSummary
 
     types = columnar.column_types(path) if table is None else table.types
@@ -666,25 +774,30 @@ def summarize_columnar(
     builder = _Builder(spec, source, box_cols, vocabularies, sink)
     if table is not None:
         builder.row_labels = table.row_labels
-    with tempfile.TemporaryDirectory(prefix="roi-summary-") as scratch:
-        builder.buckets = _Buckets(scratch, by_position=True)
-        batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
-                   else table.batches(columns, batch_rows))
-        for batch in batches:
-            builder.add(batch)
-            if progress is not None:
-                progress(builder.n_rows, total)
-        candidates = builder.buckets.candidates()
+    builder.hashes = _RowHashes(total)
+    def prepare(batch: Any) -> _Boxes:
+        return _Boxes.of(batch, box_cols, spec.box_format, hashed=True)
+
+    batches = (_read_ahead(columnar.iter_column_batches(path, columns, batch_rows), prepare)
+               if table is None else ((b, None) for b in table.batches(columns, batch_rows)))
+    for batch, boxes in batches:
+        builder.add(batch, boxes)
+        if progress is not None:
+            progress(builder.n_rows, total)
+    candidates = builder.hashes.candidates(builder.n_rows)
+    builder.hashes = None
+    per_path = _grow(sink.per_path, len(builder.paths), 0)
+    builder.path_used = per_path > 0
     vocabs, luts = _vocabularies(builder)
     _, paths = _path_lut(builder)
-    used = np.flatnonzero(_grow(builder.path_used, len(builder.paths), 0))
-    per_path = _grow(sink.per_path, len(builder.paths), 0)
+    used = np.flatnonzero(builder.path_used)
     label_counts = {}
     for column in spec.y_cols:
-        counts = sink.labels.get(column, np.zeros(0, np.int64))
         if column in builder.given:
+            counts = sink.labels.get(column, np.zeros(0, np.int64))
             label_counts[column] = _grow(counts, vocabs[column].num_classes, 0)
             continue
+        counts = builder.labels[column].used  # kept rows per normalised value
         classes = np.zeros(vocabs[column].num_classes, dtype=np.int64)
         seen = np.flatnonzero(counts)
         np.add.at(classes, luts[column][seen], counts[seen])
@@ -697,6 +810,37 @@ def summarize_columnar(
         regions_per_image=per_path[used], relative=spec.box_format.relative,
         widths=sink.widths[:sink.filled], heights=sink.heights[:sink.filled],
         label_counts=label_counts, vocabularies=vocabs, problems=problems)
+
+
+def _read_ahead(batches: Iterator[Any], prepare: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
+    """Yields `(batch, prepare(batch))` for `batches`, the next read and prepared in a thread.
+
+    pyarrow decodes and numpy computes without the GIL, so reading the next
+    record batch and checking its boxes (`prepare`, which must not touch the
+    builder) overlap the rest of the checks of this one. A Parquet file written
+    from a categorical column repeats its whole dictionary in every row group:
+    decoding it takes about as long as the checks. The thread is this call's
+    own, ended with it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+
+    def read() -> Any:
+        batch = next(batches, end)
+        return batch if batch is end else (batch, prepare(batch))
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="roi-read-ahead")
+    try:
+        pending = pool.submit(read)
+        while (item := pending.result()) is not end:
+            pending = pool.submit(read)
+            yield item
+    finally:
+        pool.shutdown(wait=True)  # the read in flight ends before the file closes
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _duplicates_among(path: str, spec: TableSpec, box_cols: tuple[str, str, str, str],

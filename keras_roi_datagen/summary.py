@@ -15,6 +15,7 @@ summary.usable_rows, summary.label_counts["name"]
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from keras_roi_datagen.index import IndexBuild
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.paths import PathTable
 
-__all__ = ["TableSummary", "summarize"]
+__all__ = ["TableSummary", "percentiles", "summarize"]
 
 
 @dataclass
@@ -96,3 +97,49 @@ def summarize(build: IndexBuild) -> TableSummary:
                       for column, vocab in build.vocabularies.items()},
         vocabularies=build.vocabularies, problems=build.problems,
         rows_without_regions=build.rows_without_regions)
+
+
+def percentiles(values: np.ndarray, q: Sequence[float], *,
+                overwrite_input: bool = False) -> np.ndarray:
+    """`numpy.percentile(values, q)` (its default, linear method), through one sort.
+
+    The same numbers to the last bit as `numpy.percentile`, which partitions
+    around every order statistic it needs: for 10^8 values a sort is several
+    times faster.
+
+    Args:
+        values: A 1-D array of finite numbers. Where zeros of
+            both signs meet, the sign of a zero may differ from numpy's.
+        q: Percentiles, each in `[0, 100]`.
+        overwrite_input: Sort `values` in place (a `float64` array) instead of
+            a copy, as numpy's `overwrite_input`. Defaults to `False`.
+
+    Returns:
+        The percentiles, `float64`, in the order of `q`.
+
+    Raises:
+        ValueError: When `values` is empty.
+
+    Example:
+    >>> percentiles(np.array([4.0, 1.0, 3.0, 2.0]), [0, 50, 100]).tolist()
+    [1.0, 2.5, 4.0]
+    """
+    if not len(values):
+        raise ValueError("percentiles of no values.")
+    ordered = np.asarray(values, dtype=np.float64)
+    if overwrite_input and ordered is values:
+        ordered.sort()
+    else:
+        ordered = np.sort(ordered)
+    n = len(ordered)
+    virtual = (n - 1) * np.true_divide(np.asarray(q, dtype=np.float64), 100)
+    previous, following = np.floor(virtual), np.floor(virtual) + 1
+    above = virtual >= n - 1  # as numpy: the last value, by index -1
+    previous[above] = following[above] = -1
+    previous_index, following_index = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - previous_index
+    low, high = ordered[previous_index], ordered[following_index]
+    difference = high - low
+    found: np.ndarray = low + difference * gamma
+    np.subtract(high, difference * (1 - gamma), out=found, where=gamma >= 0.5)
+    return found

@@ -18,7 +18,7 @@ from keras_roi_datagen import index as index_module
 from keras_roi_datagen.cli import main
 from keras_roi_datagen.index import TableSpec, build_index
 from keras_roi_datagen.index_columns import build_columnar_index, summarize_columnar
-from keras_roi_datagen.summary import TableSummary, summarize
+from keras_roi_datagen.summary import TableSummary, percentiles, summarize
 
 pytest.importorskip("pyarrow", reason="columnar tables need pyarrow (the `parquet` extra)")
 
@@ -140,3 +140,71 @@ def test_summary_keeps_no_row_arrays(tmp_path: Path) -> None:
              if isinstance(value, np.ndarray)}
     # Boxes' sizes (one value a row) and counts per image: no path ids, codes or positions.
     assert sizes == {"regions_per_image": 4, "widths": 46, "heights": 46}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1e6, exclude_min=True) | st.floats(-1e6, -1e-300) | st.sampled_from(
+    [1.0, 2.0, 1e-300]), min_size=1, max_size=60),
+       st.lists(st.floats(0, 100), min_size=1, max_size=8))
+def test_percentiles_are_numpys_to_the_last_bit(values: list[float], q: list[float]) -> None:
+    """Box widths and heights (never zero) get numpy's percentiles, bit for bit."""
+    array = np.array(values)
+    found = percentiles(array, [0, 5, 25, 50, 75, 95, 100, *q])
+    expected = np.percentile(array, [0, 5, 25, 50, 75, 95, 100, *q])
+    assert found.tobytes() == expected.tobytes()
+    assert array.tolist() == values  # the input is not sorted in place
+    in_place = percentiles(array, [0, 5, 25, 50, 75, 95, 100, *q], overwrite_input=True)
+    assert in_place.tobytes() == expected.tobytes()
+    assert array.tolist() == sorted(values)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 2),
+                          st.sampled_from(["cat", "dog", " cat", None])),
+                min_size=1, max_size=40),
+       st.integers(1, 7))
+def test_duplicates_found_by_columns_are_those_of_the_index(
+        tmp_path: Path, rows: list[tuple[int, int, int, str | None]], batch_rows: int) -> None:
+    """Repeated rows (in any batch, any order) are reported as the built index reports them."""
+    frame = pd.DataFrame({"filename": [f"{i}.png" for i, *_ in rows],
+                          "x": [float(x) for _, x, _, _ in rows],
+                          "y": [0.0] * len(rows), "w": [float(w) for _, _, w, _ in rows],
+                          "h": [5.0] * len(rows), "name": [n for *_, n in rows]})
+    path = tmp_path / "repeated.parquet"
+    frame.to_parquet(path, index=False)
+    spec = TableSpec(y_cols=("name",), image_dir=str(tmp_path), check_files=False)
+    fast = summarize_columnar(str(path), spec, BOX_COLS, str(path), batch_rows=batch_rows)
+    slow = summarize(build_index(str(path), replace(spec, box_cols=BOX_COLS)))
+    # The same problems; duplicate groups may come in another order (both in hash order).
+    assert sorted((p.kind, p.row, p.message) for p in fast.problems) == sorted(
+        (p.kind, p.row, p.message) for p in slow.problems)
+    np.testing.assert_array_equal(fast.widths, slow.widths)
+    assert fast.label_counts["name"].tolist() == slow.label_counts["name"].tolist()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["cat", "dog", "bird", None]),
+                          st.floats(-2, 8)), min_size=1, max_size=60),
+       st.integers(1, 9))
+def test_categorical_parquet_counts_as_the_row_by_row_reader(
+        tmp_path: Path, rows: list[tuple[int, str | None, float]], group_rows: int) -> None:
+    """A categorical column repeats its whole dictionary in every row group: each name is
+    resolved once and its rows counted, as when the table is read row by row."""
+    frame = pd.DataFrame({"filename": [f"img_{i}.png" for i, _, _ in rows],
+                          "x": [1.0] * len(rows), "y": [0.0] * len(rows),
+                          "w": [w for *_, w in rows], "h": [5.0] * len(rows),
+                          "name": [n for _, n, _ in rows]})
+    categorical = frame.assign(filename=pd.Categorical(
+        frame["filename"], categories=[f"img_{i}.png" for i in range(31)]),
+        name=pd.Categorical(frame["name"], categories=["bird", "cat", "dog"]))
+    path = tmp_path / "categorical.parquet"
+    categorical.to_parquet(path, index=False, row_group_size=group_rows)
+    spec = TableSpec(y_cols=("name",), image_dir=str(tmp_path), check_files=False)
+    fast = summarize_columnar(str(path), spec, BOX_COLS, str(path), batch_rows=group_rows)
+    slow = summarize(build_index(frame, replace(spec, box_cols=BOX_COLS)))
+    assert dict(zip(fast.paths.tolist(), fast.regions_per_image.tolist())) == dict(
+        zip(slow.paths.tolist(), slow.regions_per_image.tolist()))
+    assert fast.label_counts["name"].tolist() == slow.label_counts["name"].tolist()
+    assert (fast.n_rows, fast.usable_rows) == (slow.n_rows, slow.usable_rows)
+    assert sorted((p.kind, p.row) for p in fast.problems) == sorted(
+        (p.kind, p.row) for p in slow.problems)
