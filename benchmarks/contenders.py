@@ -65,7 +65,8 @@ class Contender:
     Args:
         key: Identifier used in the JSON report.
         label: Row label in the printed table.
-        server: Which benchmark process runs it (its `KERAS_BACKEND`).
+        server: Which benchmark process runs it: its `KERAS_BACKEND`, or
+            `backend/role` for a second process of that backend.
         kind: `"baseline"`, `"roi"`, `"floor"` or `"cached"` (measured in
             epoch 2, shown in the "epoch 2" column of `base`).
         options: RoiDataset options (for `kind="roi"` and RoiDataset caches).
@@ -102,12 +103,12 @@ CONTENDERS = (
     Contender("torch_pillow", "(c) torch DataLoader, persistent workers",
               "torch", "baseline"),
     Contender("roi_tensorflow", "(d) RoiDataset best, tf: get_tf_dataset()",
-              "tensorflow", "roi", BEST),
+              "tensorflow/roi", "roi", BEST),
     Contender("roi_jax", "(d) RoiDataset best, jax: get_jax_iterator()", "jax", "roi", BEST),
     Contender("roi_torch", "(d) RoiDataset best, torch: get_torch_dataloader()",
               "torch", "roi", BEST),
     Contender("roi_jax_defaults", "(d) RoiDataset defaults, jax", "jax", "roi", DEFAULTS),
-    Contender("roi_tensorflow_defaults", "(d) RoiDataset defaults, tf", "tensorflow", "roi",
+    Contender("roi_tensorflow_defaults", "(d) RoiDataset defaults, tf", "tensorflow/roi", "roi",
               DEFAULTS),
     Contender("roi_jax_rows", "(d)   jax, defaults but shuffle_window=None (rows shuffled alone)",
               "jax", "roi", {"shuffle_window": None}),

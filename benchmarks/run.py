@@ -84,11 +84,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class Server:
-    """A `server.py` process for one backend, spoken to in JSON lines."""
+    """A `server.py` process for one backend, spoken to in JSON lines.
 
-    def __init__(self, backend: str, quick: bool) -> None:
-        self.backend = backend
-        self.log = CACHE / "logs" / f"server-{backend}.log"
+    `name` is the backend, or `backend/role` for a second process of that
+    backend (RoiDataset on TensorFlow is measured apart from the tf.data
+    contenders, whose pipelines and thread pools stay alive in their process).
+    """
+
+    def __init__(self, name: str, quick: bool) -> None:
+        self.backend = name.split("/")[0]
+        backend = self.backend
+        self.log = CACHE / "logs" / f"server-{name.replace('/', '-')}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         # The library is imported as installed in this environment (editable or not).
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
