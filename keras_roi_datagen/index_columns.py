@@ -442,6 +442,24 @@ def _raw_box(xyxy: np.ndarray, box_format: BoxFormat) -> list[float]:
     return [x0, y0, x1, y1]
 
 
+def _checked_columns(path: str, spec: TableSpec, box_cols: tuple[str, str, str, str],
+                     source: str | None, table: Any) -> tuple[TableSpec, int, list[str]]:
+    """The spec with its box columns, the row count and the columns to read.
+
+    Raises:
+        AnnotationError: When a label column is missing.
+    """
+    types = columnar.column_types(path) if table is None else table.types
+    missing = [c for c in spec.y_cols if c not in types]
+    if missing:
+        raise AnnotationError.from_problems([Problem(
+            "missing_column", f"the table has no column(s) {missing}; it has {list(types)}.",
+            source=source, column=missing[0])])
+    spec = replace(spec, box_cols=box_cols)
+    total = columnar.row_count(path) if table is None else table.total
+    return spec, total, [spec.x_col, *box_cols, *spec.y_cols]
+
+
 def build_columnar_index(
     path: str, spec: TableSpec, box_cols: tuple[str, str, str, str], source: str,
     vocabularies: Mapping[str, Any] | None = None, *, batch_rows: int = 1 << 20,
@@ -472,16 +490,8 @@ def build_columnar_index(
     """
     from keras_roi_datagen import index_cache
 
-    types = columnar.column_types(path) if table is None else table.types
-    missing = [c for c in spec.y_cols if c not in types]
-    if missing:
-        raise AnnotationError.from_problems([Problem(
-            "missing_column", f"the table has no column(s) {missing}; it has {list(types)}.",
-            source=source, column=missing[0])])
-    spec = replace(spec, box_cols=box_cols)
-    total = columnar.row_count(path) if table is None else table.total
+    spec, total, columns = _checked_columns(path, spec, box_cols, source, table)
     sink: Any = _MemorySink() if cache_folder is None else index_cache.EntryWriter(cache_folder)
-    columns = [spec.x_col, *box_cols, *spec.y_cols]
     batches = (columnar.iter_column_batches(path, columns, batch_rows) if table is None
                else table.batches(columns, batch_rows))
     try:
@@ -761,15 +771,7 @@ def summarize_columnar(
     """
     from keras_roi_datagen.summary import TableSummary
 
-    types = columnar.column_types(path) if table is None else table.types
-    missing = [c for c in spec.y_cols if c not in types]
-    if missing:
-        raise AnnotationError.from_problems([Problem(
-            "missing_column", f"the table has no column(s) {missing}; it has {list(types)}.",
-            source=source, column=missing[0])])
-    spec = replace(spec, box_cols=box_cols)
-    total = columnar.row_count(path) if table is None else table.total
-    columns = [spec.x_col, *box_cols, *spec.y_cols]
+    spec, total, columns = _checked_columns(path, spec, box_cols, source, table)
     sink = _SummarySink(total)
     builder = _Builder(spec, source, box_cols, vocabularies, sink)
     if table is not None:

@@ -111,6 +111,21 @@ def _walk(x: np.ndarray, n: np.ndarray, k: np.ndarray, keys: np.ndarray,
     return y
 
 
+def _shuffle_within(within: np.ndarray, sizes: np.ndarray, groups: np.ndarray, salt: np.uint64,
+                    keys: np.ndarray) -> np.ndarray:
+    """Moves each offset `within[i]` of a group of `sizes[i]` to its keyed place in that group.
+
+    Every group (an image, a window) gets its own bijection, keyed by its id.
+    """
+    shuffled = within.copy()
+    many = sizes > 1
+    if many.any():
+        extra = _mix(groups[many].astype(np.uint64), salt)
+        shuffled[many] = _walk(within[many], sizes[many], _half_bits(sizes[many]), keys, extra,
+                               False)
+    return shuffled
+
+
 class KeyedPermutation:
     """A bijection of `[0, n)`: a pure function of `(n, seed, epoch, purpose)`.
 
@@ -234,12 +249,7 @@ class TwoLevelPermutation:
         images = self._slot_image[slots]
         within = (positions - self._slot_offsets[slots]).astype(np.uint64)
         counts = (self.starts[images + 1] - self.starts[images]).astype(np.uint64)
-        shuffled = within.copy()
-        many = counts > 1
-        if many.any():
-            extra = _mix(images[many].astype(np.uint64), np.uint64(0x5DEECE66D))
-            shuffled[many] = _walk(within[many], counts[many], _half_bits(counts[many]),
-                                   self._keys, extra, False)
+        shuffled = _shuffle_within(within, counts, images, np.uint64(0x5DEECE66D), self._keys)
         return np.asarray(gather(self.by_image, self.starts[images] + shuffled.astype(np.int64)),
                           dtype=np.int64)
 
@@ -295,12 +305,8 @@ class WindowedPermutation:
         firsts = windows * self.window
         sizes = np.minimum(self.window, self.n - firsts).astype(np.uint64)
         within = (positions - firsts).astype(np.uint64)
-        shuffled = within.copy()
-        many = sizes > 1
-        if many.any():
-            extra = _mix(windows[many].astype(np.uint64), np.uint64(0x2545F4914F6CDD1D))
-            shuffled[many] = _walk(within[many], sizes[many], _half_bits(sizes[many]),
-                                   self._keys, extra, False)
+        shuffled = _shuffle_within(within, sizes, windows, np.uint64(0x2545F4914F6CDD1D),
+                                   self._keys)
         return np.asarray(self.base(firsts + shuffled.astype(np.int64)), dtype=np.int64)
 
     def __repr__(self) -> str:
