@@ -19,12 +19,13 @@ command starts in well under a second. Errors are one line on stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
 import traceback
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -394,6 +395,18 @@ def _with_cli_hint(exc: Exception) -> Exception:
     return type(exc)(hinted.describe(), [hinted, *exc.problems[1:]])
 
 
+@contextlib.contextmanager
+def _cli_hints() -> Iterator[None]:
+    """Re-raises a missing-column error with the options that name the columns."""
+    try:
+        yield
+    except Exception as exc:
+        hinted = _with_cli_hint(exc)
+        if hinted is exc:
+            raise
+        raise hinted from exc
+
+
 def _read_spec(args: argparse.Namespace, *, check_files: bool, shapes: bool,
                ) -> tuple[str, str, str | None, TableSpec, _ViaSurvey | None]:
     """The table's path, kind, VIA format, `TableSpec` and VIA survey, from the arguments."""
@@ -428,14 +441,9 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
 
     path, kind, fmt, spec, survey = _read_spec(args, check_files=check_files, shapes=shapes)
     bar = _Progress(0, progress, "reading rows")
-    try:
+    with _cli_hints():
         build = build_index(path, spec, progress=bar.update_total if progress else None,
                             cache=getattr(args, "index_cache", None))
-    except Exception as exc:
-        hinted = _with_cli_hint(exc)
-        if hinted is exc:
-            raise
-        raise hinted from exc
     return _Table(path, fmt or kind, spec, build, survey)
 
 
@@ -459,13 +467,8 @@ def _load_summary(args: argparse.Namespace) -> _Summary:
         box_cols = columnar_box_cols(path, spec)
         if box_cols is not None:
             bar = _Progress(0, True, "reading rows")
-            try:
+            with _cli_hints():
                 summary = summarize_columnar(path, spec, box_cols, path, progress=bar.update_total)
-            except Exception as exc:
-                hinted = _with_cli_hint(exc)
-                if hinted is exc:
-                    raise
-                raise hinted from exc
             return _Summary(path, fmt or kind, spec, summary, survey)
     table = _load(args, check_files=False, shapes=True, progress=True)
     return _Summary(table.path, table.format, table.spec, summarize(table.build), table.survey)
