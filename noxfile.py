@@ -35,6 +35,24 @@ BACKEND_PINS = {
     "torch": ["-e", ".[torch,test]", "torch==2.13.0"],
 }
 ALL_BACKENDS = ["-e", ".[test]", "tensorflow-cpu==2.21.0", "jax[cpu]", "torch==2.13.0"]
+# Every CPU install resolves to one recorded set of versions (see the file's header).
+CONSTRAINTS = ["-c", str(ROOT / ".ci" / "constraints.txt")]
+# Flaky links to the package index are retried rather than failing a session.
+os.environ.setdefault("PIP_RETRIES", "10")
+os.environ.setdefault("PIP_TIMEOUT", "60")
+
+
+def _install(session: nox.Session, *requirements: str) -> None:
+    """Installs `requirements` under the recorded constraints, torch's CPU wheel first.
+
+    Resolved together with the test extras, `torch==2.13.0` can land on PyPI's CUDA build
+    (several GB) instead of the local `2.13.0+cpu` wheel; installed alone first, it is the CPU
+    wheel, and the second install finds it already satisfied.
+    """
+    torch = [r for r in requirements if r.startswith("torch==")]
+    if torch:
+        session.install(*torch, *CONSTRAINTS)
+    session.install(*requirements, *CONSTRAINTS)
 
 
 def _env(backend: str) -> dict[str, str]:
@@ -50,7 +68,7 @@ def _env(backend: str) -> dict[str, str]:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """Runs the test suite on one backend (CPU)."""
-    session.install(*BACKEND_PINS[backend])
+    _install(session, *BACKEND_PINS[backend])
     args = session.posargs or ["-q", "-p", "no:cacheprovider"]
     session.run("python", "-m", "pytest", *args, env=_env(backend))
 
@@ -58,7 +76,7 @@ def tests(session: nox.Session, backend: str) -> None:
 @nox.session
 def parity(session: nox.Session) -> None:
     """Same bytes on 3 backends x 3 worker modes x (ds[i], the fit path), 3 epochs."""
-    session.install(*ALL_BACKENDS)
+    _install(session, *ALL_BACKENDS)
     REPORTS.mkdir(exist_ok=True)
     session.run("python", "tests/tools/parity.py", "--report", str(REPORTS / "parity.json"),
                 env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
@@ -68,7 +86,7 @@ def parity(session: nox.Session) -> None:
 def distributed(session: nox.Session) -> None:
     """Multi-process training on localhost: JAX DataParallel and torch DDP train every row once;
     TensorFlow multi-worker is refused with a clear error (Keras 3 cannot train it)."""
-    session.install(*ALL_BACKENDS)
+    _install(session, *ALL_BACKENDS)
     REPORTS.mkdir(exist_ok=True)
     session.run("python", "tests/tools/distributed.py", "--report", str(REPORTS / "distributed.json"),
                 env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
@@ -78,7 +96,7 @@ def distributed(session: nox.Session) -> None:
 @nox.parametrize("backend", BACKENDS)
 def train(session: nox.Session, backend: str) -> None:
     """Trains the example's two-head model and asserts both heads learn."""
-    session.install(*BACKEND_PINS[backend])
+    _install(session, *BACKEND_PINS[backend])
     REPORTS.mkdir(exist_ok=True)
     session.run(
         "python", "examples/train_two_heads.py", "--data", str(ROOT / ".nox" / "demo_data"),
@@ -90,7 +108,7 @@ def train(session: nox.Session, backend: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy, configured in pyproject.toml."""
-    session.install("-e", ".[lint]")
+    _install(session, "-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("mypy")
 
@@ -99,7 +117,7 @@ def lint(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job: writes the demo dataset and trains the two-head model on it."""
     backend = os.environ.get("KERAS_BACKEND", "jax")
-    session.install(*BACKEND_PINS[backend])
+    _install(session, *BACKEND_PINS[backend])
     session.run("python", "examples/train_two_heads.py", "--data", "demo_data",
                 *session.posargs, env=_env(backend))
 
@@ -107,7 +125,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against tf.data, torch DataLoader and the classic generator."""
-    session.install(*ALL_BACKENDS, "simplejpeg")
+    _install(session, *ALL_BACKENDS, "simplejpeg")
     REPORTS.mkdir(exist_ok=True)
     session.run("python", "benchmarks/run.py", "--report", str(REPORTS / "bench.json"),
                 *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
@@ -117,7 +135,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def bench_bigdata(session: nox.Session) -> None:
     """Big tables and object storage (`benchmarks/bigdata.py`; 10^8 rows by default: slow)."""
-    session.install("-e", ".[jax,test]")
+    _install(session, "-e", ".[jax,test]")
     session.run("python", "benchmarks/bigdata.py", "--report", str(REPORTS / "bigdata.json"),
                 *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "jax"})
 
