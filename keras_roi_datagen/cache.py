@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_roi_datagen.imaging import BatchJob, BatchResult, DecodeOptions
+from keras_roi_datagen.imaging import BatchJob, BatchResult, DecodeOptions, new_pixels
 from keras_roi_datagen.workers import BatchExecutor
 
 __all__ = [
@@ -349,7 +349,7 @@ class CachingExecutor:
         height, width = job.options.image_size
         shape = (height, width, job.options.channels)
         keys = row_keys(job)
-        pixels = np.zeros((len(keys), *shape), dtype=np.uint8)
+        pixels = new_pixels((len(keys), *shape))
         missing = []
         for position, key in enumerate(keys):
             found = self.store.get(key, shape) if key is not None else None

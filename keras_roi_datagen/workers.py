@@ -53,7 +53,7 @@ from typing import Protocol
 import numpy as np
 
 from keras_roi_datagen.errors import Problem, WorkerError
-from keras_roi_datagen.imaging import BatchJob, BatchResult, decode_batch
+from keras_roi_datagen.imaging import BatchJob, BatchResult, decode_batch, new_pixels
 from keras_roi_datagen.worker import HEADER, read_exactly
 
 __all__ = ["BatchExecutor", "InlineExecutor", "PassExecutor", "ProcessExecutor", "ThreadExecutor",
@@ -290,7 +290,8 @@ class _WorkerProcess:
         _, shape, dtype, failures, image_sizes, retries = reply
         dtype = np.dtype(dtype)
         count = int(np.prod(shape))
-        pixels = np.frombuffer(shared, dtype=dtype, count=count).reshape(shape).copy()
+        pixels = new_pixels(tuple(shape)).view(dtype) if dtype == np.uint8 else np.empty(shape, dtype)
+        pixels[...] = np.frombuffer(shared, dtype=dtype, count=count).reshape(shape)
         return BatchResult(pixels, failures, image_sizes, retries)
 
     def _died(self, job: BatchJob) -> BatchResult:
