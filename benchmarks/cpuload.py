@@ -2,8 +2,8 @@
 
 The benchmark machine is shared: a test suite running next to it takes a core
 and halves a two-worker loader's rate. `ForeignLoad` compares the machine's
-busy CPU time (`/proc/stat`) with what the measuring process and its reaped
-children used (`/proc/PID/stat`), plus this process; the rest, in cores, is
+busy CPU time (`/proc/stat`) with what the measuring process and all its
+descendants used (`/proc/PID/stat`), plus this process; the rest, in cores, is
 foreign load. Measurements taken under foreign load are retried (`run.py`).
 Where `/proc` is missing the load reads as `None` and nothing is retried.
 """
@@ -26,17 +26,43 @@ def _machine_busy_ticks() -> int | None:
     return user + nice + system + irq + softirq + steal
 
 
-def _process_ticks(pid: int | None) -> int | None:
-    """utime + stime + cutime + cstime of `pid` (children count once reaped); 0 for `None`."""
-    if pid is None:
-        return 0
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of `/proc/PID/stat` after the command name (state is field 0)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             text = handle.read()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
-    return sum(int(v) for v in fields[11:15])
+    return text[text.rindex(")") + 2:].split()
+
+
+def _process_ticks(pid: int | None) -> int | None:
+    """CPU ticks of `pid` and all its descendants; 0 for `None`.
+
+    utime + stime + cutime + cstime of `pid` (children count there once reaped),
+    plus utime + stime of every live descendant: persistent worker processes
+    (RoiDataset's, torch's `persistent_workers`) are never reaped during a
+    measurement, and counted as foreign load they made every such measurement
+    look disturbed.
+    """
+    if pid is None:
+        return 0
+    own = _stat_fields(pid)
+    if own is None:
+        return None
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        fields = _stat_fields(entry) if entry.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    total, stack = sum(int(v) for v in own[11:15]), list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        total += ticks.get(child, 0)
+        stack.extend(children.get(child, []))
+    return total
 
 
 def _own_seconds() -> float:
@@ -48,7 +74,7 @@ class ForeignLoad:
     """Measures foreign CPU load (in cores) between `start()` and `stop()`.
 
     Args:
-        pid: The measuring process (its threads and reaped children are ours),
+        pid: The measuring process (its threads and descendants are ours),
             or `None` when only this process is ours.
     """
 
