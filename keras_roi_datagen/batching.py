@@ -193,12 +193,17 @@ class _Reserve:
 
 
 def _split(result: BatchResult, sizes: list[int]) -> list[BatchResult]:
-    """Cuts the result of several batches decoded as one job into one result per batch."""
+    """Cuts the result of several batches decoded as one job into one result per batch.
+
+    The job's URL retries go with the first batch, so they are counted once.
+    """
     parts, first = [], 0
     for size in sizes:
         failures = [replace(f, position=f.position - first) for f in result.failures
                     if first <= f.position < first + size]
-        parts.append(BatchResult(result.pixels[first:first + size], failures, result.image_sizes))
+        retries = result.retries if not parts else []
+        parts.append(BatchResult(result.pixels[first:first + size], failures, result.image_sizes,
+                                 retries))
         first += size
     return parts
 
