@@ -290,7 +290,7 @@ class _WorkerProcess:
         _, shape, dtype, failures, image_sizes, retries = reply
         dtype = np.dtype(dtype)
         count = int(np.prod(shape))
-        pixels = new_pixels(tuple(shape)).view(dtype) if dtype == np.uint8 else np.empty(shape, dtype)
+        pixels = new_pixels(tuple(shape)) if dtype == np.uint8 else np.empty(shape, dtype)
         pixels[...] = np.frombuffer(shared, dtype=dtype, count=count).reshape(shape)
         return BatchResult(pixels, failures, image_sizes, retries)
 
