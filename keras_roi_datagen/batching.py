@@ -197,7 +197,8 @@ def _split(result: BatchResult, sizes: list[int]) -> list[BatchResult]:
 
     The job's URL retries go with the first batch, so they are counted once.
     """
-    parts, first = [], 0
+    parts: list[BatchResult] = []
+    first = 0
     for size in sizes:
         failures = [replace(f, position=f.position - first) for f in result.failures
                     if first <= f.position < first + size]
