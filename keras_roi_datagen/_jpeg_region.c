@@ -6,7 +6,9 @@
  * using libjpeg-turbo's jpeg_crop_scanline and jpeg_skip_scanlines. It
  * returns (pixels, width, height, channels, left, top, scaled_width,
  * scaled_height): `pixels` holds rows [top, top + height) and columns
- * [left, left + width) of the image decoded at 1/scale_denom.
+ * [left, left + width) of the image decoded at 1/scale_denom, as RGBX
+ * (4 bytes a pixel, the layout of Pillow's own RGB images, so Python wraps
+ * them without a copy) or, with `gray`, one byte a pixel.
  *
  * Anything unusual (not YCbCr/grayscale/RGB, any libjpeg warning such as
  * corrupt or truncated data) raises ValueError; the Python side then uses
@@ -55,10 +57,10 @@ static PyObject *decode_region(PyObject *self, PyObject *args) {
     err.base.error_exit = on_error;
     err.base.emit_message = on_message;
     /* volatile: both change between setjmp and a longjmp back to it. */
-    unsigned char *volatile pixels = NULL;
+    PyObject *volatile pixels = NULL;  /* decoded into in place: no copy */
     const char *volatile refusal = NULL;
     JDIMENSION left = 0, width = 0, top = 0, height = 0, full_w = 0, full_h = 0;
-    int channels = gray ? 1 : 3;
+    int channels = gray ? 1 : 4;
 
     Py_BEGIN_ALLOW_THREADS
     if (setjmp(err.jump)) {
@@ -75,7 +77,7 @@ static PyObject *decode_region(PyObject *self, PyObject *args) {
     }
     cinfo.scale_num = 1;
     cinfo.scale_denom = (unsigned int)denom;
-    cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_EXT_RGBX;
     jpeg_start_decompress(&cinfo);
     full_w = cinfo.output_width;
     full_h = cinfo.output_height;
@@ -102,13 +104,16 @@ static PyObject *decode_region(PyObject *self, PyObject *args) {
         refusal = "unexpected number of components";
         goto done;
     }
-    pixels = (unsigned char *)malloc(stride * height);
+    Py_BLOCK_THREADS
+    pixels = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(stride * height));
+    Py_UNBLOCK_THREADS
     if (pixels == NULL) {
         refusal = "out of memory";
         goto done;
     }
+    unsigned char *buffer = (unsigned char *)PyBytes_AS_STRING(pixels);
     while (cinfo.output_scanline < top + height) {
-        JSAMPROW row = pixels + stride * (cinfo.output_scanline - top);
+        JSAMPROW row = buffer + stride * (cinfo.output_scanline - top);
         if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) {
             refusal = "premature end of data";
             goto done;
@@ -124,17 +129,13 @@ done:
 
     PyBuffer_Release(&data);
     if (refusal != NULL) {
-        free(pixels);
-        PyErr_SetString(PyExc_ValueError, refusal);
+        Py_XDECREF(pixels);
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, refusal);
+        }
         return NULL;
     }
-    PyObject *bytes = PyBytes_FromStringAndSize((const char *)pixels,
-                                                (Py_ssize_t)width * height * channels);
-    free(pixels);
-    if (bytes == NULL) {
-        return NULL;
-    }
-    return Py_BuildValue("(NIIiIIII)", bytes, width, height, channels, left, top, full_w, full_h);
+    return Py_BuildValue("(NIIiIIII)", pixels, width, height, channels, left, top, full_w, full_h);
 }
 
 static PyMethodDef methods[] = {

@@ -998,6 +998,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         options = tf.data.Options()
         options.autotune.enabled = False
         options.threading.private_threadpool_size = 1
+        options.threading.max_intra_op_parallelism = 1
         # The dataset shards itself: each host's batches are its own part.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         dataset = dataset.with_options(options)

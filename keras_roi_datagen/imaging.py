@@ -26,6 +26,7 @@ Pixels stay `uint8` here; the dataset casts once at the end.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -421,6 +422,7 @@ def load_image(
         return _prepare(image, orientation, options, scale), 1.0 / scale, 1.0 / scale
 
 
+@functools.lru_cache(maxsize=1024)
 def _last_float32_below(size: int) -> float:
     return float(np.nextafter(np.float32(size), np.float32(0)))
 
@@ -441,8 +443,8 @@ def crop_region(
     a strip of it (the region-decode fast path).
 
     Args:
-        image: An image from `load_image`, or the pixels of a decoded strip
-            of one as an array (the region-decode fast path).
+        image: An image from `load_image`, or a decoded strip of one (the
+            region-decode fast path), as an image or an array.
         box: `xyxy` in pixels of the whole (possibly reduced) image, inside it.
         options: The `DecodeOptions`.
         origin: Where `image` starts within the whole image (for strips).
@@ -462,16 +464,34 @@ def crop_region(
     x0 = min(x0, _last_float32_below(full_w))
     y0 = min(y0, _last_float32_below(full_h))
     wx0, wy0, wx1, wy1 = filter_window((x0, y0, x1, y1), options, (full_w, full_h))
-    left, top = origin
-    if isinstance(image, Image.Image):
-        window = _crop_unchecked(image, (wx0 - left, wy0 - top, wx1 - left, wy1 - top))
-    else:
-        window = Image.fromarray(np.ascontiguousarray(image[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
+    window = _window(image, (wx0, wy0, wx1, wy1), origin)
     resized = window.resize(
         _inner_size(x1 - x0, y1 - y0, options), INTERPOLATIONS[options.interpolation],
         box=(x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0),
     )
-    return _padded(np.asarray(resized, dtype=np.uint8), options)
+    return _padded(_pixels(resized), options)
+
+
+def _window(image: Image.Image | np.ndarray, box: tuple[int, int, int, int],
+            origin: tuple[int, int]) -> Image.Image:
+    """The pixels `box` (whole-image coordinates) of an image or strip that starts at `origin`."""
+    left, top = origin
+    x0, y0, x1, y1 = box[0] - left, box[1] - top, box[2] - left, box[3] - top
+    if isinstance(image, Image.Image):
+        return _crop_unchecked(image, (x0, y0, x1, y1))
+    return Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """An image's pixels as `uint8` `(h, w)` or `(h, w, c)`.
+
+    An `"RGBX"` image (a region-decoded strip, stored as Pillow stores RGB)
+    gives its three colour channels.
+    """
+    if image.mode == "RGBX":
+        packed = image.tobytes("raw", "RGB")
+        return np.frombuffer(packed, dtype=np.uint8).reshape(image.height, image.width, 3)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _inner_size(width: float, height: float, options: DecodeOptions) -> tuple[int, int]:
@@ -584,12 +604,7 @@ def sample_window(
     if bounds is None:
         bounds = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
     wx0, wy0, wx1, wy1 = sample_region(window, bounds, options)
-    left, top = origin
-    if isinstance(image, Image.Image):
-        region = _crop_unchecked(image, (wx0 - left, wy0 - top, wx1 - left, wy1 - top))
-    else:
-        region = Image.fromarray(np.ascontiguousarray(
-            image[wy0 - top:wy1 - top, wx0 - left:wx1 - left]))
+    region = _window(image, (wx0, wy0, wx1, wy1), origin)
     out_w, out_h = _inner_size(window.width, window.height, options)
     fx, fy = max(1.0, window.width / out_w), max(1.0, window.height / out_h)
     if window.angle:
@@ -598,7 +613,7 @@ def sample_window(
     if small != region.size:
         region = region.resize(small, INTERPOLATIONS[options.interpolation])
     fx, fy = (wx1 - wx0) / small[0], (wy1 - wy0) / small[1]
-    pixels = np.asarray(region)
+    pixels = _pixels(region)
     pads = _pads(window, (wx0, wy0, wx1, wy1), bounds, (fx, fy), options)
     if any(pads):
         mode = "symmetric" if options.border == "reflect" else "constant"

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 
 import numpy as np
+from PIL import Image
 
 _native: ModuleType | None
 try:
@@ -46,7 +47,7 @@ def crop_rows(
     windows: Mapping[int, Box],
     scale: int,
     gray: bool,
-    crop: Callable[[np.ndarray, int, tuple[int, int], tuple[int, int]], np.ndarray],
+    crop: Callable[[Image.Image, int, tuple[int, int], tuple[int, int]], np.ndarray],
 ) -> dict[int, np.ndarray] | None:
     """Crops regions of one JPEG by decoding only the strip that spans them.
 
@@ -57,7 +58,8 @@ def crop_rows(
         scale: DCT scale denominator (1, 2, 4 or 8).
         gray: Decode to grayscale (else RGB).
         crop: `(strip, position, origin, bounds) -> crop`: cuts a row's crop
-            out of a decoded strip that starts at `origin` in an image of
+            out of a decoded strip (an `"RGBX"` or `"L"` image sharing the
+            decoder's buffer) that starts at `origin` in an image of
             `bounds` pixels.
 
     Returns:
@@ -85,6 +87,6 @@ def crop_rows(
             data, int(x0), int(y0), int(x1), int(y1), scale, gray)
     except ValueError:
         return None
-    shape = (height, width) if gray else (height, width, 3)
-    image = np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
+    mode = "L" if gray else "RGBX"
+    image = Image.frombuffer(mode, (width, height), pixels, "raw", mode, 0, 1)
     return {p: crop(image, p, (left, top), (full_w, full_h)) for p in windows}
