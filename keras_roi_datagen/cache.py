@@ -4,7 +4,7 @@
 batch is decoded, every row's crop is looked up by its key; only the rows
 not found are decoded (in the dataset's threads or processes), and their
 crops are stored for the next epoch. Batches are byte-identical with and
-without the cache, because a crop depends only on its own row (see
+without the cache, because a crop depends only on its own row and image (see
 `imaging.py`) and the cache stores the decoder's `uint8` pixels as they are.
 
 Key. A row's key is a hash of everything its crop depends on:
@@ -12,6 +12,8 @@ Key. A row's key is a hash of everything its crop depends on:
 - the image file's path, size and modification time (`st_mtime_ns`), so
   changing or touching an image invalidates the rows of that image only;
 - the row's box (its exact float64 values) and whether it is relative;
+- the size of the image's smallest region in the dataset (`BatchJob.smallest`),
+  which can set the JPEG's decode scale;
 - every decode option (`DecodeOptions`: `image_size`, `interpolation`,
   `color_mode`, `max_image_pixels`, `fast_decode`, and any option added
   later, since the whole dataclass is hashed), so changing one invalidates
@@ -313,6 +315,8 @@ def row_keys(job: BatchJob) -> list[str | None]:
             continue
         digest = common.copy()
         digest.update(path.encode("utf-8", "surrogateescape") + b"\0" + signature + b"\0")
+        if job.smallest is not None:  # it can set the image's decode scale
+            digest.update(np.ascontiguousarray(job.smallest[len(images)], np.float32).tobytes())
         images.append(digest)
     boxes = np.ascontiguousarray(job.boxes, dtype=np.float64)
     keys: list[str | None] = []

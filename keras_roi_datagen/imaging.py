@@ -8,11 +8,14 @@ What happens to one image, in order:
 1. Open lazily (header only) and check the pixel count against
    `max_image_pixels` (the decompression-bomb guard; configurable per dataset
    without touching Pillow's global setting).
-2. Fast path (`fast=True`, JPEG only): when every region of this image in the
-   batch is at least twice as large as `image_size`, ask libjpeg to decode at
-   1/2, 1/4 or 1/8 scale (`Image.draft`, DCT-domain downscaling; for a
-   mirrored or rotated image only by a factor that divides both sides). Crops
-   then differ from the reference path by resampling noise only (tests bound it).
+2. Fast path (`fast=True`, JPEG only): when a region, and the smallest region
+   of its image in the dataset, are at least twice as large as `image_size`,
+   ask libjpeg to decode at 1/2, 1/4 or 1/8 scale (`Image.draft`, DCT-domain
+   downscaling; for a mirrored or rotated image only by a factor that divides
+   both sides). The image's smallest region sets the scale of all its rows, so
+   a batch decodes each image once, and a crop never depends on its batch.
+   Crops then differ from the reference path by resampling noise only (tests
+   bound it).
 3. Apply the EXIF orientation, so boxes refer to the image as displayed, which
    is how VGG Image Annotator shows it.
 4. Convert the mode: palette, CMYK, 1-bit, 16-bit and float images become
@@ -126,6 +129,12 @@ class BatchJob:
         augment: The augmentation options, or `None`.
         params: `(rows, len(augment.PARAMETERS))` parameters drawn for the
             rows (`augment.draw`), or `None`.
+        smallest: `(len(paths), 2)`: per image, the width and height of its
+            smallest region in the whole dataset (units of `boxes`), or
+            `None`. With it, the fast path decodes an image at no coarser
+            DCT scale than that region needs: one decode serves all of the
+            image's rows in a batch, and a crop still depends only on its
+            row and its image, never on which rows share its batch.
     """
 
     paths: tuple[str, ...]
@@ -135,6 +144,7 @@ class BatchJob:
     options: DecodeOptions
     augment: Augmentation | None = None
     params: np.ndarray | None = None
+    smallest: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -759,12 +769,13 @@ def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: Ba
             size = _displayed_size(header, orientation)
             clipped = _clip_rows(job, positions, size, result)
             cuts = _plan_cuts(job, clipped, size)
-            # Each row's own reduction: a crop never depends on its batch neighbours.
-            # A window reduces no further than its box would (a zoomed-out row
-            # then shares its neighbours' decode instead of needing its own).
+            # A row's reduction depends on its own box and its image's smallest region,
+            # never on its batch neighbours. A window reduces no further than its box
+            # would (a zoomed-out row then shares its neighbours' decode).
+            floor = _image_floor(job, image_no, header, orientation, size)
             by_scale: dict[int, dict[int, Cut]] = {}
             for position, cut in cuts.items():
-                scale = _reduction(header, orientation, options, [_cut_size(cut)])
+                scale = min(floor, _reduction(header, orientation, options, [_cut_size(cut)]))
                 if cut is not clipped[position]:
                     scale = min(scale, _reduction(header, orientation, options,
                                                   [clipped[position]]))
@@ -789,6 +800,21 @@ def _decode_image(job: BatchJob, image_no: int, positions: list[int], result: Ba
         _fail_all(result, [p for p in positions if p not in failed], path, problem)
         return
     result.image_sizes[path] = size
+
+
+def _image_floor(job: BatchJob, image_no: int, header: Image.Image, orientation: int,
+                 size: tuple[int, int]) -> int:
+    """The coarsest DCT scale any row of this image may use (8 without `job.smallest`).
+
+    Decoding a JPEG at a second scale costs most of a first one (entropy
+    decoding is the same), so every row of an image shares the scale its
+    smallest region needs.
+    """
+    if job.smallest is None:
+        return 8
+    width, height = (float(v) for v in job.smallest[image_no])
+    box = to_pixel_xyxy((0.0, 0.0, width, height), job.relative, size[0], size[1])
+    return _reduction(header, orientation, job.options, [box])
 
 
 def _fail_all(result: BatchResult, positions: list[int], path: str, problem: ImageProblem) -> None:

@@ -11,6 +11,7 @@ streamed record by record, so the table never has to fit in a DataFrame.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from array import array
@@ -34,10 +35,13 @@ from keras_roi_datagen.errors import AnnotationError, Problem
 from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.imaging import BatchJob, DecodeOptions
 from keras_roi_datagen.labels import LabelValueError, LabelVocabulary, normalize_label
-from keras_roi_datagen.mapped import gather
+from keras_roi_datagen.mapped import gather, read_range
 from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, resolve_image_path
 
 __all__ = ["IndexBuild", "RoiIndex", "TableSpec", "build_index"]
+
+# Rows read at a time by whole-column passes over a (possibly mapped) index.
+_CHUNK_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,25 @@ class RoiIndex:
             options=options,
             augment=augment,
             params=params,
+            smallest=self.smallest_regions[distinct],
         )
+
+    @functools.cached_property
+    def smallest_regions(self) -> np.ndarray:
+        """Per image in `paths`, the width and height of its smallest region.
+
+        An `(len(paths), 2)` `float32` array in the units of `boxes` (`inf`
+        for an image without rows); each column's minimum is taken on its own.
+        Read in chunks by position, so a mapped index stays out of memory.
+        """
+        widths = np.full(len(self.paths), np.inf, dtype=np.float32)
+        heights = np.full(len(self.paths), np.inf, dtype=np.float32)
+        for start in range(0, len(self), _CHUNK_ROWS):
+            ids = read_range(self.path_ids, start, start + _CHUNK_ROWS)
+            boxes = read_range(self.boxes, start, start + _CHUNK_ROWS)
+            np.minimum.at(widths, ids, (boxes[:, 2] - boxes[:, 0]).astype(np.float32))
+            np.minimum.at(heights, ids, (boxes[:, 3] - boxes[:, 1]).astype(np.float32))
+        return np.column_stack([widths, heights])
 
     def row_label(self, row: int) -> Any:
         """Returns the source-table label of index row `row` as a plain Python value."""

@@ -72,3 +72,69 @@ def test_the_extension_is_built_where_libjpeg_headers_exist():
     # A build that failed silently (the extension is optional) would leave
     # every install on the slow path; where it can be built, it must be.
     assert jpeg_region.AVAILABLE
+
+
+def _mixed_table(tmp_path, names=("big", "small")):
+    """One 1000x750 JPEG with a region reducible 8x (for 24x24 crops) and one that is not."""
+    import pandas as pd
+
+    if not (tmp_path / "photo.jpg").exists():  # rewritten, it would be a changed image
+        corpus.write_photo_jpeg(tmp_path, "photo.jpg")
+    regions = {"big": (100.0, 100.0, 800.0, 700.0), "small": (400.0, 300.0, 440.0, 340.0)}
+    return pd.DataFrame({"filename": ["photo.jpg"] * len(names),
+                         "x0": [regions[n][0] for n in names], "y0": [regions[n][1] for n in names],
+                         "x1": [regions[n][2] for n in names], "y1": [regions[n][3] for n in names]})
+
+
+def _dataset(table, folder, **kwargs):
+    from keras_roi_datagen import RoiDataset
+
+    settings = {"image_size": (24, 24), "batch_size": 2, "shuffle": False, "y_cols": (),
+                "box_cols": ("x0", "y0", "x1", "y1"), "box_format": "xyxy", "dtype": "uint8",
+                **kwargs}
+    return RoiDataset(table, image_dir=folder, **settings)
+
+
+@needs_extension
+def test_an_image_is_decoded_once_when_its_regions_need_different_scales(tmp_path, monkeypatch):
+    calls = []
+    native = jpeg_region._native
+
+    class Counting:
+        @staticmethod
+        def decode_region(*args):
+            calls.append(args[5])  # the DCT scale
+            return native.decode_region(*args)
+
+    monkeypatch.setattr(jpeg_region, "_native", Counting)
+    x = _dataset(_mixed_table(tmp_path), tmp_path)[0][0]
+    assert calls == [1]  # the small region needs full size; the big one shares that decode
+    assert x.shape == (2, 24, 24, 3)
+
+
+@needs_extension
+def test_a_crop_depends_on_its_image_regions_not_on_its_batch(tmp_path):
+    table = _mixed_table(tmp_path)
+    together = _dataset(table, tmp_path)[0][0]
+    alone = np.concatenate([_dataset(table, tmp_path, batch_size=1)[i][0] for i in range(2)])
+    full_size = _dataset(table, tmp_path, fast_decode=False)[0][0]
+    np.testing.assert_array_equal(together, alone)
+    # The big region is cut from the full-size decode its image's small region needs.
+    np.testing.assert_array_equal(together, full_size)
+    # Without the small region, the big one is decoded at 1/8: close, not the same bytes.
+    big_only = _dataset(_mixed_table(tmp_path, ("big",)), tmp_path, batch_size=1)[0][0]
+    assert not np.array_equal(big_only[0], together[0])
+    assert np.abs(big_only[0].astype(int) - together[0]).mean() < 8
+
+
+@needs_extension
+def test_the_crop_cache_tells_apart_scales_set_by_other_regions_of_the_image(tmp_path):
+    cache = tmp_path / "cache"
+    big_only = _dataset(_mixed_table(tmp_path, ("big",)), tmp_path, batch_size=1, cache=str(cache))
+    list(big_only.get_numpy_iterator())  # stores the big region's 1/8-scale crop
+    assert big_only.cache.stats["writes"] == 1
+    both = _mixed_table(tmp_path)
+    reader = _dataset(both, tmp_path, cache=str(cache))
+    [(cached, *_)] = list(reader.get_numpy_iterator())
+    np.testing.assert_array_equal(cached, _dataset(both, tmp_path)[0][0])
+    assert reader.cache.stats["hits"] == 0
