@@ -1,7 +1,8 @@
 """Where a RoiDataset pass spends its time: cProfile of one configuration on one workload.
 
     KERAS_BACKEND=jax python benchmarks/profile_roi.py --workload W1 [--crops 512]
-        [--group-by-image/--no-group-by-image] [--fast-decode/--no-fast-decode] [--top 20]
+        [--group-by-image/--no-group-by-image] [--fast-decode/--no-fast-decode] [--augment]
+        [--top 20]
 
 Decoding runs in the calling thread (`workers=1`), so cProfile sees all of it
 (it does not follow worker threads). Prints the top functions by own time and
@@ -20,7 +21,7 @@ import pstats
 import time
 from typing import Any
 
-from contenders import BATCH_SIZE
+from contenders import AUGMENT, BATCH_SIZE
 from workloads import OUTPUT_SIZE, Workload, build_workloads
 
 # Stage of a profile entry, by (substring of its file, substring of its function); first
@@ -62,7 +63,7 @@ def build(workload: Workload, workers: int, args: argparse.Namespace) -> Any:
     return RoiDataset(workload.frame(), image_dir=workload.image_dir, y_cols=("name",),
                       image_size=OUTPUT_SIZE, batch_size=BATCH_SIZE, shuffle=True, seed=0,
                       dtype="uint8", workers=workers, group_by_image=args.group_by_image,
-                      fast_decode=args.fast_decode)
+                      fast_decode=args.fast_decode, augment=AUGMENT if args.augment else None)
 
 
 def one_pass(dataset: Any) -> int:
@@ -101,6 +102,8 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=512)
     parser.add_argument("--group-by-image", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--fast-decode", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--augment", action="store_true",
+                        help="with the benchmark's augmentation (zoom, shift, flip, colour)")
     parser.add_argument("--workers", type=int, default=2, help="threads of the overlap pass")
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()
@@ -115,7 +118,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
-    print(f"{args.workload}, {crops} crops, workers=1 (inline), group_by_image="
+    print(f"{args.workload}, {crops} crops, workers=1 (inline), augment={args.augment}, group_by_image="
           f"{args.group_by_image}, fast_decode={args.fast_decode}, backend="
           f"{os.environ.get('KERAS_BACKEND')}: {wall:.2f} s profiled ({crops / wall:.0f} crops/s, "
           f"{wall / crops * 1e3:.2f} ms/crop)")
