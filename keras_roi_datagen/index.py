@@ -41,7 +41,7 @@ from keras_roi_datagen.paths import PathProblem, PathTable, check_image_file, re
 __all__ = ["IndexBuild", "RoiIndex", "TableSpec", "build_index"]
 
 # Rows read at a time by whole-column passes over a (possibly mapped) index.
-_CHUNK_ROWS = 1 << 20
+_CHUNK_ROWS = 1 << 16
 
 
 @dataclass(frozen=True)
