@@ -945,10 +945,31 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         return self.iter_batches()
 
     def get_torch_dataloader(self) -> Any:
-        """Keras `DataAdapter` hook: the pass as a PyTorch `DataLoader` of tensors."""
+        """Keras `DataAdapter` hook: the pass as a PyTorch `DataLoader` of tensors.
+
+        Each array becomes a tensor over the same memory (`torch.from_numpy`);
+        handed NumPy arrays, Keras's converter copies every batch first.
+        """
         from keras.src.trainers.data_adapters import data_adapter_utils
 
-        return data_adapter_utils.get_torch_dataloader(self.iter_batches())
+        return data_adapter_utils.get_torch_dataloader(self._torch_batches())
+
+    def _torch_batches(self) -> Generator[Any, None, None]:
+        import torch
+        from keras import tree
+
+        def share(value: Any) -> Any:
+            # A read-only array stays NumPy: torch warns on it, and Keras copies it.
+            if isinstance(value, np.ndarray) and value.flags.writeable:
+                return torch.from_numpy(value)
+            return value
+
+        batches = self.iter_batches()
+        try:
+            for batch in batches:
+                yield tree.map_structure(share, batch)
+        finally:
+            batches.close()  # type: ignore[attr-defined]
 
     def get_tf_dataset(self) -> Any:
         """Keras `DataAdapter` hook: the pass as a `tf.data.Dataset` (no extra prefetch).

@@ -144,3 +144,26 @@ def test_sample_weights_reach_the_loss(scenes):
     model.fit(ds, epochs=1, verbose=0)
     # Every sample weighs 0: the loss is 0 and no weight moves.
     assert all(np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="get_torch_dataloader is the torch backend's hook")
+def test_torch_batches_are_the_decoded_arrays_not_copies(scenes, monkeypatch):
+    import torch
+
+    table, folder = scenes
+    ds = RoiDataset(table, image_dir=folder, image_size=(16, 16), batch_size=5, seed=3)
+    yielded = []
+    original = RoiDataset.iter_batches
+
+    def recording(self):
+        for batch in original(self):
+            yielded.append(batch)
+            yield batch
+
+    monkeypatch.setattr(RoiDataset, "iter_batches", recording)
+    tensors = list(ds.get_torch_dataloader())
+    assert len(tensors) == len(yielded) == len(ds)
+    for (x, heads), (array, arrays) in zip(tensors, yielded):
+        assert isinstance(x, torch.Tensor) and x.data_ptr() == array.ctypes.data
+        assert [h.data_ptr() for h in heads] == [a.ctypes.data for a in arrays]
