@@ -308,7 +308,7 @@ def row_keys(job: BatchJob) -> list[str | None]:
     common.update(_FORMAT + b"\0" + _library_version().encode() + b"\0")
     common.update(_options_bytes(job.options) + (b"\0rel" if job.relative else b"\0pix"))
     images: list[Any] = []
-    for path in job.paths:
+    for image_no, path in enumerate(job.paths):
         signature = _file_signature(path)
         if signature is None:
             images.append(None)
@@ -316,7 +316,7 @@ def row_keys(job: BatchJob) -> list[str | None]:
         digest = common.copy()
         digest.update(path.encode("utf-8", "surrogateescape") + b"\0" + signature + b"\0")
         if job.smallest is not None:  # it can set the image's decode scale
-            digest.update(np.ascontiguousarray(job.smallest[len(images)], np.float32).tobytes())
+            digest.update(np.ascontiguousarray(job.smallest[image_no], np.float32).tobytes())
         images.append(digest)
     boxes = np.ascontiguousarray(job.boxes, dtype=np.float64)
     keys: list[str | None] = []

@@ -438,7 +438,7 @@ def _last_float32_below(size: int) -> float:
 
 
 def crop_region(
-    image: Image.Image | np.ndarray,
+    image: Image.Image,
     box: tuple[float, float, float, float],
     options: DecodeOptions,
     origin: tuple[int, int] = (0, 0),
@@ -454,7 +454,7 @@ def crop_region(
 
     Args:
         image: An image from `load_image`, or a decoded strip of one (the
-            region-decode fast path), as an image or an array.
+            region-decode fast path).
         box: `xyxy` in pixels of the whole (possibly reduced) image, inside it.
         options: The `DecodeOptions`.
         origin: Where `image` starts within the whole image (for strips).
@@ -463,10 +463,7 @@ def crop_region(
     Returns:
         `uint8` array of shape `(height, width, channels)`.
     """
-    if bounds is not None:
-        full_w, full_h = bounds
-    else:
-        full_w, full_h = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
+    full_w, full_h = bounds if bounds is not None else image.size
     x0, y0, x1, y1 = box
     # Pillow reads the box as single-precision floats: a sliver thinner than
     # one float32 step at the right or bottom edge would round onto that edge,
@@ -482,14 +479,11 @@ def crop_region(
     return _padded(_pixels(resized), options)
 
 
-def _window(image: Image.Image | np.ndarray, box: tuple[int, int, int, int],
+def _window(image: Image.Image, box: tuple[int, int, int, int],
             origin: tuple[int, int]) -> Image.Image:
     """The pixels `box` (whole-image coordinates) of an image or strip that starts at `origin`."""
     left, top = origin
-    x0, y0, x1, y1 = box[0] - left, box[1] - top, box[2] - left, box[3] - top
-    if isinstance(image, Image.Image):
-        return _crop_unchecked(image, (x0, y0, x1, y1))
-    return Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    return _crop_unchecked(image, (box[0] - left, box[1] - top, box[2] - left, box[3] - top))
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
@@ -587,7 +581,7 @@ def _margin(window: Window, options: DecodeOptions) -> int:
 
 
 def sample_window(
-    image: Image.Image | np.ndarray,
+    image: Image.Image,
     window: Window,
     options: DecodeOptions,
     origin: tuple[int, int] = (0, 0),
@@ -612,7 +606,7 @@ def sample_window(
         `uint8` array of shape `(height, width, channels)`.
     """
     if bounds is None:
-        bounds = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
+        bounds = image.size
     wx0, wy0, wx1, wy1 = sample_region(window, bounds, options)
     region = _window(image, (wx0, wy0, wx1, wy1), origin)
     out_w, out_h = _inner_size(window.width, window.height, options)
@@ -725,7 +719,7 @@ def _scaled(cut: Cut, scale: int, bounds: tuple[int, int]) -> Cut:
     return (x0 / scale, y0 / scale, min(x1 / scale, bounds[0]), min(y1 / scale, bounds[1]))
 
 
-def _cut(image: Image.Image | np.ndarray, cut: Cut, options: DecodeOptions,
+def _cut(image: Image.Image, cut: Cut, options: DecodeOptions,
          origin: tuple[int, int] = (0, 0), bounds: tuple[int, int] | None = None) -> np.ndarray:
     if isinstance(cut, Window):
         return sample_window(image, cut, options, origin, bounds)
