@@ -183,7 +183,7 @@ class StateMismatchError(RoiDatagenError, ValueError):
     """A saved iteration state does not fit the dataset it is restored into."""
 
 
-class UnsupportedSetupError(RuntimeError):
+class UnsupportedSetupError(RoiDatagenError, RuntimeError):
     """The training setup cannot serve this dataset exactly once; the message says why."""
 
 
