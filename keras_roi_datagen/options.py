@@ -135,8 +135,9 @@ def check_on_error(on_error: Any) -> OnError:
     Raises:
         ValueError: For any other value.
     """
-    value = on_error if on_error != "collect" else "skip"  # internal callers' word, no warning
-    return check_choice("on_error", value, ON_ERROR)  # type: ignore[no-any-return]
+    value: Any = "skip" if on_error == "collect" else on_error  # the readers' word, no warning
+    checked: OnError = check_choice("on_error", value, ON_ERROR)
+    return checked
 
 
 def check_unseen_labels(value: Any) -> str:
@@ -145,8 +146,9 @@ def check_unseen_labels(value: Any) -> str:
     Raises:
         ValueError: For any other value.
     """
-    return check_choice("unseen_labels", _alias("unseen_labels", value, _UNSEEN_ALIASES),
-                        UNSEEN_LABELS)
+    checked: str = check_choice("unseen_labels", _alias("unseen_labels", value, _UNSEEN_ALIASES),
+                                UNSEEN_LABELS)
+    return checked
 
 
 def _is_int(value: Any) -> bool:
