@@ -32,7 +32,7 @@ from keras_roi_datagen import storage
 from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.storage import is_url, url_join
 
-__all__ = ["PathProblem", "PathTable", "check_image_file", "resolve_image_path"]
+__all__ = ["MISSING_NAME", "PathProblem", "PathTable", "check_image_file", "resolve_image_path"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class PathProblem:
 
     kind: str
     message: str
+
+
+MISSING_NAME = PathProblem("filename_missing", "the file name is missing or not text.")
+"""The problem of a row without a usable file name."""
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -67,7 +71,7 @@ def resolve_image_path(
     'path_outside_image_dir'
     """
     if not isinstance(name, str) or not name.strip():
-        return PathProblem("filename_missing", "the file name is missing or not text.")
+        return MISSING_NAME
     name = name.strip()
     if is_url(name) or is_url(image_dir):
         return _resolve_url(name, image_dir, allow_outside_image_dir)

@@ -38,7 +38,9 @@ def _refuse_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the index was built again")
 
-    monkeypatch.setattr(index_module, "_Collector", refuse)
+    from keras_roi_datagen.index import rows
+
+    monkeypatch.setattr(rows, "_Collector", refuse)
     from keras_roi_datagen import index_columns
 
     monkeypatch.setattr(index_columns, "build_columnar_index", refuse)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from keras_roi_datagen import options
 from keras_roi_datagen.errors import Problem, raise_problems
 
 __all__ = [
@@ -46,10 +47,10 @@ _HINT = "Pass on_error='skip' to leave the malformed records out and list them i
 
 
 def check_on_error(on_error: str) -> None:
-    """Refuse an unknown `on_error`.
+    """Refuse an unknown `on_error` (`options.check_on_error` decides).
 
     Args:
-        on_error: `"raise"`, `"skip"` (or its synonym `"collect"`).
+        on_error: `"raise"`, `"skip"` (or its older synonym `"collect"`).
 
     Raises:
         ValueError: For any other value.
@@ -58,8 +59,7 @@ def check_on_error(on_error: str) -> None:
     >>> check_on_error("skip")
 
     """
-    if on_error not in ("raise", "skip", "collect"):
-        raise ValueError(f"`on_error` must be 'raise' or 'skip'. Received: on_error={on_error!r}")
+    options.check_on_error(on_error)
 
 
 def is_region_frame(frame: pd.DataFrame) -> bool:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from keras_roi_datagen import options
 from keras_roi_datagen.errors import AnnotationError, Problem, raise_problems
 from keras_roi_datagen.formats.csv import (
     LineReader,
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-OnError = Literal["raise", "collect"]
+OnError = Literal["raise", "skip", "collect"]
 
 STANDARD_COLUMNS = (
     "filename", "file_size", "file_attributes", "region_count", "region_id",
@@ -133,22 +134,19 @@ class ViaRecord:
 
 
 def check_on_error(on_error: str) -> None:
-    """Refuse an unknown `on_error` value.
+    """Refuse an unknown `on_error` value (`options.check_on_error` decides).
 
     Args:
-        on_error: `"raise"` or `"collect"`.
+        on_error: `"raise"` or `"skip"` (`"collect"`, the readers' older word, is `"skip"`).
 
     Raises:
         ValueError: For any other value.
 
     Example:
-    >>> check_on_error("collect")
+    >>> check_on_error("skip")
 
     """
-    if on_error not in ("raise", "collect"):
-        raise ValueError(
-            f"`on_error` must be 'raise' or 'collect'. Received: on_error={on_error!r}"
-        )
+    options.check_on_error(on_error)
 
 
 def fail(
@@ -582,7 +580,7 @@ def raise_not_via_csv(path: PathLike, layout: CsvLayout) -> None:
 
 # The one-row-per-region table.
 
-_HINT = "Pass on_error='collect' to skip the malformed rows and list them in attrs['problems']."
+_HINT = "Pass on_error='skip' to leave the malformed rows out and list them in attrs['problems']."
 
 
 def attribute_columns(keys: Iterable[str], reserved: Iterable[str] = ()) -> dict[str, str]:
