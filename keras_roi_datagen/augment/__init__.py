@@ -15,8 +15,24 @@ The pipeline of one row (`imaging` applies it; this package decides it):
 2. Pixel space, after resizing: flips, brightness, contrast, saturation,
    hue, random erasing, in that order, in NumPy on `uint8` crops (`pixels`).
 
-This package imports only NumPy, Pillow and `keras_roi_datagen.options`: no
-backend op ever touches the pixels.
+One table of operations, `ops.OPS`, says for each `Augmentation` option how
+it is checked, which Philox streams it draws from, which parameter columns it
+fills and with what, and in which space it acts; `draw` (`draws`),
+`Explanation` (`explain`) and `Augmentation` itself derive from it. Adding an
+operation is its entry there and its effect in `windows` or `pixels`.
+
+Modules: `philox` (the generator and the uniform draws), `ops` (the table,
+`Augmentation`, `parse_augmentation`), `draws` (`draw`, `PARAMETERS`),
+`windows` (`Window`, `row_window`), `pixels` (`apply_pixel_ops`), `explain`
+(`Explanation`). This package imports only NumPy, Pillow and
+`keras_roi_datagen.options`: no backend op ever touches the pixels.
+
+Example:
+>>> import numpy as np
+>>> augmentation = parse_augmentation({"zoom": 0.2, "horizontal_flip": True})
+>>> params = draw(augmentation, seed=1337, epoch=0, rows=np.arange(4))
+>>> params.shape == (4, len(PARAMETERS))
+True
 """
 
 from keras_roi_datagen.augment.draws import PARAMETERS, draw, parameters_of

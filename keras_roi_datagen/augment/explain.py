@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_roi_datagen.augment.draws import IDENTITY
+from keras_roi_datagen.augment.ops import PIPELINE
 from keras_roi_datagen.augment.windows import Window
 
 __all__ = ["Explanation"]
@@ -49,12 +49,9 @@ class Explanation:
         return self.window.corners()
 
     def __repr__(self) -> str:
-        changed = {k: round(v, 4) for k, v in self.parameters.items()
-                   if v != IDENTITY.get(k, 0.0) and not k.startswith("erase_")}
-        if self.parameters.get("erase"):
-            changed["erase_xyxy"] = tuple(  # type: ignore[assignment]
-                round(self.parameters[k], 3)
-                for k in ("erase_x0", "erase_y0", "erase_x1", "erase_y1"))
+        changed: dict[str, Any] = {}
+        for op in PIPELINE:
+            changed.update(op.shown(self.parameters))
         box = ", ".join(f"{v:.2f}" for v in self.box)
         return (f"Explanation(row={self.row}, label={self.label!r}, epoch={self.epoch}, "
                 f"image={self.path!r} {self.image_size[0]}x{self.image_size[1]}, "

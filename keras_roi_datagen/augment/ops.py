@@ -1,17 +1,95 @@
-"""The augmentation options: `Augmentation` and `parse_augmentation`."""
+"""The augmentation operations: one table, `OPS`, and the options it checks, `Augmentation`.
+
+An operation is one `Op` in `OPS`: the `Augmentation` option it reads, how
+that option is checked, the Philox streams it draws from, the parameter
+columns it fills (with their values when it is off), how it draws them, and
+the space it acts in. The rest is derived from the table: `PARAMETERS` and
+its identity values, the streams `draw` asks for, `Augmentation`'s checks and
+`changes_pixels`, and what `Explanation` shows.
+
+Adding an operation touches two places besides its tests:
+
+1. here: a field of `Augmentation` with its `Args` entry, and its `Op` at the
+   same position in `OPS`, drawing from stream numbers no op has used (never
+   renumber a stream: every augmented batch ever produced depends on it);
+2. its effect, reading its columns by name: `windows.row_window` for a box
+   space op, `pixels.apply_pixel_ops` for a pixel space op.
+
+Example:
+>>> [op.option for op in OPS if op.space == "box"]
+['zoom', 'shift', 'aspect', 'context', 'rotation']
+>>> Augmentation(zoom=0.1).zoom
+(0.9, 1.1)
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 
 from keras_roi_datagen.options import check_flag, check_fraction
 
-__all__ = ["Augmentation", "parse_augmentation"]
+__all__ = ["OPS", "PIPELINE", "Augmentation", "Op", "parse_augmentation"]
+
+Space = Literal["box", "pixel"]
+Parse = Callable[[str, Any], Any]
+Draw = Callable[[Any, tuple[np.ndarray, ...]], Mapping[str, np.ndarray]]
+Show = Callable[[Mapping[str, float]], dict[str, Any]]
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """One augmentation operation: an entry of `OPS`.
+
+    Args:
+        option: The `Augmentation` field it reads; the op is on when the
+            field's value is true (a range, a non-zero number, `True`).
+        space: `"box"`: it moves the crop window before decoding
+            (`row_window` applies it); `"pixel"`: it changes the resized crop
+            (`apply_pixel_ops`).
+        parse: `(name, value) -> value`: checks the user's value, raising a
+            `ValueError` that states the rule and the value, and returns it
+            normalised (a number becomes its range).
+        streams: The Philox operation numbers (the counter's fourth word)
+            it draws from. Fixed forever. Defaults to `()`.
+        columns: The parameter columns it fills, each with its identity
+            value (the value when the op is off). Defaults to none.
+        draw: `(value, uniforms) -> {column: values}`: the columns from the
+            parsed option and one `(rows, 4)` array of uniforms in (0, 1) per
+            stream. Defaults to drawing nothing (`context` is fixed).
+        show: `parameters -> {name: value}`: what `Explanation` shows of its
+            columns. Defaults to `None`: each column that differs from its
+            identity, rounded to 4 places.
+
+    Example:
+    >>> zoom = OPS[0]
+    >>> zoom.option, zoom.space, zoom.streams, dict(zoom.columns)
+    ('zoom', 'box', (1,), {'zoom': 1.0})
+    """
+
+    option: str
+    space: Space
+    parse: Parse
+    streams: tuple[int, ...] = ()
+    columns: Mapping[str, float] = field(default_factory=dict)
+    draw: Draw = lambda value, uniforms: {}
+    show: Show | None = None
+
+    def shown(self, parameters: Mapping[str, float]) -> dict[str, Any]:
+        """What `Explanation` shows of this op's columns among one row's `parameters`."""
+        if self.show is not None:
+            return self.show(parameters)
+        return {name: round(parameters[name], 4) for name, identity in self.columns.items()
+                if name in parameters and parameters[name] != identity}
+
+
+# -- checking options -------------------------------------------------------------------------
+
 
 def _range(name: str, value: Any, low: float, high: float,
            number: Callable[[float], tuple[float, float]]) -> tuple[float, float] | None:
@@ -37,6 +115,16 @@ def _range(name: str, value: Any, low: float, high: float,
     return pair
 
 
+def _pair(low: float, high: float, number: Callable[[float], tuple[float, float]]) -> Parse:
+    """The rule of a range option within `[low, high]`; a number `v` means `number(v)`."""
+    return partial(_range, low=low, high=high, number=number)
+
+
+def _fraction(high: float) -> Parse:
+    """The rule of a number in `[0, high]`."""
+    return partial(check_fraction, high=high)
+
+
 def _around_one(v: float) -> tuple[float, float]:
     return (1.0 - v, 1.0 + v)
 
@@ -51,6 +139,98 @@ def _from_zero(v: float) -> tuple[float, float]:
 
 def _twice(v: float) -> tuple[float, float]:
     return (v, v)
+
+
+# -- drawing parameters -----------------------------------------------------------------------
+
+_ERASE_AREA = (0.02, 0.33)  # fraction of the crop, as Keras's RandomErasing `scale`
+_ERASE_RATIO = (0.3, 1 / 0.3)  # width / height, log-uniform (Zhong et al., 2020)
+_ERASE_BOX = ("erase_x0", "erase_y0", "erase_x1", "erase_y1")
+_ERASE_FILL = ("erase_r", "erase_g", "erase_b")
+_EPSILON = 1e-7  # Keras's backend epsilon, in RandomSaturation's factor / (1 - factor)
+
+
+def _between(u: np.ndarray, pair: tuple[float, float]) -> np.ndarray:
+    return pair[0] + (pair[1] - pair[0]) * u
+
+
+def _log_between(u: np.ndarray, pair: tuple[float, float]) -> np.ndarray:
+    values: np.ndarray = np.exp(_between(u, (math.log(pair[0]), math.log(pair[1]))))
+    return values
+
+
+def _draw_saturation(saturation: tuple[float, float], u: tuple[np.ndarray, ...]
+                     ) -> dict[str, np.ndarray]:
+    x = _between(u[0][:, 0], saturation)
+    return {"saturation": x / (1.0 - x + _EPSILON)}
+
+
+def _draw_erasing(probability: float, u: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    e, fill = u
+    area = _between(e[:, 1], _ERASE_AREA)
+    ratio = _log_between(e[:, 2], _ERASE_RATIO)
+    width = np.minimum(np.sqrt(area * ratio), 1.0)
+    height = np.minimum(np.sqrt(area / ratio), 1.0)
+    left = e[:, 3] * (1.0 - width)
+    top = fill[:, 3] * (1.0 - height)
+    return {"erase": e[:, 0] < probability,
+            "erase_x0": left, "erase_y0": top, "erase_x1": left + width, "erase_y1": top + height,
+            **{channel: np.floor(fill[:, k] * 256.0) for k, channel in enumerate(_ERASE_FILL)}}
+
+
+def _show_erasing(parameters: Mapping[str, float]) -> dict[str, Any]:
+    """`erase` and the erased rectangle of an erased crop (not its colour)."""
+    if not parameters.get("erase"):
+        return {}
+    return {"erase": round(parameters["erase"], 4),
+            "erase_xyxy": tuple(round(parameters[name], 3) for name in _ERASE_BOX)}
+
+
+# -- the table --------------------------------------------------------------------------------
+
+OPS: tuple[Op, ...] = (
+    Op("zoom", "box", _pair(1e-3, 1e3, _around_one), streams=(1,), columns={"zoom": 1.0},
+       draw=lambda zoom, u: {"zoom": _between(u[0][:, 0], zoom)}),
+    Op("shift", "box", _fraction(10.0), streams=(2,), columns={"shift_x": 0.0, "shift_y": 0.0},
+       draw=lambda shift, u: {"shift_x": _between(u[0][:, 0], (-shift, shift)),
+                              "shift_y": _between(u[0][:, 1], (-shift, shift))}),
+    Op("aspect", "box", _pair(1e-3, 1e3, _around_one), streams=(3,), columns={"aspect": 1.0},
+       draw=lambda aspect, u: {"aspect": _log_between(u[0][:, 0], aspect)}),
+    Op("context", "box", _fraction(10.0)),
+    # The two flips share stream 5: word 0 decides the horizontal one, word 1 the vertical.
+    Op("horizontal_flip", "pixel", check_flag, streams=(5,), columns={"horizontal_flip": 0.0},
+       draw=lambda _, u: {"horizontal_flip": u[0][:, 0] < 0.5}),
+    Op("vertical_flip", "pixel", check_flag, streams=(5,), columns={"vertical_flip": 0.0},
+       draw=lambda _, u: {"vertical_flip": u[0][:, 1] < 0.5}),
+    Op("rotation", "box", _pair(-360.0, 360.0, _around_zero), streams=(4,), columns={"angle": 0.0},
+       draw=lambda rotation, u: {"angle": _between(u[0][:, 0], rotation)}),
+    Op("brightness", "pixel", _pair(-1.0, 1.0, _around_zero), streams=(6,),
+       columns={"brightness": 0.0},
+       draw=lambda brightness, u: {"brightness": _between(u[0][:, 0], brightness) * 255.0}),
+    # Keras's RandomContrast: a number f is (f, f), meaning [1 - f, 1 + f].
+    Op("contrast", "pixel", _pair(0.0, 1.0, _twice), streams=(7,), columns={"contrast": 1.0},
+       draw=lambda contrast, u: {
+           "contrast": _between(u[0][:, 0], (1.0 - contrast[0], 1.0 + contrast[1]))}),
+    Op("saturation", "pixel", _pair(0.0, 1.0, _from_zero), streams=(8,),
+       columns={"saturation": 1.0}, draw=_draw_saturation),
+    Op("hue", "pixel", _pair(0.0, 1.0, _from_zero), streams=(9,), columns={"hue": 0.0},
+       draw=lambda hue, u: {
+           "hue": np.where(u[0][:, 0] > 0.5, -1.0, 1.0) * _between(u[0][:, 1], hue) * 0.5}),
+    Op("erasing", "pixel", _fraction(1.0), streams=(10, 11),
+       columns=dict.fromkeys(("erase", *_ERASE_BOX, *_ERASE_FILL), 0.0), draw=_draw_erasing,
+       show=_show_erasing),
+)
+"""The augmentation operations, one per `Augmentation` option, in the order of its fields."""
+
+PIPELINE = tuple(sorted(OPS, key=lambda op: op.space == "pixel"))
+"""`OPS`, box space first (the order a row meets them), table order within each space.
+
+The order of the parameter columns (`PARAMETERS`) and of what `Explanation` shows.
+"""
+
+
+# -- the options ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -123,28 +303,13 @@ class Augmentation:
     erasing: float = 0.0
 
     def __post_init__(self) -> None:
-        def put(name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
-
-        put("zoom", _range("zoom", self.zoom, 1e-3, 1e3, _around_one))
-        put("shift", check_fraction("shift", self.shift, 10.0))
-        put("aspect", _range("aspect", self.aspect, 1e-3, 1e3, _around_one))
-        put("context", check_fraction("context", self.context, 10.0))
-        put("horizontal_flip", check_flag("horizontal_flip", self.horizontal_flip))
-        put("vertical_flip", check_flag("vertical_flip", self.vertical_flip))
-        put("rotation", _range("rotation", self.rotation, -360.0, 360.0, _around_zero))
-        put("brightness", _range("brightness", self.brightness, -1.0, 1.0, _around_zero))
-        # Keras's RandomContrast: a number f is (f, f), meaning [1 - f, 1 + f].
-        put("contrast", _range("contrast", self.contrast, 0.0, 1.0, _twice))
-        put("saturation", _range("saturation", self.saturation, 0.0, 1.0, _from_zero))
-        put("hue", _range("hue", self.hue, 0.0, 1.0, _from_zero))
-        put("erasing", check_fraction("erasing", self.erasing, 1.0))
+        for op in OPS:
+            object.__setattr__(self, op.option, op.parse(op.option, getattr(self, op.option)))
 
     @property
     def changes_pixels(self) -> bool:
         """Whether any option changes the resized crop (pixel space)."""
-        return bool(self.horizontal_flip or self.vertical_flip or self.brightness
-                    or self.contrast or self.saturation or self.hue or self.erasing)
+        return any(getattr(self, op.option) for op in OPS if op.space == "pixel")
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the options that are on, as JSON-able data (the inverse of `parse_augmentation`)."""
