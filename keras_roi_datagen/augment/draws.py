@@ -3,11 +3,6 @@
 The columns are the op table's (`ops.OPS`): each op's columns, box space ops
 first (`ops.PIPELINE`). `draw` asks Philox only for the streams of the ops
 that are on, and fills the columns of the others with their identity values.
-
-Example:
->>> params = draw(Augmentation(shift=0.1), seed=0, epoch=0, rows=np.arange(3))
->>> parameters_of(params[0])["zoom"], bool(abs(params[0, COLUMN["shift_x"]]) <= 0.1)
-(1.0, True)
 """
 
 from __future__ import annotations
@@ -61,5 +56,16 @@ def draw(augmentation: Augmentation, seed: int, epoch: int, rows: np.ndarray) ->
 
 
 def parameters_of(params: np.ndarray) -> dict[str, float]:
-    """Names one row's parameter vector (a row of `draw`'s result)."""
+    """Names one row's parameter vector (a row of `draw`'s result).
+
+    Args:
+        params: One row of `draw`'s result.
+
+    Returns:
+        Each parameter by name, in the order of `PARAMETERS`.
+
+    Example:
+    >>> parameters_of(draw(Augmentation(), seed=0, epoch=0, rows=np.arange(1))[0])["contrast"]
+    1.0
+    """
     return {name: float(params[k]) for k, name in enumerate(PARAMETERS)}

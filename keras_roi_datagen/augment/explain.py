@@ -31,6 +31,12 @@ class Explanation:
             `saturation` (multipliers), `hue` (turns), `erase` (0 or 1) and
             the erased rectangle (fractions of the crop) and colour.
         border: The border policy for window parts outside the image.
+
+    Example:
+    ```python
+    ds = RoiDataset("via_export.csv", augment=Augmentation(zoom=0.2), seed=1)
+    ds.explain(0)  # Explanation(row=0, ..., window=Window(...), parameters={'zoom': 0.8716})
+    ```
     """
 
     row: int

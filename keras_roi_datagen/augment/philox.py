@@ -6,11 +6,6 @@ arithmetic: only `uint64` multiplies, shifts and xors, so the stream does not
 change with the NumPy version. A counter is `(row low word, row high word,
 epoch, operation)` under the key `seed`, so a row's numbers depend on nothing
 else: not its batch, worker, backend, host count or a resume.
-
-Example:
->>> u = uniforms(seed=1, epoch=0, rows=np.array([3, 4]), operations=[1, 2])
->>> u[1].shape, bool(((0 < u[2]) & (u[2] < 1)).all())
-((2, 4), True)
 """
 
 from __future__ import annotations
@@ -65,6 +60,11 @@ def uniforms(seed: int, epoch: int, rows: np.ndarray, operations: Sequence[int]
 
     Returns:
         Per operation, a `(len(rows), 4)` `float64` array.
+
+    Example:
+    >>> u = uniforms(seed=1, epoch=0, rows=np.array([3, 4]), operations=[1, 2])
+    >>> u[1].shape, bool(((0 < u[2]) & (u[2] < 1)).all())
+    ((2, 4), True)
     """
     rows = np.asarray(rows, dtype=np.uint64)
     n = len(rows)

@@ -2,14 +2,6 @@
 
 In NumPy and Pillow on `uint8` crops, after resizing; no backend op ever
 touches the pixels.
-
-Example:
->>> from keras_roi_datagen.augment import PARAMETERS, Augmentation, draw
->>> params = draw(Augmentation(vertical_flip=True), seed=0, epoch=0, rows=np.arange(8))
->>> crop = np.arange(6, dtype=np.uint8).reshape(2, 3, 1)
->>> flipped = params[:, PARAMETERS.index("vertical_flip")].argmax()
->>> apply_pixel_ops(crop, params[flipped])[..., 0].tolist()
-[[3, 4, 5], [0, 1, 2]]
 """
 
 from __future__ import annotations
@@ -111,6 +103,14 @@ def apply_pixel_ops(pixels: np.ndarray, params: np.ndarray) -> np.ndarray:
 
     Returns:
         The changed crop (`pixels` itself when nothing applies).
+
+    Example:
+    >>> from keras_roi_datagen.augment import PARAMETERS, Augmentation, draw
+    >>> params = draw(Augmentation(vertical_flip=True), seed=0, epoch=0, rows=np.arange(8))
+    >>> crop = np.arange(6, dtype=np.uint8).reshape(2, 3, 1)
+    >>> flipped = params[:, PARAMETERS.index("vertical_flip")].argmax()
+    >>> apply_pixel_ops(crop, params[flipped])[..., 0].tolist()
+    [[3, 4, 5], [0, 1, 2]]
     """
     p = params
     channels = 3 if pixels.shape[-1] >= 3 else pixels.shape[-1]

@@ -4,11 +4,6 @@ A row's window is decided before decoding, so decoding reads only what the
 window needs (region decoding and JPEG DCT scaling still apply), and the model
 sees real image content, not padding, when a box grows or shifts. Parts of a
 window outside the image follow the dataset's `border` policy.
-
-Example:
->>> row_window((10, 20, 50, 40), None, None, image_size=(100, 100), output_size=(32, 32),
-...            aspect_ratio="crop")
-Window(xyxy=(20.00, 20.00, 40.00, 40.00), size=20.00x20.00)
 """
 
 from __future__ import annotations
@@ -37,6 +32,11 @@ class Window:
         width: Width along the window's own x axis.
         height: Height along its y axis.
         angle: Rotation in degrees.
+
+    Example:
+    >>> window = Window.from_box((0, 0, 40, 20), angle=90)
+    >>> [round(v, 6) for v in window.bounds()]
+    [10.0, -10.0, 30.0, 30.0]
     """
 
     cx: float
@@ -118,6 +118,11 @@ def row_window(
 
     Returns:
         The `Window`. Without augmentation and with `"squash"` it is the box.
+
+    Example:
+    >>> row_window((10, 20, 50, 40), None, None, image_size=(100, 100), output_size=(32, 32),
+    ...            aspect_ratio="crop")
+    Window(xyxy=(20.00, 20.00, 40.00, 40.00), size=20.00x20.00)
     """
     x0, y0, x1, y1 = (float(v) for v in box)
     width, height = x1 - x0, y1 - y0
