@@ -40,6 +40,7 @@ __all__ = [
     "OnError",
     "check_choice",
     "check_dtype",
+    "check_flag",
     "check_fraction",
     "check_image_size",
     "check_non_negative_int",
@@ -248,6 +249,20 @@ def check_fraction(name: str, value: Any, high: float = 1.0) -> float:
         raise ValueError(f"`{name}` must be a number in [0, {high}]. Received: {name}={value!r}")
     return float(value)
 
+
+def check_flag(name: str, value: Any) -> bool:
+    """Checks a `True`/`False` option (a NumPy bool too) and returns it as a `bool`.
+
+    Raises:
+        ValueError: For anything else, `0` and `1` included.
+
+    Example:
+    >>> check_flag("horizontal_flip", np.bool_(True))
+    True
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return bool(value)
 
 def channels_of(color_mode: str) -> int:
     """Returns the channels of a colour mode (`"rgb"`: 3, `"grayscale"`: 1, `"rgba"`: 4)."""
