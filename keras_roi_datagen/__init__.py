@@ -33,6 +33,7 @@ _EXPORTS = {
     "read_via_csv": "keras_roi_datagen.formats.via",
     "read_via_json": "keras_roi_datagen.formats.via",
     "read_table": "keras_roi_datagen.formats",
+    "read_raw_table": "keras_roi_datagen.formats",
     "read_annotations": "keras_roi_datagen.formats",
     "write_annotations": "keras_roi_datagen.formats.writers",
     "plan_epoch": "keras_roi_datagen.planning",
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from keras_roi_datagen.errors import UnsupportedSetupError as UnsupportedSetupError
     from keras_roi_datagen.errors import WorkerError as WorkerError
     from keras_roi_datagen.formats import read_annotations as read_annotations
+    from keras_roi_datagen.formats import read_raw_table as read_raw_table
     from keras_roi_datagen.formats import read_table as read_table
     from keras_roi_datagen.formats.via import read_via_csv as read_via_csv
     from keras_roi_datagen.formats.via import read_via_json as read_via_json

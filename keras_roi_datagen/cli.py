@@ -375,7 +375,7 @@ def _survey_via(path: str) -> _ViaSurvey:
 
     keys: dict[str, None] = {}
     shapes: Counter[str] = Counter()
-    for record in iter_via_records(path, on_error="collect"):
+    for record in iter_via_records(path, on_error="skip"):
         if record.problem is not None or not record.shape:
             continue
         keys.update(dict.fromkeys(k for k in record.attributes if k))
@@ -516,7 +516,7 @@ def _label_counts(summary: TableSummary) -> dict[str, Any]:
 
 
 def _generic_shapes(table: _Summary) -> dict[str, int]:
-    from keras_roi_datagen.formats import read_table
+    from keras_roi_datagen.formats import read_raw_table
     from keras_roi_datagen.formats.via_records import parse_box_cell
 
     spec = table.spec
@@ -527,7 +527,7 @@ def _generic_shapes(table: _Summary) -> dict[str, int]:
         return {f"four columns ({spec.box_format.value})": table.summary.n_rows}
     if is_url(table.path):
         return {}
-    frame = read_table(table.path, format=spec.format, on_error="collect")
+    frame = read_raw_table(table.path, format=spec.format, on_error="skip")
     if spec.box_col not in frame.columns and "shape" in frame.columns:  # a region frame
         return dict(Counter(str(v) for v in frame["shape"].tolist()).most_common())
     shapes: Counter[str] = Counter()

@@ -432,7 +432,7 @@ class RoiDataModule:
         Returns:
             A copy of the table's usable rows, in order, with columns
             `{head}_predicted` (the class) and `{head}_score` (its score).
-            For a table file, the rows are those `formats.read_table` reads,
+            For a table file, the rows are those `formats.read_raw_table` reads,
             found by their row labels.
         """
         self.setup("fit")
@@ -451,14 +451,17 @@ class RoiDataModule:
     def _table_rows(self, index: RoiIndex, rows: np.ndarray) -> pd.DataFrame:
         """The table's own rows behind index rows: a DataFrame's by position, a file's by label."""
         source = self._source
+        found: pd.DataFrame
         if source.frame is not None:
-            return source.frame.iloc[np.asarray(index.positions)[rows]].copy()
-        from keras_roi_datagen.formats import read_table
+            found = source.frame.iloc[np.asarray(index.positions)[rows]].copy()
+            return found
+        from keras_roi_datagen.formats import read_raw_table
 
         assert source.local is not None
-        table = read_table(source.local, format=self._spec.format,
-                           on_error=self.dataset_kwargs.get("on_error", "raise"))
-        return table.loc[[index.row_label(int(r)) for r in rows]].copy()
+        table = read_raw_table(source.local, format=self._spec.format,
+                               on_error=self.dataset_kwargs.get("on_error", "raise"))
+        found = table.loc[[index.row_label(int(r)) for r in rows]].copy()
+        return found
 
     # -- statistics ------------------------------------------------------------------------------
 

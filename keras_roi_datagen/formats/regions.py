@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 REGION_COLUMNS = ("filename", "x", "y", "w", "h", "label", "shape")
-OnError = Literal["raise", "skip", "collect"]
+OnError = options.OnError
 PointBoxSize = float | tuple[float, float] | None
 NORMALISED_TOLERANCE = 0.01
 _HINT = "Pass on_error='skip' to leave the malformed records out and list them in attrs['problems']."
@@ -167,7 +167,7 @@ class RegionFrameBuilder:
         source: The file or folder read, for messages and `attrs["source"]`.
         fmt: The format name, for `attrs["format"]`.
         on_error: `"raise"`: `frame()` raises one error listing every malformed
-            record; `"skip"`/`"collect"`: they are left out and listed in
+            record; `"skip"`: they are left out and listed in
             `attrs["problems"]`.
         point_box_size: `None` skips point annotations (reported as warnings);
             a size in pixels (or `(width, height)`) makes each a box centred on

@@ -14,7 +14,7 @@ layout) and a reader returning the common frame described in
 | `"cvat"` | `cvat` | an XML file |
 
 `detect_format` names a path's format (`"csv"` for a plain CSV table, which
-has no region geometry of its own and is read by `read_table` with
+has no region geometry of its own and is read by `read_raw_table` with
 `csv.read_generic_csv`). `label_columns` names the columns a table's format
 keeps each region's class in (what `y_cols=None` means).
 """

@@ -27,7 +27,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-OnError = Literal["raise", "skip", "collect"]
+OnError = options.OnError
 
 STANDARD_COLUMNS = (
     "filename", "file_size", "file_attributes", "region_count", "region_id",
@@ -155,7 +155,7 @@ def fail(
     """Raise a record's problem, or wrap it in a `ViaRecord` when collecting.
 
     Args:
-        on_error: `"raise"` or `"collect"`.
+        on_error: `"raise"` or `"skip"`.
         problem: What is wrong.
         filename: The image concerned, if known.
         extra: The row's extra columns, if known (see `ViaRecord.extra`).
@@ -167,7 +167,7 @@ def fail(
         AnnotationError: When `on_error` is `"raise"`.
 
     Example:
-    >>> fail("collect", Problem("bad_record", "no file name", row=3)).row
+    >>> fail("skip", Problem("bad_record", "no file name", row=3)).row
     3
 
     """
@@ -625,12 +625,12 @@ def records_to_frame(
     """Build the one-row-per-region table from records.
 
     Args:
-        records: Records, read with `on_error="collect"`.
+        records: Records, read with `on_error="skip"`.
         source: The file, for `attrs["source"]`.
         fmt: The layout name, for `attrs["format"]`.
         index_name: `"line"` (CSV) or `"region"` (JSON).
         on_error: `"raise"` raises one `AnnotationError` listing every malformed
-            record; `"collect"` drops them and lists them in `attrs["problems"]`.
+            record; `"skip"` drops them and lists them in `attrs["problems"]`.
         extra_columns: The file's extra columns (a CSV header's), in order; they
             get a column even when no region row has them. Extra keys found in
             the records that are not listed follow, in first-seen order.

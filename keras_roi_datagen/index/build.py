@@ -199,7 +199,7 @@ def _cache_entry(source: Source, spec: TableSpec, vocabularies: Mapping[str, Any
     """The cache entry's folder for a table file, or `None` (no cache, or a DataFrame)."""
     if cache is None or cache is False or source.local is None or source.name is None:
         return None
-    cache_dir = entries.default_cache_dir() if cache is True else os.fspath(cache)  # type: ignore[arg-type]
+    cache_dir = entries.default_cache_dir() if cache is True else os.fspath(cache)
     key = entries.table_key(source.name, source.local, spec, vocabularies, source.version)
     return entries.cache_folder(cache_dir, key)
 

@@ -103,8 +103,15 @@ def whitespace_warning(column: str, raw: str, count: int, *, source: str | None,
         severity="warning")
 
 
-def box_hashes(columns: Sequence[np.ndarray]) -> np.ndarray:
-    """Mixes the bits of the four box columns (`x0, y0, x1, y1`) into one `uint64` per row."""
+def box_hashes(columns: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Mixes the bits of the four box columns (`x0, y0, x1, y1`) into one `uint64` per row.
+
+    Args:
+        columns: The four columns (or a `(4, n)` array, such as `boxes.T`).
+
+    Returns:
+        One `uint64` per row.
+    """
     found = np.full(len(columns[0]), _FNV_OFFSET, dtype=np.uint64)
     scratch = np.empty_like(found)
     with np.errstate(over="ignore"):
@@ -133,7 +140,7 @@ def row_hashes(path_ids: np.ndarray, hashed_boxes: np.ndarray, codes: Iterable[n
     Returns:
         The hashes (`out`, when given).
     """
-    found = np.empty(len(path_ids), dtype=np.uint64) if out is None else out
+    found: np.ndarray = np.empty(len(path_ids), dtype=np.uint64) if out is None else out
     np.copyto(found, path_ids, casting="unsafe")
     with np.errstate(over="ignore"):
         for values in codes:  # int64 codes: their bits, as `astype` gives them

@@ -599,7 +599,7 @@ def index_in_memory(builder: ColumnBuilder) -> tuple[RoiIndex, dict[str, LabelVo
 
 def _finish_on_disk(builder: ColumnBuilder, writer: EntryWriter) -> IndexBuild:
     spec = builder.spec
-    empty = {"path_ids": np.zeros(0, np.int32), "boxes": np.zeros((0, 4)),
+    empty: dict[str, np.ndarray] = {"path_ids": np.zeros(0, np.int32), "boxes": np.zeros((0, 4)),
              "positions": np.zeros(0, np.int64),
              **{f"labels:{c}": np.zeros(0, np.int32) for c in builder.columns}}
     if builder.row_labels is not None:
