@@ -28,7 +28,14 @@ import pandas as pd
 
 from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.formats.csv import read_generic_csv
-from keras_roi_datagen.formats.registry import FORMATS, detect_format, label_columns, read_annotations
+from keras_roi_datagen.formats.registry import (
+    FORMATS,
+    Source,
+    detect_format,
+    label_columns,
+    open_source,
+    read_annotations,
+)
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
     OnError,
@@ -45,12 +52,14 @@ from keras_roi_datagen.formats.writers import write_annotations
 __all__ = [
     "FORMATS",
     "STANDARD_COLUMNS",
+    "Source",
     "ViaRecord",
     "detect_format",
     "detect_via_format",
     "is_via_table",
     "iter_via_records",
     "label_columns",
+    "open_source",
     "read_annotations",
     "read_generic_csv",
     "read_raw_table",
