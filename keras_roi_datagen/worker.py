@@ -3,7 +3,7 @@
 A worker is a fresh interpreter, not a fork of the training process: it never
 inherits JAX's, TensorFlow's or PyTorch's threads, locks or GPU context, needs
 no `if __name__ == "__main__":` guard in the user's script, and imports only
-NumPy, Pillow and `keras_roi_datagen.imaging`.
+NumPy, Pillow and `keras_roi_datagen.decode`.
 
 Protocol (binary, over the worker's stdin and stdout):
 
@@ -95,7 +95,7 @@ def serve(requests: BinaryIO, replies: BinaryIO, buffer_fd: int) -> None:
     """
     import numpy as np
 
-    from keras_roi_datagen.imaging import decode_batch
+    from keras_roi_datagen.decode import decode_batch
 
     buffer = _Buffer(buffer_fd)
     while True:

@@ -52,8 +52,8 @@ from typing import Protocol
 
 import numpy as np
 
+from keras_roi_datagen.decode import BatchJob, BatchResult, decode_batch, new_pixels
 from keras_roi_datagen.errors import Problem, WorkerError
-from keras_roi_datagen.imaging import BatchJob, BatchResult, decode_batch, new_pixels
 from keras_roi_datagen.worker import HEADER, read_exactly
 
 __all__ = ["BatchExecutor", "InlineExecutor", "PassExecutor", "ProcessExecutor", "ThreadExecutor",
