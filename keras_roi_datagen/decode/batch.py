@@ -139,20 +139,34 @@ def _fail_all(result: BatchResult, positions: list[int], path: str, problem: Ima
         result.failures.append(RowFailure(position, problem.kind, str(problem), path, problem.details))
 
 
-def decode_batch(job: BatchJob) -> BatchResult:
+def _checked_out(out: np.ndarray, job: BatchJob) -> np.ndarray:
+    if out.dtype != np.uint8 or out.shape != job.pixel_shape or not out.flags.writeable:
+        raise ValueError(
+            f"`out` must be a writeable uint8 array of shape {job.pixel_shape} (the job's "
+            f"rows, image_size and channels). Received: out with dtype={out.dtype}, "
+            f"shape={out.shape}, writeable={out.flags.writeable}")
+    return out
+
+
+def decode_batch(job: BatchJob, out: np.ndarray | None = None) -> BatchResult:
     """Decodes every region of a batch, opening each image file once.
 
-    Rows that fail are reported in `BatchResult.failures` (their pixels stay
+    Rows that fail are reported in `BatchResult.failures` (their pixels are
     zero) instead of raising, so the caller decides between raising and
     skipping with the row's table coordinates at hand.
 
     Args:
         job: The `BatchJob`.
+        out: Where the pixels go: a writeable `uint8` array of shape
+            `job.pixel_shape` (e.g. a view of shared memory), whose earlier
+            content is overwritten. Defaults to a new 64-byte-aligned array
+            (`new_pixels`).
 
     Returns:
-        The `BatchResult`.
+        The `BatchResult`; its `pixels` are `out` when given.
 
     Raises:
+        ValueError: If `out` has another dtype or shape, or is read-only.
         KeyError: If `job.options` names an unknown filter or colour mode
             (options are checked before a job is built).
 
@@ -162,8 +176,11 @@ def decode_batch(job: BatchJob) -> BatchResult:
     ...                np.array([[0., 0., 4., 4.]]), False, DecodeOptions((8, 8)))
     >>> [f.kind for f in decode_batch(job).failures]
     ['missing_file']
+    >>> out = np.full(job.pixel_shape, 7, np.uint8)
+    >>> decode_batch(job, out).pixels is out, int(out.max())
+    (True, 0)
     """
-    pixels = new_pixels(job.pixel_shape)
+    pixels = new_pixels(job.pixel_shape) if out is None else _checked_out(out, job)
     result = BatchResult(pixels)
     path_index = np.asarray(job.path_index)
     with storage.counting_retries() as result.retries, storage.prefetch(
@@ -171,8 +188,9 @@ def decode_batch(job: BatchJob) -> BatchResult:
         for image_no in np.unique(path_index).tolist():
             _decode_image(job, image_no, np.flatnonzero(path_index == image_no).tolist(), result)
     result.failures.sort(key=lambda failure: failure.position)
+    failed = {failure.position for failure in result.failures}
+    pixels[sorted(failed)] = 0  # `out` may hold an earlier batch's pixels
     if job.augment is not None and job.params is not None and job.augment.changes_pixels:
-        failed = {failure.position for failure in result.failures}
         for position in range(len(pixels)):
             if position not in failed:
                 pixels[position] = apply_pixel_ops(pixels[position], job.params[position])
