@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import image_corpus as corpus
@@ -91,3 +93,17 @@ def test_a_box_outside_the_image_is_an_image_problem():
     assert info.value.kind == "box_outside_image"
     assert str(info.value) == ("box (150.0, 10.0, 170.0, 20.0) (xyxy, pixels) lies wholly outside "
                                "the 100x200 image.")
+
+
+@pytest.mark.parametrize("package", ["decode", "workers"])
+def test_decode_and_workers_import_nothing_above_them(package):
+    # Worker processes import these; decoding must stay pure NumPy/Pillow (parity on every backend).
+    code = ("import sys, pkgutil, importlib; "
+            f"p = importlib.import_module('keras_roi_datagen.{package}'); "
+            "[importlib.import_module(m.name) for m in pkgutil.iter_modules(p.__path__, p.__name__ + '.')]; "
+            "backends = ('keras', 'jax', 'tensorflow', 'torch'); "
+            "above = tuple('keras_roi_datagen.' + n for n in ('dataset', 'adapter', 'batching', 'index')); "
+            "shims = tuple('keras_roi_datagen.' + n for n in ('imaging', 'jpeg_region', 'worker')); "
+            "bad = sorted(m for m in sys.modules if m.partition('.')[0] in backends "
+            "or m.startswith(above) or m in shims); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
