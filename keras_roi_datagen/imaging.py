@@ -1,9 +1,10 @@
 """Deprecated: the decoder moved to `keras_roi_datagen.decode` (this module goes in a later release).
 
-Every name this module had is still here, as the same object as in its new
-home (`INTERPOLATIONS` and `COLOR_MODES` keep their old values: filter name
--> Pillow filter, colour mode -> channels; the option vocabularies now live in
-`keras_roi_datagen.options`). Importing it warns once per process.
+Every public name this module had is still here, as the same object as in
+its new home (`INTERPOLATIONS` and `COLOR_MODES` keep their old values:
+filter name -> Pillow filter, colour mode -> channels; the option
+vocabularies now live in `keras_roi_datagen.options`). Importing it warns
+once per process.
 """
 
 from __future__ import annotations

@@ -31,7 +31,14 @@ class BatchExecutor(Protocol):
     """Runs `BatchJob`s; `close()` releases its threads or processes."""
 
     def submit(self, job: BatchJob) -> Future[BatchResult]:
-        """Starts decoding `job`; the future holds its `BatchResult`."""
+        """Starts decoding `job`.
+
+        Args:
+            job: The `BatchJob`.
+
+        Returns:
+            The future of its `BatchResult` (or of the error that stopped it).
+        """
 
     def cancel_pending(self) -> None:
         """Cancels the jobs not started yet (a pass ended early)."""
