@@ -5,7 +5,7 @@ batch is decoded, every row's crop is looked up by its key; only the rows
 not found are decoded (in the dataset's threads or processes), and their
 crops are stored for the next epoch. Batches are byte-identical with and
 without the cache, because a crop depends only on its own row and image (see
-`imaging.py`) and the cache stores the decoder's `uint8` pixels as they are.
+`keras_roi_datagen.decode`) and the cache stores the decoder's `uint8` pixels as they are.
 
 Key. A row's key is a hash of everything its crop depends on:
 
@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_roi_datagen.imaging import BatchJob, BatchResult, DecodeOptions, new_pixels
+from keras_roi_datagen.decode import BatchJob, BatchResult, DecodeOptions, new_pixels
 from keras_roi_datagen.workers import BatchExecutor
 
 __all__ = [

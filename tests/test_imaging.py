@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from keras_roi_datagen import imaging
 from keras_roi_datagen.boxes import BoxFormat, box_from_values, box_problem, clip_box
+from keras_roi_datagen.decode import image as decode_image
 from keras_roi_datagen.imaging import (
     INTERPOLATIONS,
     BatchJob,
@@ -392,13 +392,13 @@ def test_a_batch_opens_each_image_once(
 ) -> None:
     other = corpus.write_oriented(folder, 6)
     opened: Counter[str] = Counter()
-    real_open = imaging._open_unchecked
+    real_open = decode_image._open_unchecked
 
     def counting_open(path: str) -> Image.Image:
         opened[str(path)] += 1
         return real_open(path)
 
-    monkeypatch.setattr(imaging, "_open_unchecked", counting_open)
+    monkeypatch.setattr(decode_image, "_open_unchecked", counting_open)
     rows = [(scene.path, r.inner(8)) for r in scene.regions]
     rows += [(other.path, r.inner(6)) for r in other.regions]
     rows += [(scene.path, (0, 0, 30, 30)), (other.path, (500, 500, 600, 600))]

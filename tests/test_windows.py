@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keras_roi_datagen import RoiDataset, imaging
+from keras_roi_datagen import RoiDataset
+from keras_roi_datagen.decode import batch as decode_batch_module
 from keras_roi_datagen.planning import plan_epoch
 
 
@@ -93,13 +94,13 @@ def eight_per_image(scenes) -> tuple[pd.DataFrame, object]:
 def test_the_default_decodes_each_image_about_once_per_window(eight_per_image, monkeypatch):
     frame, folder = eight_per_image
     opened: list[str] = []
-    real = imaging._decode_image
+    real = decode_batch_module._decode_image
 
     def counting(job, image_no, positions, result):
         opened.append(job.paths[image_no])
         return real(job, image_no, positions, result)
 
-    monkeypatch.setattr(imaging, "_decode_image", counting)
+    monkeypatch.setattr(decode_batch_module, "_decode_image", counting)
     kwargs = dict(image_dir=folder, image_size=(8, 8), batch_size=4, seed=1, y_cols=["name"])
     windowed = RoiDataset(frame, shuffle_window=len(frame), **kwargs)
     rows = np.concatenate([r for _, _, r in windowed._pass_batches()])
