@@ -4,7 +4,7 @@ Crop the regions of an annotation table (a VGG Image Annotator export or any
 DataFrame) out of their images, encode every label column, and feed a
 several-headed model on TensorFlow, JAX or PyTorch.
 
-Names are imported on first use, so `keras_roi_datagen.imaging` and the
+Names are imported on first use, so `keras_roi_datagen.decode` and the
 decode workers load without Keras.
 
 Example:

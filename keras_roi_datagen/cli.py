@@ -37,9 +37,9 @@ from keras_roi_datagen.options import BORDERS, COLOR_MODES, INTERPOLATIONS
 if TYPE_CHECKING:
     import numpy as np
 
+    from keras_roi_datagen.decode import DecodeOptions
     from keras_roi_datagen.errors import Problem
     from keras_roi_datagen.formats.registry import Source
-    from keras_roi_datagen.imaging import DecodeOptions
     from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec
     from keras_roi_datagen.labels import LabelVocabulary
     from keras_roi_datagen.summary import TableSummary
@@ -721,16 +721,12 @@ def _print_report(report: ValidationReport, args: argparse.Namespace,
 
 
 def _decode_options(args: argparse.Namespace) -> DecodeOptions:
-    from PIL import Image
+    from keras_roi_datagen.decode import DecodeOptions
 
-    from keras_roi_datagen.imaging import DecodeOptions
-
-    return DecodeOptions(
-        image_size=getattr(args, "image_size", (96, 96)),
+    return DecodeOptions.from_arguments(
+        getattr(args, "image_size", (96, 96)),
         interpolation=getattr(args, "interpolation", "bilinear"),
-        color_mode=getattr(args, "color_mode", "rgb"),
-        max_image_pixels=Image.MAX_IMAGE_PIXELS, fast=True,
-        border=getattr(args, "border", "constant"))
+        color_mode=getattr(args, "color_mode", "rgb"), border=getattr(args, "border", "constant"))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

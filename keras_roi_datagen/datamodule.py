@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from keras_roi_datagen.augment import Augmentation, parse_augmentation
 from keras_roi_datagen.dataset import RoiDataset
+from keras_roi_datagen.decode import DecodeOptions
 from keras_roi_datagen.errors import LabelError, Problem, raise_problems
-from keras_roi_datagen.imaging import DecodeOptions
 from keras_roi_datagen.index import IndexBuild, RoiIndex, build_index, resolve_table
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.options import SPLIT_BY, check_choice, check_on_error, check_unseen_labels
@@ -194,10 +193,10 @@ class RoiDataModule:
         The problems include those found when the table was read and indexed
         (records its reader dropped as malformed come first).
         """
-        options = DecodeOptions(self.image_size,
-                                color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
-                                max_image_pixels=self._max_pixels(),
-                                storage_options=self.dataset_kwargs.get("storage_options"))
+        options = DecodeOptions.from_arguments(
+            self.image_size, color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
+            max_image_pixels=self.dataset_kwargs.get("max_image_pixels", -1),
+            storage_options=self.dataset_kwargs.get("storage_options"))
         found = scan_images(build.index, options, decode=decode, progress=progress)
         bad = sorted({row for row, p in found if p.severity == "error"})
         return bad, [*build.problems, *(p for _, p in found)]
@@ -215,10 +214,6 @@ class RoiDataModule:
         if self.dataset_kwargs.get("on_error", "raise") == "raise":
             raise_problems(report.errors, _SKIP_HINT)
         return report
-
-    def _max_pixels(self) -> int | None:
-        limit = self.dataset_kwargs.get("max_image_pixels", -1)
-        return Image.MAX_IMAGE_PIXELS if limit == -1 else limit
 
     def setup(self, stage: str | None = None) -> None:
         """Builds what `stage` needs; calling it again changes nothing.

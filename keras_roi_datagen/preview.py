@@ -1,7 +1,7 @@
 """Contact sheets: look at the regions as the model will see them, before training.
 
 `contact_sheet` draws a grid of tiles, one per table row: the crop decoded
-exactly as batches are (`imaging.decode_batch` with the dataset's
+exactly as batches are (`decode.decode_batch` with the dataset's
 `DecodeOptions`: same size, interpolation and colour mode), captioned with the
 row's label in the table and its labels. A row that cannot be decoded (its
 image is missing, say) gets a red tile naming the problem kind instead of
@@ -27,8 +27,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from keras_roi_datagen.augment import draw
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
+from keras_roi_datagen.decode import DecodeOptions, ImageProblem, decode_batch, load_image
 from keras_roi_datagen.errors import Problem
-from keras_roi_datagen.imaging import DecodeOptions, ImageProblem, decode_batch, load_image
 from keras_roi_datagen.index import RoiIndex
 from keras_roi_datagen.labels import LabelVocabulary
 

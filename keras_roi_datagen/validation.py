@@ -25,15 +25,16 @@ import numpy as np
 import pandas as pd
 
 from keras_roi_datagen import storage
-from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
-from keras_roi_datagen.errors import Problem, StorageError
-from keras_roi_datagen.imaging import (
+from keras_roi_datagen.boxes import to_pixel_xyxy
+from keras_roi_datagen.decode import (
     DecodeOptions,
     ImageProblem,
+    clip_to_image,
     load_image,
     read_image_header,
     read_image_size,
 )
+from keras_roi_datagen.errors import Problem, StorageError
 from keras_roi_datagen.index import RoiIndex
 
 __all__ = ["ValidationReport", "scan_images"]
@@ -211,13 +212,13 @@ def _row_problems(index: RoiIndex, rows: Sequence[int], found: tuple[int, int] |
     width, height = found
     for row in rows:
         box = to_pixel_xyxy(index.boxes[row], index.relative, width, height)
-        inside = clip_box(box, width, height)
         shown = tuple(round(v, 2) for v in box)
-        if inside is None:
-            yield row, index.problem(row, "box_outside_image", (
-                f"box {shown} (xyxy, pixels) lies wholly outside the {width}x{height} image."),
-                value=shown)
-        elif inside != box:
+        try:
+            inside = clip_to_image(box, found)
+        except ImageProblem as outside:
+            yield row, index.problem(row, outside.kind, str(outside), value=shown)
+            continue
+        if inside != box:
             yield row, index.problem(row, "box_clipped", (
                 f"box {shown} (xyxy, pixels) reaches outside the {width}x{height} image; "
                 "the part inside is used."), value=shown, severity="warning")

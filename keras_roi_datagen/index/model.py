@@ -19,9 +19,9 @@ import pandas as pd
 
 from keras_roi_datagen.augment import Augmentation
 from keras_roi_datagen.boxes import BoxFormat
+from keras_roi_datagen.decode import BatchJob, DecodeOptions
 from keras_roi_datagen.errors import Problem
 from keras_roi_datagen.formats.registry import Source, open_source
-from keras_roi_datagen.imaging import BatchJob, DecodeOptions
 from keras_roi_datagen.index import checks
 from keras_roi_datagen.mapped import gather, read_range
 from keras_roi_datagen.paths import PathTable
