@@ -14,8 +14,11 @@ instead would bring three faults this library exists to avoid:
 - process workers are forked from the training process every epoch (JAX warns
   and can deadlock) and a worker killed by the OS hangs `fit` forever.
 
-As its own adapter, `RoiDataset` serves each pass itself, in the order of its
-seeded epoch plan, with its own threads or worker processes (`workers.py`).
+As its own adapter (the hooks are `adapter.KerasAdapter`), `RoiDataset`
+serves each pass itself, in the order of its seeded epoch plan
+(`planning.py`; where iteration stands is one `planning.Progress`), with its
+own threads or worker processes (`decode_workers.py`, `workers.py`); batches
+are built and shaped in `batching.py`.
 `fit`'s `shuffle` argument has no effect on it: shuffling is
 `RoiDataset(shuffle=True, seed=...)`. Used by hand, it is a plain
 `PyDataset`: `len(ds)` batches, `ds[i]` decoded in the caller.
@@ -27,7 +30,6 @@ import dataclasses
 import logging
 import os
 import random
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -48,7 +50,8 @@ from keras_roi_datagen.augment import (
 )
 from keras_roi_datagen.batching import Batch, BatchAssembler, OutputSpec, describe_batch, stream_batches
 from keras_roi_datagen.boxes import BoxFormat, clip_box, to_pixel_xyxy
-from keras_roi_datagen.cache import CachingExecutor, CropStore, check_cache_allowed, open_cache
+from keras_roi_datagen.cache import CropStore, check_cache_allowed, open_cache
+from keras_roi_datagen.decode_workers import DecodeWorkers
 from keras_roi_datagen.errors import Problem, raise_problems
 from keras_roi_datagen.formats.registry import FORMATS, label_columns
 from keras_roi_datagen.imaging import DecodeOptions, read_image_size
@@ -87,7 +90,7 @@ from keras_roi_datagen.planning import (
 from keras_roi_datagen.sharding import discover_shard
 from keras_roi_datagen.state import batch_config, make_state, restore
 from keras_roi_datagen.validation import ValidationReport, scan_images
-from keras_roi_datagen.workers import BatchExecutor, InlineExecutor, PassExecutor, make_executor
+from keras_roi_datagen.workers import PassExecutor
 
 _LOG = logging.getLogger("keras_roi_datagen")
 
@@ -400,11 +403,10 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
                 f"table has {len(self.index)} usable rows (shard {self.shard}). Lower batch_size "
                 "or pass drop_remainder=False.")
         self._decode_skips: dict[Any, Problem] = {}
-        self._executor: BatchExecutor | None = None
-        self._inline: BatchExecutor | None = None
         self._plan_cache: tuple[tuple[int, int], EpochPlan] | None = None
         self._progress = Progress()
         self.cache: CropStore | None = open_cache(cache, cache_max_bytes)
+        self._decode_workers = DecodeWorkers(workers, use_multiprocessing, worker_timeout, self.cache)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -687,7 +689,7 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
             raise IndexError(f"batch index must be in [0, {len(self)}). Received: {index!r}")
         plan, step = self.plan(self.position.epoch), int(index)
         batch, _ = self._assembler.decode(plan.batch(step), plan, self.output_spec,
-                                          self._inline_executor(), where=describe_batch(plan, step))
+                                          self._decode_workers.inline(), where=describe_batch(plan, step))
         self._progress.fetch(step)
         return batch
 
@@ -725,7 +727,7 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
         start = self.position
         plan = self.plan(start.epoch, start.rows)
         current = self._progress.start_pass(plan)
-        executor = PassExecutor(self._open_executor())
+        executor = PassExecutor(self._decode_workers.for_passes())
         parallel = self.workers >= 2 or self.use_multiprocessing
         retries_before = self._storage_stats.copy()
         try:
@@ -746,35 +748,13 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
 
     # -- decode workers -------------------------------------------------------------------------
 
-    def _open_executor(self) -> BatchExecutor:
-        """The dataset's executor, started on the first pass and kept until `close()`."""
-        if self._executor is None:
-            executor = make_executor(self.workers, self.use_multiprocessing, self.worker_timeout)
-            if self.cache is not None:
-                executor = CachingExecutor(executor, self.cache)
-            self._executor = executor
-            self._finalizer = weakref.finalize(self, executor.close)
-        return self._executor
-
-    def _inline_executor(self) -> BatchExecutor:
-        """What `ds[i]` decodes with: the calling thread (through the crop cache, if any), made once."""
-        if self._inline is None:
-            self._inline = (InlineExecutor() if self.cache is None
-                            else CachingExecutor(InlineExecutor(), self.cache))
-        return self._inline
-
     def close(self) -> None:
         """Stops the decode workers (threads or processes); a later pass starts new ones.
 
         Also happens when the dataset is garbage collected, at interpreter
         exit, and at the end of a `with RoiDataset(...) as ds:` block.
         """
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            finalizer = getattr(self, "_finalizer", None)
-            if finalizer is not None:
-                finalizer.detach()
-            executor.close()
+        self._decode_workers.close()
 
     def __enter__(self) -> RoiDataset:
         return self
@@ -785,7 +765,7 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
     @property
     def worker_pids(self) -> list[int]:
         """Process ids of the decode worker processes (empty before the first pass and after `close()`)."""
-        return list(getattr(self._executor, "pids", []))
+        return self._decode_workers.pids
 
     # -- iteration state -----------------------------------------------------------------------
 
@@ -836,12 +816,6 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
         self.seed, position = restore(state, self._config(), rows=len(self.index),
                                       seed=self.seed if self._seed_given else None)
         self._progress.move_to(position)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_executor"] = state["_inline"] = None  # workers belong to the process that started them
-        state.pop("_finalizer", None)
-        return state
 
     # -- display -----------------------------------------------------------------
 
