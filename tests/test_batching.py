@@ -158,3 +158,14 @@ def test_the_plan_and_the_batch_side_load_without_keras_or_the_index():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_class_weights_survive_validate_leaving_rows_out(scenes):
+    table, folder = scenes
+    ds = make(table, folder, shuffle=False, on_error="skip", class_weight={"type": {"light": 3.0}})
+    Path(ds.index.path_of(0)).unlink()  # found by validate(): its 4 rows are left out
+    ds.validate(progress=False)
+    assert len(ds.index) == 8 and len(ds.skipped) == 4
+    _, (_, y_type), (_, w_type) = ds[0]
+    light = ds.vocabularies["type"].index("light")
+    assert w_type.tolist() == [3.0 if code == light else 1.0 for code in y_type.argmax(axis=1)]
