@@ -20,7 +20,8 @@ from typing import Any
 
 import keras
 
-from keras_roi_datagen.dataset import PassInfo, RoiDataset
+from keras_roi_datagen.dataset import RoiDataset
+from keras_roi_datagen.planning import PassInfo
 from keras_roi_datagen.sharding import is_primary_host
 
 __all__ = ["DatasetCheckpoint"]

@@ -14,8 +14,11 @@ instead would bring three faults this library exists to avoid:
 - process workers are forked from the training process every epoch (JAX warns
   and can deadlock) and a worker killed by the OS hangs `fit` forever.
 
-As its own adapter, `RoiDataset` serves each pass itself, in the order of its
-seeded epoch plan, with its own threads or worker processes (`workers.py`).
+As its own adapter (the hooks are `adapter.KerasAdapter`), `RoiDataset`
+serves each pass itself, in the order of its seeded epoch plan
+(`planning.py`; where iteration stands is one `planning.Progress`), with its
+own threads or worker processes (`decode_workers.py`, `workers.py`); batches
+are built and shaped in `batching.py`.
 `fit`'s `shuffle` argument has no effect on it: shuffling is
 `RoiDataset(shuffle=True, seed=...)`. Used by hand, it is a plain
 `PyDataset`: `len(ds)` batches, `ds[i]` decoded in the caller.
@@ -27,20 +30,17 @@ import dataclasses
 import logging
 import os
 import random
-import weakref
-from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from keras.src.trainers.data_adapters.data_adapter import DataAdapter
 from keras.utils import PyDataset
 from PIL import Image
 
 from keras_roi_datagen import storage
+from keras_roi_datagen.adapter import KerasAdapter
 from keras_roi_datagen.augment import (
-    BORDERS,
     Augmentation,
     Explanation,
     draw,
@@ -48,83 +48,58 @@ from keras_roi_datagen.augment import (
     parse_augmentation,
     row_window,
 )
-from keras_roi_datagen.batching import Batch, BatchAssembler, stream_batches
+from keras_roi_datagen.batching import Batch, BatchAssembler, OutputSpec, describe_batch, stream_batches
 from keras_roi_datagen.boxes import BoxFormat, clip_box, to_pixel_xyxy
-from keras_roi_datagen.cache import CachingExecutor, CropStore, check_cache_allowed, open_cache
-from keras_roi_datagen.errors import Problem, StateMismatchError, UnsupportedSetupError, raise_problems
+from keras_roi_datagen.cache import CropStore, check_cache_allowed, open_cache
+from keras_roi_datagen.decode_workers import DecodeWorkers
+from keras_roi_datagen.errors import Problem, raise_problems
 from keras_roi_datagen.formats.registry import FORMATS, label_columns
-from keras_roi_datagen.imaging import (
-    COLOR_MODES,
-    INTERPOLATIONS,
-    DecodeOptions,
-    decode_batch,
-    read_image_size,
-)
+from keras_roi_datagen.imaging import DecodeOptions, read_image_size
 from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
-from keras_roi_datagen.index_cache import ImageTable, image_table
-from keras_roi_datagen.labels import LabelVocabulary
+from keras_roi_datagen.index_cache import image_table
+from keras_roi_datagen.labels import LabelMode, LabelVocabulary
 from keras_roi_datagen.mapped import read_range
+from keras_roi_datagen.options import (
+    BORDERS,
+    COLOR_MODES,
+    DATA_FORMATS,
+    INTERPOLATIONS,
+    LABEL_MODES,
+    ON_ERROR,
+    OUTPUT_FORMATS,
+    OnError,
+    check_choice,
+    check_dtype,
+    check_image_size,
+    check_non_negative_int,
+    check_positive_int,
+    check_seed,
+    check_shuffle_window,
+)
 from keras_roi_datagen.planning import (
     LARGE_TABLE_ROWS,
     EpochPlan,
+    ImageTable,
+    PassInfo,
     Position,
+    Progress,
     check_shard,
     count_steps,
     plan_epoch,
 )
 from keras_roi_datagen.sharding import discover_shard
+from keras_roi_datagen.state import batch_config, make_state, restore
 from keras_roi_datagen.validation import ValidationReport, scan_images
-from keras_roi_datagen.workers import BatchExecutor, InlineExecutor, PassExecutor, make_executor
+from keras_roi_datagen.workers import PassExecutor
 
 _LOG = logging.getLogger("keras_roi_datagen")
 
-__all__ = ["RoiDataset"]
+__all__ = ["PassInfo", "RoiDataset"]
 
 _SKIP_HINT = (
     "Pass on_error='skip' to leave such rows out (each is listed in `ds.skipped`), "
     "or list every problem first with `keras-roi-datagen validate TABLE`."
 )
-_DTYPES = ("float32", "float16", "float64", "uint8")
-_DATA_FORMATS = ("channels_last", "channels_first")
-_STATE_VERSION = 2
-_OPTIONAL_CONFIG = ("augment", "aspect_ratio", "border")  # in `_config` only when not the default
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
-
-
-def _brief(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        resolved: np.dtype = np.dtype(dtype)
-    except TypeError:
-        resolved = np.dtype(object)
-    if resolved.name not in _DTYPES:
-        raise ValueError(f"`dtype` must be one of {list(_DTYPES)}. Received: dtype={dtype!r}")
-    return resolved
-
-
-def _check_shuffle_window(window: Any) -> int:
-    if window is None:
-        return 0
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError("`shuffle_window` must be a positive integer (rows) or None. "
-                         f"Received: shuffle_window={window!r}")
-    return 0 if window == 1 else int(window)
-
-
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise ValueError(f"`seed` must be None or an integer in [0, 2**63). Received: seed={seed!r}")
-    return int(seed)
 
 
 def _check_shard(shard: Any) -> tuple[int, int]:
@@ -135,33 +110,8 @@ def _check_shard(shard: Any) -> tuple[int, int]:
     return check_shard(shard)
 
 
-@dataclasses.dataclass
-class PassInfo:
-    """One pass over (the rest of) an epoch, as served to a consumer.
-
-    Args:
-        number: Counts the passes this dataset has started (1-based).
-        start: The position the pass began at.
-        steps: Batches the pass has in all.
-        served: Batches served so far.
-    """
-
-    number: int
-    start: Position
-    steps: int
-    served: int = 0
-
-
-def _check_size(image_size: Any) -> tuple[int, int]:
-    if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
-            or not all(isinstance(v, (int, np.integer)) and v > 0 for v in image_size)):
-        raise ValueError(
-            "`image_size` must be a tuple of two positive integers (height, width). "
-            f"Received: image_size={image_size!r}")
-    return (int(image_size[0]), int(image_size[1]))
-
-
-class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
+# `KerasAdapter` comes first: its `num_batches` must win over `PyDataset`'s.
+class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
     """Batches of regions cropped from images, with one label array per head.
 
     Each row of the table is one region of one image. A batch is `(x, y)`:
@@ -373,28 +323,23 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         )
         if isinstance(y_cols, str):
             y_cols = (y_cols,)
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-        if not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"`workers` must be a non-negative integer. Received: workers={workers!r}")
-        if not isinstance(max_queue_size, int) or max_queue_size < 1:
-            raise ValueError("`max_queue_size` must be a positive integer. "
-                             f"Received: max_queue_size={max_queue_size!r}")
+        self._batch_size = check_positive_int("batch_size", batch_size)
+        check_non_negative_int("workers", workers)
+        check_positive_int("max_queue_size", max_queue_size)
         if box_cols is not None and len(box_cols) != 4:
             raise ValueError(f"`box_cols` must name four columns. Received: box_cols={box_cols!r}")
-        _check_choice("interpolation", interpolation, list(INTERPOLATIONS))
-        _check_choice("color_mode", color_mode, list(COLOR_MODES))
-        _check_choice("label_mode", label_mode, ["categorical", "int"])
-        _check_choice("output_format", output_format, ["tuple", "dict"])
+        self.interpolation = check_choice("interpolation", interpolation, INTERPOLATIONS)
+        self.color_mode = check_choice("color_mode", color_mode, COLOR_MODES)
+        self.label_mode = cast(LabelMode, check_choice("label_mode", label_mode, LABEL_MODES))
+        self.output_format = check_choice("output_format", output_format, OUTPUT_FORMATS)
         if data_format is None:
             from keras import config as keras_config
 
             data_format = keras_config.image_data_format()
-        _check_choice("data_format", data_format, _DATA_FORMATS)
-        self.data_format = data_format
-        _check_choice("on_error", on_error, ["raise", "skip"])
-        _check_choice("format", format, ["auto", *FORMATS])
-        _check_choice("border", border, BORDERS)
+        self.data_format = check_choice("data_format", data_format, DATA_FORMATS)
+        self.on_error = cast(OnError, check_choice("on_error", on_error, ON_ERROR))
+        check_choice("format", format, ["auto", *FORMATS])
+        check_choice("border", border, BORDERS)
         if crop_to_aspect_ratio and pad_to_aspect_ratio:
             raise ValueError(
                 "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
@@ -409,16 +354,13 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             raise ValueError("`cache_max_bytes` must be a positive integer or None. "
                              f"Received: cache_max_bytes={cache_max_bytes!r}")
         check_cache_allowed(cache, self.augment)
-        self.image_size = _check_size(image_size)
+        self.image_size = check_image_size(image_size)
         self.box_format = BoxFormat.parse(box_format)
-        self.interpolation, self.color_mode = interpolation, color_mode
-        self._batch_size = int(batch_size)
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
-        given_seed = _check_seed(seed)
-        self.label_mode, self.output_format = label_mode, output_format
-        self.dtype = _check_dtype(dtype)
-        self.on_error, self.group_by_image = on_error, bool(group_by_image)
-        self.shuffle_window = _check_shuffle_window(shuffle_window)
+        given_seed = check_seed(seed)
+        self.dtype = check_dtype(dtype)
+        self.group_by_image = bool(group_by_image)
+        self.shuffle_window = check_shuffle_window(shuffle_window)
         self.shard = _check_shard(shard)
         if given_seed is None and self.shard[1] > 1 and self.shuffle:
             raise ValueError(
@@ -449,23 +391,22 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             table, self.spec, vocabularies, storage_options=storage_options,
             cache=index_cache)
         self._build(build)
-        self.class_weight = self._sample_weights(class_weight)
-        self._assembler.sample_weights = self.class_weight
+        self.output_spec = OutputSpec.build(
+            self.vocabularies, label_mode=self.label_mode, output_format=self.output_format,
+            dtype=self.dtype, data_format=self.data_format, image_size=self.image_size,
+            channels=self.options.channels, class_weight=class_weight,
+            weighted=self.shard[1] > 1 and not self.drop_remainder)
+        self.class_weight = self.output_spec.class_weights
         if len(self) == 0:
             raise ValueError(
                 f"drop_remainder=True with batch_size={self._batch_size} leaves no batch: the "
                 f"table has {len(self.index)} usable rows (shard {self.shard}). Lower batch_size "
                 "or pass drop_remainder=False.")
         self._decode_skips: dict[Any, Problem] = {}
-        self._executor: BatchExecutor | None = None
-        self._pending_error: Exception | None = None
-        self._plan_cache: tuple[int, EpochPlan] | None = None
-        self._passes, self._reset_seen = 0, False
-        self._completed_epoch: int | None = None
-        self.set_epoch(0)
+        self._plan_cache: tuple[tuple[int, int], EpochPlan] | None = None
+        self._progress = Progress()
         self.cache: CropStore | None = open_cache(cache, cache_max_bytes)
-        self._tf_dataset: Any = None
-        self._tf_pass: Generator[Batch, None, None] | None = None
+        self._decode_workers = DecodeWorkers(workers, use_multiprocessing, worker_timeout, self.cache)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -492,37 +433,8 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         self._rows_read = build.n_rows
         if not hasattr(self, "_storage_stats"):  # kept when validate() rebuilds the index
             self._storage_stats = storage.StorageStats()
-        self._assembler = BatchAssembler(
-            self.index, self.options, self.vocabularies, self.label_mode,  # type: ignore[arg-type]
-            self.output_format, self.dtype, self.on_error, self._record_skips,
-            weighted=self.shard[1] > 1 and not self.drop_remainder,
-            channels_first=self.data_format == "channels_first",
-            augment=self.augment, seed=self.seed, storage_stats=self._storage_stats,
-        )
-
-    def _sample_weights(
-        self, class_weight: Mapping[str, Mapping[Any, float]] | None
-    ) -> dict[str, np.ndarray] | None:
-        if class_weight is None:
-            return None
-        weights = {}
-        for column, table in class_weight.items():
-            if column not in self.vocabularies:
-                raise ValueError(f"`class_weight` names {column!r}, which is not one of y_cols "
-                                 f"{list(self.y_cols)}. Received: class_weight={class_weight!r}")
-            vocab = self.vocabularies[column]
-            per_index = np.ones(vocab.num_classes, dtype=np.float32)
-            for key, weight in table.items():
-                if key not in vocab:
-                    raise ValueError(
-                        f"`class_weight` for {column!r} names {key!r}, which is not a class of "
-                        f"{column!r}. Keys are labels as the table holds them (not indices); the "
-                        f"classes are {list(vocab.classes)}.")
-                per_index[vocab.index(key)] = float(weight)
-            weights[column] = per_index
-        for column in self.vocabularies:
-            weights.setdefault(column, np.ones(self.vocabularies[column].num_classes, np.float32))
-        return {c: weights[c] for c in self.vocabularies}
+        self._assembler = BatchAssembler(self.index, self.options, self.on_error, self._record_skips,
+                                         self.augment, self._storage_stats)
 
     def _record_skips(self, problems: list[Problem]) -> None:
         for problem in problems:
@@ -594,7 +506,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                                    self.rows_without_regions, self._rows_read),
                         keep_skips=True)
             self._plan_cache = None
-            self._move_to(Position(self._position.epoch, 0))
+            self._progress.move_to(Position(self._progress.origin.epoch, 0))
         return ValidationReport(
             [*self.problems, *(problem for _, problem in found)], n_rows=self._rows_read,
             n_images=len(np.unique(self.index.path_ids)), decoded=decode, skipped=skipped,
@@ -660,7 +572,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         return Explanation(int(row), self.index.row_label(int(row)), epoch, path, size, box,
                            window, parameters_of(params), self.options.border)
 
-    # -- the plan -----------------------------------------------------------------------------
+    # -- the plan and the position ------------------------------------------------------------
 
     @property
     def batch_size(self) -> int:
@@ -676,7 +588,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         """Moves to the start of `epoch` (e.g. to line up with `fit(initial_epoch=...)`)."""
         if epoch < 0:
             raise ValueError(f"`epoch` must be >= 0. Received: epoch={epoch}")
-        self._move_to(Position(int(epoch), 0))
+        self._progress.move_to(Position(int(epoch), 0))
 
     def plan(self, epoch: int | None = None, start: int = 0) -> EpochPlan:
         """Returns this host's `EpochPlan` (index rows per step) of an epoch.
@@ -690,16 +602,15 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             The plan; `plan[i]` are the index rows of this host's batch `i`,
             `plan.batch(i)` adds their weights.
         """
-        epoch = self.position.epoch if epoch is None else epoch
-        cached = self._plan_cache
-        if cached is None or cached[0] != epoch:
-            cached = (epoch, plan_epoch(
-                len(self.index), self._batch_size, seed=self.seed, epoch=epoch, shuffle=self.shuffle,
+        key = (self.seed, self.position.epoch if epoch is None else int(epoch))
+        if self._plan_cache is None or self._plan_cache[0] != key:
+            self._plan_cache = (key, plan_epoch(
+                len(self.index), self._batch_size, seed=key[0], epoch=key[1], shuffle=self.shuffle,
                 drop_remainder=self.drop_remainder, groups=self._groups(), shard=self.shard,
                 window=0 if self.group_by_image else self.shuffle_window,
             ))
-            self._plan_cache = cached
-        return cached[1] if start == 0 else dataclasses.replace(cached[1], start=start)
+        plan = self._plan_cache[1]
+        return plan if start == 0 else dataclasses.replace(plan, start=start)
 
     def _groups(self) -> np.ndarray | ImageTable | None:
         if not self.shuffle or not (self.group_by_image or self.shuffle_window):
@@ -712,20 +623,16 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     def __len__(self) -> int:
         return count_steps(len(self.index), self._batch_size * self.shard[1], self.drop_remainder)
 
-    # -- the position -------------------------------------------------------------------------
-
     @property
     def position(self) -> Position:
         """Where iteration stands: the epoch and its global rows consumed.
 
-        The one record of progress: passes start from it, `get_state` saves
-        it, `DatasetCheckpoint` maps trained steps onto it with
-        `position_after`. During a pass it includes the batches served so far.
+        The one record of progress (kept by a `planning.Progress`): passes
+        start from it, `get_state` saves it, `DatasetCheckpoint` maps trained
+        steps onto it with `position_after`. During a pass it includes the
+        batches served so far.
         """
-        current = self._pass
-        if current is None:
-            return self._position
-        return self.position_after(current.start, current.served)
+        return self._progress.position
 
     def position_after(self, start: Position, steps: int) -> Position:
         """Returns the position reached after `steps` steps of a pass from `start`.
@@ -738,15 +645,12 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             The position; after the pass's last step, the start of the next
             epoch.
         """
-        plan = self.plan(start.epoch, start.rows)
-        if steps >= len(plan):
-            return Position(start.epoch + 1, 0)
-        return Position(start.epoch, plan.rows_after(steps))
+        return self.plan(start.epoch, start.rows).position_after(steps)
 
     @property
     def current_pass(self) -> PassInfo | None:
         """The pass being served (its number and start), or `None` between passes."""
-        return self._pass
+        return self._progress.current
 
     def predictions_in_table_order(self, predictions: Any, epoch: int | None = None
                                    ) -> tuple[np.ndarray, Any]:
@@ -773,63 +677,20 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             ValueError: If the predictions do not cover one epoch of this host.
         """
         if epoch is None:
-            epoch = self._completed_epoch if self._completed_epoch is not None else self.epoch
-        plan = self.plan(epoch)
-        batches = [plan.batch(i) for i in range(len(plan))]
-        rows = np.concatenate([b.rows for b in batches]) if batches else np.zeros(0, np.int64)
-        keep = np.concatenate([b.weights for b in batches]) > 0 if batches else rows.astype(bool)
-        order = np.argsort(rows[keep], kind="stable")
-
-        def reorder(array: Any) -> Any:
-            values = np.asarray(array)
-            if len(values) != len(rows):
-                raise ValueError(
-                    f"Got {len(values)} predictions, but epoch {epoch} of this dataset serves "
-                    f"{len(rows)} rows on this host ({int(keep.sum())} without padding). Predict "
-                    "over one whole epoch, from its start.")
-            return values[keep][order]
-
-        if isinstance(predictions, Mapping):
-            reordered: Any = {key: reorder(value) for key, value in predictions.items()}
-        elif isinstance(predictions, (list, tuple)):
-            reordered = type(predictions)(reorder(value) for value in predictions)
-        else:
-            reordered = reorder(predictions)
-        return rows[keep][order], reordered
-
-    def _move_to(self, position: Position) -> None:
-        self._position = position
-        self._pass: PassInfo | None = None
-        self._indexed: set[int] = set()
-
-    @property
-    def num_batches(self) -> int:
-        """Keras `DataAdapter` hook: steps in a full epoch.
-
-        Keras reads it when it drops an iterator (`EpochIterator.reset`, after
-        the peek `fit` makes to build the model), right before calling
-        `on_epoch_end`; that call then discards the pass instead of counting it.
-        """
-        self._reset_seen = True
-        return len(self)
+            completed = self._progress.completed_epoch
+            epoch = completed if completed is not None else self.epoch
+        return self.plan(epoch).in_table_order(predictions)
 
     # -- PyDataset ----------------------------------------------------------------------------
-
-    def _where(self, epoch: int, number: int) -> str:
-        return f"epoch {epoch}, batch {number} of {len(self)}"
 
     def __getitem__(self, index: int) -> Batch:
         """Returns batch `index` of the current epoch, decoded in the calling thread."""
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self):
             raise IndexError(f"batch index must be in [0, {len(self)}). Received: {index!r}")
-        epoch = self.position.epoch
-        planned = self.plan(epoch).batch(int(index))
-        where = self._where(epoch, int(index))
-        job = self._assembler.job(planned.rows, epoch)
-        result = (decode_batch(job) if self.cache is None
-                  else CachingExecutor(InlineExecutor(), self.cache).submit(job).result())
-        batch, _ = self._assembler.assemble(planned, result, where)
-        self._indexed.add(int(index))
+        plan, step = self.plan(self.position.epoch), int(index)
+        batch, _ = self._assembler.decode(plan.batch(step), plan, self.output_spec,
+                                          self._decode_workers.inline(), where=describe_batch(plan, step))
+        self._progress.fetch(step)
         return batch
 
     def on_epoch_begin(self) -> None:
@@ -845,22 +706,13 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         or missed, for any `len(ds)`, 1 included. Batch-by-batch access
         (`ds[i]` for every `i`) completes an epoch too.
         """
-        error, self._pending_error = self._pending_error, None
-        dropped, self._reset_seen = self._reset_seen, False
+        error = self._take_pending_error()
+        dropped = self._progress.take_reset()
         if error is not None:
             raise error
-        current = self._pass
-        if current is not None:
-            if dropped:
-                self._pass = None
-            elif current.served >= current.steps:
-                self._completed_epoch = current.start.epoch
-                self._move_to(Position(current.start.epoch + 1, 0))
-        elif self._indexed.issuperset(range(len(self))):
-            self._completed_epoch = self._position.epoch
-            self._move_to(Position(self._position.epoch + 1, 0))
+        self._progress.end_epoch(len(self), dropped)
 
-    # -- passes served to Keras -----------------------------------------------------------------
+    # -- passes ---------------------------------------------------------------------------------
 
     def iter_batches(self) -> Iterator[Batch]:
         """Yields the remaining batches of the current epoch, decoding ahead.
@@ -871,29 +723,21 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         for _, batch, _ in self._pass_batches():
             yield batch
 
-    def _pass_batches(self, assembler: BatchAssembler | None = None
-                      ) -> Iterator[tuple[int, Batch, np.ndarray]]:
+    def _pass_batches(self, spec: OutputSpec | None = None) -> Iterator[tuple[int, Batch, np.ndarray]]:
         start = self.position
-        self._position, self._reset_seen = start, False
         plan = self.plan(start.epoch, start.rows)
-        self._passes += 1
-        current = self._pass = PassInfo(self._passes, start, len(plan))
-        executor = PassExecutor(self._open_executor())
+        current = self._progress.start_pass(plan)
+        executor = PassExecutor(self._decode_workers.for_passes())
         parallel = self.workers >= 2 or self.use_multiprocessing
-        # Batches are numbered within the whole epoch (a resumed pass starts past 0).
-        first = start.rows // plan.global_batch_size
         retries_before = self._storage_stats.copy()
         try:
             for number, batch, rows in stream_batches(
-                lambda n: plan.batch(n - first), range(first, first + len(plan)),
-                assembler or self._assembler, executor, self.max_queue_size if parallel else 1,
-                self.worker_timeout,
-                lambda n: self._where(start.epoch, n), start.epoch,
-                lambda n: plan.window_of(n - first),
+                plan, self._assembler, self.output_spec if spec is None else spec, executor,
+                self.max_queue_size if parallel else 1, self.worker_timeout,
             ):
-                current.served = number + 1 - first
+                self._progress.serve(current, number + 1 - plan.first_step)
                 yield number, batch, rows
-            current.served = len(plan)  # a last batch emptied by skips counts as served
+            self._progress.serve(current, len(plan))  # a last batch emptied by skips counts as served
         finally:
             # The workers stay for the next pass; what this pass queued does not.
             executor.close()
@@ -902,15 +746,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
                 _LOG.warning("Epoch %d, pass %d: %s", start.epoch, current.number,
                              retried.describe())
 
-    def _open_executor(self) -> BatchExecutor:
-        """The dataset's executor, started on the first pass and kept until `close()`."""
-        if self._executor is None:
-            executor = make_executor(self.workers, self.use_multiprocessing, self.worker_timeout)
-            if self.cache is not None:
-                executor = CachingExecutor(executor, self.cache)
-            self._executor = executor
-            self._finalizer = weakref.finalize(self, executor.close)
-        return self._executor
+    # -- decode workers -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stops the decode workers (threads or processes); a later pass starts new ones.
@@ -918,12 +754,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         Also happens when the dataset is garbage collected, at interpreter
         exit, and at the end of a `with RoiDataset(...) as ds:` block.
         """
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            finalizer = getattr(self, "_finalizer", None)
-            if finalizer is not None:
-                finalizer.detach()
-            executor.close()
+        self._decode_workers.close()
 
     def __enter__(self) -> RoiDataset:
         return self
@@ -934,215 +765,26 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
     @property
     def worker_pids(self) -> list[int]:
         """Process ids of the decode worker processes (empty before the first pass and after `close()`)."""
-        return list(getattr(self._executor, "pids", []))
-
-    def get_numpy_iterator(self) -> Iterator[Batch]:
-        """Keras `DataAdapter` hook: NumPy batches of one pass."""
-        return self.iter_batches()
-
-    def get_jax_iterator(self) -> Iterator[Batch]:
-        """Keras `DataAdapter` hook: JAX accepts the NumPy batches as they are."""
-        return self.iter_batches()
-
-    def get_torch_dataloader(self) -> Any:
-        """Keras `DataAdapter` hook: the pass as a PyTorch `DataLoader` of tensors.
-
-        Each array becomes a tensor over the same memory (`torch.from_numpy`);
-        handed NumPy arrays, Keras's converter copies every batch first.
-        """
-        from keras.src.trainers.data_adapters import data_adapter_utils
-
-        return data_adapter_utils.get_torch_dataloader(self._torch_batches())
-
-    def _torch_batches(self) -> Generator[Any, None, None]:
-        import torch
-        from keras import tree
-
-        def share(value: Any) -> Any:
-            # A read-only array stays NumPy: torch warns on it, and Keras copies it.
-            if isinstance(value, np.ndarray) and value.flags.writeable:
-                return torch.from_numpy(value)
-            return value
-
-        batches = self.iter_batches()
-        try:
-            for batch in batches:
-                yield tree.map_structure(share, batch)
-        finally:
-            batches.close()  # type: ignore[attr-defined]
-
-    def get_tf_dataset(self) -> Any:
-        """Keras `DataAdapter` hook: the pass as a `tf.data.Dataset` (no extra prefetch).
-
-        The dataset is built once and reused: each iteration over it is one
-        pass. Pixels cross into TensorFlow as `uint8` (a quarter of the bytes
-        of `float32`) and are cast by TensorFlow, which gives the same values
-        as NumPy's cast.
-        """
-        if self._tf_dataset is None:
-            self._tf_dataset = self._make_tf_dataset()
-        return self._tf_dataset
-
-    def _make_tf_dataset(self) -> Any:
-        import tensorflow as tf
-
-        signature = self._tf_signature()
-        raw = (tf.TensorSpec(signature[0].shape, tf.uint8), *signature[1:])
-        specs = tf.nest.flatten(raw)
-        # Not `Dataset.from_generator`: its op sets glibc's M_TRIM_THRESHOLD to 128 KB for the
-        # whole process ("Memory patch applied"), which also fixes the mmap threshold there, so
-        # every decoded strip and crop is a fresh mmap: measured 35-45% fewer crops per
-        # CPU-second. A counter mapped through `numpy_function` pulls the same batches.
-        flag = tf.TensorSpec((), tf.bool)
-        # What ends a pass: `more=False` and a batch of no rows.
-        empty = [np.zeros([d or 0 for d in spec.shape], spec.dtype.as_numpy_dtype) for spec in specs]
-
-        def pull(element: Any) -> Any:
-            outputs = tf.numpy_function(lambda e: self._tf_next(e, empty), [element],
-                                        [flag.dtype, *(t.dtype for t in specs)], stateful=True)
-            for tensor, spec in zip(outputs, [flag, *specs], strict=True):
-                tensor.set_shape(spec.shape)
-            return outputs[0], tf.nest.pack_sequence_as(raw, outputs[1:])
-
-        # Plain graph-building functions: AutoGraph has nothing to convert, and on lambdas it
-        # warns ("could not transform") at every `fit`.
-        plain = tf.autograph.experimental.do_not_convert
-        dataset = (tf.data.Dataset.range(2**62).map(plain(pull))
-                   .take_while(plain(lambda more, batch: more))
-                   .map(plain(lambda more, batch: batch)))
-        if self.dtype != np.uint8:
-            dtype = signature[0].dtype
-            dataset = dataset.map(plain(lambda x, *rest: (tf.cast(x, dtype), *rest)))
-        # The dataset decodes ahead on its own workers; tf.data's autotuner and
-        # thread pool would only compete with them for cores (as Keras does for
-        # its own enqueuer). Measured: +7% crops/s on 2 cores.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        options.threading.private_threadpool_size = 1
-        options.threading.max_intra_op_parallelism = 1
-        # The dataset shards itself: each host's batches are its own part.
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        dataset = dataset.with_options(options)
-        self._refuse_multi_worker(tf)
-        return dataset
-
-    def _tf_next(self, element: np.ndarray, empty: list[np.ndarray]) -> list[np.ndarray]:
-        """The next batch of the TensorFlow pass, flattened behind a `more` flag.
-
-        Element 0 of a `tf.data` iterator starts a pass (closing the previous
-        one, whose iterator is gone); the pass's end is `more=False` with the
-        `empty` batch, which `take_while` drops.
-        """
-        import tensorflow as tf
-
-        if int(element) == 0 or self._tf_pass is None:
-            self._close_tf_pass()
-            self._tf_pass = self._tf_batches()
-        batch = next(self._tf_pass, None)
-        if batch is None:
-            self._tf_pass = None
-            return [np.asarray(False), *empty]
-        return [np.asarray(True), *(np.asarray(part) for part in tf.nest.flatten(batch))]
-
-    def _close_tf_pass(self) -> None:
-        if self._tf_pass is not None:
-            self._tf_pass.close()
-            self._tf_pass = None
-
-    def _refuse_multi_worker(self, tf: Any) -> None:
-        """Refuses TensorFlow multi-worker training, which cannot serve host parts.
-
-        Keras applies `experimental_distribute_dataset` to the dataset, which
-        reads each batch as a global one and splits it between all replicas,
-        so every host would train on a fraction of its rows. Handing it
-        per-host batches (`distribute_datasets_from_function`) gets no
-        further: Keras 3.15.1's `fit` under `MultiWorkerMirroredStrategy`
-        passes the whole first batch to `strategy.reduce`, which refuses a
-        nested batch (also with a plain `tf.data` dataset of `(x, (y1, y2))`).
-        """
-        multi_worker = tf.distribute.has_strategy() and isinstance(
-            tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
-        if self.shard[1] > 1 and (multi_worker or "TF_CONFIG" in os.environ):
-            raise UnsupportedSetupError(
-                f"This dataset is host {self.shard[0]} of {self.shard[1]} under TensorFlow "
-                "multi-worker training. Keras 3 feeds a multi-worker strategy through "
-                "`experimental_distribute_dataset`, which splits every host's batch between all "
-                "replicas (each host would train on part of its rows), and its `fit` under "
-                "`MultiWorkerMirroredStrategy` fails on multi-output batches. Train on several "
-                "hosts with the JAX backend and `keras.distribution.DataParallel`, or with "
-                "PyTorch DDP (README: 'Training on several hosts').")
-
-    def _tf_batches(self) -> Generator[Batch, None, None]:
-        # TensorFlow turns an exception in a generator into an opaque op error.
-        # Instead the pass ends, and `on_epoch_end` (which Keras calls in the
-        # training thread when the data ends) raises the library's own error.
-        try:
-            for _, batch, _ in self._pass_batches(replace(self._assembler, dtype=np.dtype(np.uint8))):
-                yield batch
-        except Exception as error:
-            self._pending_error = error
-
-    def _tf_signature(self) -> Any:
-        import tensorflow as tf
-
-        height, width = self.image_size
-        channels = self.options.channels
-        shape = (None, channels, height, width) if self.data_format == "channels_first" else (
-            None, height, width, channels)
-        x = tf.TensorSpec(shape, tf.as_dtype(self.dtype))
-        if not self.vocabularies:
-            return (x,)
-        heads = {
-            c: tf.TensorSpec((None, v.num_classes), tf.float32) if self.label_mode == "categorical"
-            else tf.TensorSpec((None,), tf.int32)
-            for c, v in self.vocabularies.items()
-        }
-        weights = {c: tf.TensorSpec((None,), tf.float32) for c in self.vocabularies}
-        if self.output_format == "dict":
-            parts: tuple[Any, ...] = (heads, weights)
-        elif len(heads) == 1:
-            parts = (next(iter(heads.values())), next(iter(weights.values())))
-        else:
-            parts = (tuple(heads.values()), tuple(weights.values()))
-        return (x, *parts) if self._assembler.emits_weights else (x, parts[0])
-
-    @property
-    def has_partial_batch(self) -> bool:
-        """Keras `DataAdapter` hook: whether this host's last batch is shorter."""
-        return self.partial_batch_size is not None
-
-    @property
-    def partial_batch_size(self) -> int | None:
-        """Keras `DataAdapter` hook: size of this host's shorter last batch, if any.
-
-        Several hosts never have one: the last global batch is padded.
-        """
-        if self.drop_remainder or self.shard[1] > 1:
-            return None
-        return (len(self.index) % self._batch_size) or None
+        return self._decode_workers.pids
 
     # -- iteration state -----------------------------------------------------------------------
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "rows": len(self.index), "batch_size": self._batch_size, "shuffle": self.shuffle,
-            "drop_remainder": self.drop_remainder, "group_by_image": self.group_by_image,
-            "shuffle_window": self.shuffle_window,
-            "image_size": list(self.image_size),
-            "interpolation": self.interpolation, "color_mode": self.color_mode,
-            "dtype": str(self.dtype), "label_mode": self.label_mode, "fast_decode": self.options.fast,
-            "data_format": self.data_format, "y_cols": list(self.y_cols),
-            "vocabularies": {c: list(map(str, v.classes)) for c, v in self.vocabularies.items()},
-            "table": self.index.fingerprint(),
-            # Present only when set, so states saved before these options existed still load.
-            **({"augment": self.augment.to_dict()} if self.augment is not None else {}),
-            **({"aspect_ratio": self.options.aspect_ratio}
-               if self.options.aspect_ratio != "squash" else {}),
-            **({"border": self.options.border} if self.options.border != "constant" else {}),
-        }
+        return batch_config(
+            {"rows": len(self.index), "batch_size": self._batch_size, "shuffle": self.shuffle,
+             "drop_remainder": self.drop_remainder, "group_by_image": self.group_by_image,
+             "shuffle_window": self.shuffle_window, "image_size": list(self.image_size),
+             "interpolation": self.interpolation, "color_mode": self.color_mode,
+             "dtype": str(self.dtype), "label_mode": self.label_mode,
+             "fast_decode": self.options.fast, "data_format": self.data_format,
+             "y_cols": list(self.y_cols),
+             "vocabularies": {c: list(map(str, v.classes)) for c, v in self.vocabularies.items()},
+             "table": self.index.fingerprint()},
+            augment=self.augment.to_dict() if self.augment is not None else None,
+            aspect_ratio=self.options.aspect_ratio, border=self.options.border)
 
     def get_state(self) -> dict[str, Any]:
-        """Returns where iteration stands, as JSON-able data.
+        """Returns where iteration stands, as JSON-able data (see `keras_roi_datagen.state`).
 
         The position is `(seed, epoch, rows)`: the plan is a pure function of
         the first two, and `rows` counts the epoch's global rows consumed by
@@ -1154,9 +796,7 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
         Returns:
             `{"version", "seed", "epoch", "rows", "config"}`.
         """
-        position = self.position
-        return {"version": _STATE_VERSION, "seed": self.seed, "epoch": position.epoch,
-                "rows": position.rows, "config": self._config()}
+        return make_state(self.seed, self.position, self._config())
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Continues from a `get_state()` result: the next pass starts at its position.
@@ -1173,41 +813,9 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             StateMismatchError: If the state was saved for another table or
                 with options that change batches; the message names them.
         """
-        config = self._config()
-        saved = dict(state.get("config", {}))
-        if state.get("version", 1) == 1:  # saved as (epoch, next_batch) on one layout of hosts
-            hosts = int((saved.pop("shard", None) or [0, 1])[1])
-            rows = int(state["next_batch"]) * int(saved.get("batch_size", 0)) * hosts
-            saved.setdefault("data_format", "channels_last")
-        else:
-            rows = int(state["rows"])
-        saved.setdefault("shuffle_window", 0)  # saved before windows existed: rows shuffled alone
-        keys = [*config, *(k for k in _OPTIONAL_CONFIG if k in saved and k not in config)]
-        differs = [key for key in keys if saved.get(key) != config.get(key)]
-        if self._seed_given and state.get("seed") != self.seed:
-            differs.append("seed")
-        if differs:
-            details = "; ".join(
-                f"{k}: saved {_brief(saved.get(k) if k != 'seed' else state.get('seed'))}, "
-                f"this dataset {_brief(config.get(k) if k != 'seed' else self.seed)}"
-                for k in differs)
-            raise StateMismatchError(
-                f"The saved iteration state does not fit this dataset ({details}). Build the "
-                "dataset from the same table with the same batch-changing options.")
-        self.seed = int(state["seed"])
-        self._assembler.seed = self.seed
-        self._plan_cache = None
-        epoch = int(state["epoch"])
-        self._move_to(Position(epoch + 1, 0) if rows >= len(self.index) else Position(epoch, rows))
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_executor"] = None  # workers belong to the process that started them
-        state.pop("_finalizer", None)
-        state["_tf_dataset"] = None
-        state["_tf_pass"] = None
-        state["_pending_error"] = None
-        return state
+        self.seed, position = restore(state, self._config(), rows=len(self.index),
+                                      seed=self.seed if self._seed_given else None)
+        self._progress.move_to(position)
 
     # -- display -----------------------------------------------------------------
 
@@ -1220,4 +828,3 @@ class RoiDataset(PyDataset, DataAdapter):  # type: ignore[misc]
             f"workers={self.workers}, use_multiprocessing={self.use_multiprocessing}, "
             f"skipped={len(self.skipped)})"
         )
-

@@ -52,8 +52,10 @@ __all__ = [
     "channels_of",
 ]
 
-INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "hamming", "box", "lanczos")
-"""Resampling filters (Pillow's, by Keras's names); `"bilinear"` is the default."""
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "hamming", "box", "lanczos")
+"""Resampling filters (Pillow's, by Keras's names); `"bilinear"` is the default.
+
+In the order `RoiDataset`'s message has always listed them."""
 
 COLOR_MODES: Mapping[str, int] = {"rgb": 3, "grayscale": 1, "rgba": 4}
 """Colour modes of the crops and their channel counts."""

@@ -40,19 +40,70 @@ get different (equally valid) orders.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from keras_roi_datagen.index_cache import ImageTable
+from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.permutation import KeyedPermutation, TwoLevelPermutation, WindowedPermutation
 
-__all__ = ["LARGE_TABLE_ROWS", "EpochPlan", "PermutedOrder", "PlannedBatch", "Position", "check_shard",
-           "count_steps", "plan_epoch", "random_keys"]
+__all__ = ["LARGE_TABLE_ROWS", "EpochPlan", "ImageTable", "PassInfo", "PermutedOrder", "PlannedBatch",
+           "Position", "Progress", "check_shard", "count_steps", "plan_epoch", "random_keys"]
 
 _ROWS, _GROUPS, _WINDOWS = 0, 1, 2
 LARGE_TABLE_ROWS = 1 << 24
+
+
+class ImageTable:
+    """The regions of each image: the plan's view of which rows share a photo.
+
+    `index_cache.image_table` maps it from a cache entry (or computes it for
+    any index); `plan_epoch` takes it as `groups`.
+
+    Args:
+        starts: `n_images + 1` offsets into `by_image`.
+        by_image: Region rows sorted by image (stable).
+
+    Example:
+    ```python
+    images = image_table(ds.index)
+    rows_of_image_3 = images.regions(3)
+    ```
+    """
+
+    def __init__(self, starts: np.ndarray, by_image: np.ndarray) -> None:
+        self.starts, self.by_image = starts, by_image
+
+    @classmethod
+    def from_group_ids(cls, group_ids: np.ndarray) -> ImageTable:
+        """Builds the table from a group id per row (ids are made dense first)."""
+        _, dense = np.unique(np.asarray(group_ids), return_inverse=True)
+        dense = dense.ravel()
+        starts = np.zeros(int(dense.max(initial=-1)) + 2, dtype=np.int64)
+        np.cumsum(np.bincount(dense, minlength=len(starts) - 1), out=starts[1:])
+        return cls(starts, np.argsort(dense, kind="stable").astype(np.int64))
+
+    def group_ids(self) -> np.ndarray:
+        """The image of each region row (the inverse of `from_group_ids`, densely numbered)."""
+        ids = np.empty(len(self.by_image), dtype=np.int64)
+        ids[np.asarray(self.by_image)] = np.repeat(np.arange(len(self), dtype=np.int64), self.counts())
+        return ids
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def counts(self) -> np.ndarray:
+        """Regions per image."""
+        return np.diff(self.starts)
+
+    def regions(self, image: int) -> np.ndarray:
+        """Returns the region rows of `image`, in table order."""
+        return read_range(self.by_image, int(self.starts[image]), int(self.starts[image + 1]))
+
+    def __repr__(self) -> str:
+        return f"ImageTable({len(self)} images, {len(self.by_image)} regions)"
 
 
 class PermutedOrder:
@@ -141,6 +192,9 @@ class EpochPlan:
             instead of padding it. Defaults to `False`.
         window: Rows per shuffle window of the order (see `plan_epoch`), or
             0 when the order has none. Defaults to 0.
+        seed: The seed the order was drawn with; with `epoch` it also keys
+            each row's augmentation. Defaults to 0.
+        epoch: The epoch planned. Defaults to 0.
     """
 
     order: np.ndarray | PermutedOrder
@@ -149,11 +203,23 @@ class EpochPlan:
     start: int = 0
     drop_remainder: bool = False
     window: int = 0
+    seed: int = 0
+    epoch: int = 0
 
     @property
     def global_batch_size(self) -> int:
         """Rows consumed by one step of all hosts together."""
         return self.batch_size * self.shard[1]
+
+    @property
+    def epoch_steps(self) -> int:
+        """Steps in the whole epoch, from its first row (not only from `start`)."""
+        return count_steps(len(self.order), self.global_batch_size, self.drop_remainder)
+
+    @property
+    def first_step(self) -> int:
+        """The epoch's number of step 0 (past 0 when the plan starts mid-epoch)."""
+        return self.start // self.global_batch_size
 
     def __len__(self) -> int:
         return count_steps(len(self.order) - self.start, self.global_batch_size, self.drop_remainder)
@@ -205,6 +271,179 @@ class EpochPlan:
         if steps >= len(self):
             return len(self.order)
         return min(len(self.order), self.start + steps * self.global_batch_size)
+
+    def in_table_order(self, predictions: Any) -> tuple[np.ndarray, Any]:
+        """Puts one prediction per served slot of this plan in table order, padding removed.
+
+        Args:
+            predictions: One value per slot of every step, in plan order: an
+                array, or a list, tuple or dict of arrays (one per head).
+
+        Returns:
+            `(rows, predictions)`: the plan's rows of weight 1, sorted, and
+            the predictions in the same structure, reordered to match.
+
+        Raises:
+            ValueError: If the predictions do not cover this plan's slots.
+        """
+        batches = [self.batch(i) for i in range(len(self))]
+        rows = np.concatenate([b.rows for b in batches]) if batches else np.zeros(0, np.int64)
+        keep = np.concatenate([b.weights for b in batches]) > 0 if batches else rows.astype(bool)
+        order = np.argsort(rows[keep], kind="stable")
+
+        def reorder(array: Any) -> Any:
+            values = np.asarray(array)
+            if len(values) != len(rows):
+                raise ValueError(
+                    f"Got {len(values)} predictions, but epoch {self.epoch} of this dataset serves "
+                    f"{len(rows)} rows on this host ({int(keep.sum())} without padding). Predict "
+                    "over one whole epoch, from its start.")
+            return values[keep][order]
+
+        if isinstance(predictions, Mapping):
+            reordered: Any = {key: reorder(value) for key, value in predictions.items()}
+        elif isinstance(predictions, (list, tuple)):
+            reordered = type(predictions)(reorder(value) for value in predictions)
+        else:
+            reordered = reorder(predictions)
+        return rows[keep][order], reordered
+
+    def position_after(self, steps: int) -> Position:
+        """Returns where iteration stands once `steps` steps of this plan are done.
+
+        After the last step that is the start of the next epoch.
+        """
+        if steps >= len(self):
+            return Position(self.epoch + 1, 0)
+        return Position(self.epoch, self.rows_after(steps))
+
+
+@dataclass
+class PassInfo:
+    """One pass over (the rest of) an epoch, as served to a consumer.
+
+    Args:
+        number: Counts the passes this dataset has started (1-based).
+        start: The position the pass began at.
+        steps: Batches the pass has in all.
+        served: Batches served so far.
+    """
+
+    number: int
+    start: Position
+    steps: int
+    served: int = 0
+
+
+class Progress:
+    """Where iteration stands: the one record of it, and every count that moves it.
+
+    Between passes it is a `Position`, `origin`. A pass opened there
+    (`start_pass`) counts the batches it serves, and `position` includes
+    them. Keras ends every pass with `on_epoch_end`, also the passes it cuts
+    short or drops; `end_epoch` tells them apart:
+
+    - a pass Keras dropped (it read `num_batches` to reset its iterator,
+      `note_reset`, as it does after the peek `fit` makes to build the model)
+      is discarded: the next pass starts where that one did;
+    - a pass that served every batch moves to the next epoch;
+    - a pass cut short (`steps_per_epoch`) stays open: the next pass goes on
+      from where it stopped.
+
+    Batch-by-batch access records the batches it fetched (`fetch`); once every
+    batch of the epoch is fetched, `end_epoch` moves to the next epoch too.
+
+    Args:
+        position: Where to start. Defaults to the start of epoch 0.
+
+    Example:
+    >>> progress = Progress()
+    >>> info = progress.start_pass(plan_epoch(5, 2, seed=1, epoch=0))
+    >>> progress.serve(info, 1)
+    >>> progress.position
+    Position(epoch=0, rows=2)
+    >>> progress.serve(info, 3)
+    >>> progress.end_epoch(steps=3)
+    >>> progress.position, progress.completed_epoch
+    (Position(epoch=1, rows=0), 0)
+    """
+
+    def __init__(self, position: Position = Position(0)) -> None:
+        self.passes = 0  # passes started: numbers the next one
+        self.completed_epoch: int | None = None
+        self.reset_seen = False
+        self.move_to(position)
+
+    def move_to(self, position: Position) -> None:
+        """Stands at `position` between passes; the open pass and the fetched batches are forgotten."""
+        self.origin = position
+        self.current: PassInfo | None = None
+        self._plan: EpochPlan | None = None
+        self.fetched: set[int] = set()
+
+    @property
+    def position(self) -> Position:
+        """The epoch and its global rows consumed, including the open pass's served batches."""
+        if self.current is None or self._plan is None:
+            return self.origin
+        return self._plan.position_after(self.current.served)
+
+    def start_pass(self, plan: EpochPlan) -> PassInfo:
+        """Opens a pass over `plan` (planned from `position`) and returns it.
+
+        Args:
+            plan: The rest of the epoch, from where the pass starts.
+
+        Returns:
+            The new open pass (`current`).
+        """
+        self.origin, self.reset_seen = Position(plan.epoch, plan.start), False
+        self.passes += 1
+        self.current, self._plan = PassInfo(self.passes, self.origin, len(plan)), plan
+        return self.current
+
+    def serve(self, info: PassInfo, served: int) -> None:
+        """Records that the pass `info` has served `served` batches (a pass no longer open counts nothing)."""
+        info.served = served
+
+    def fetch(self, step: int) -> None:
+        """Records that batch `step` of the epoch at `origin` was fetched on its own (`ds[step]`)."""
+        self.fetched.add(step)
+
+    def note_reset(self) -> None:
+        """Records that Keras reset an iterator: the pass ended next is discarded."""
+        self.reset_seen = True
+
+    def discard(self) -> None:
+        """Forgets the open pass: the next pass starts where it did."""
+        self.current = self._plan = None
+
+    def finish(self) -> None:
+        """Completes the epoch at `origin`: iteration moves to the start of the next one."""
+        self.completed_epoch = self.origin.epoch
+        self.move_to(Position(self.origin.epoch + 1, 0))
+
+    def take_reset(self) -> bool:
+        """Returns whether Keras reset an iterator since the last pass began, and clears it."""
+        seen, self.reset_seen = self.reset_seen, False
+        return seen
+
+    def end_epoch(self, steps: int, dropped: bool = False) -> None:
+        """Ends what Keras calls an epoch (its `on_epoch_end`).
+
+        Args:
+            steps: Batches in a whole epoch.
+            dropped: Whether Keras reset the iterator of the open pass
+                (`take_reset()`). Defaults to `False`.
+        """
+        current = self.current
+        if current is not None:
+            if dropped:
+                self.discard()
+            elif current.served >= current.steps:
+                self.finish()
+        elif self.fetched.issuperset(range(steps)):
+            self.finish()
 
 
 def count_steps(rows: int, global_batch_size: int, drop_remainder: bool = False) -> int:
@@ -309,7 +548,7 @@ def plan_epoch(
     else:
         groups = groups.group_ids() if isinstance(groups, ImageTable) else groups
         order = _shuffled_order(n_rows, seed, epoch, groups, window).astype(np.int64, copy=False)
-    return EpochPlan(order, batch_size, shard, start, drop_remainder, window)
+    return EpochPlan(order, batch_size, shard, start, drop_remainder, window, seed, epoch)
 
 
 def _permutation(n_rows: int, seed: int, epoch: int, groups: np.ndarray | ImageTable | None,

@@ -52,8 +52,9 @@ from keras_roi_datagen.errors import Problem
 from keras_roi_datagen.index import checks
 from keras_roi_datagen.index.model import IndexBuild, RoiIndex, TableSpec
 from keras_roi_datagen.labels import LabelVocabulary
-from keras_roi_datagen.mapped import open_column, read_range
+from keras_roi_datagen.mapped import open_column
 from keras_roi_datagen.paths import PathTable
+from keras_roi_datagen.planning import ImageTable
 
 __all__ = ["EntryWriter", "ImageTable", "MappedIndex", "add_problems", "cache_folder",
            "default_cache_dir", "entry_meta", "fingerprint", "image_table", "load", "save",
@@ -465,53 +466,6 @@ def _mapped_index(folder: str) -> RoiIndex:
     if build is None:
         raise FileNotFoundError(f"the index cache entry {folder!r} is gone; build the index again.")
     return build.index
-
-
-class ImageTable:
-    """The regions of each image, from a cache entry (or computed for any index).
-
-    Args:
-        starts: `n_images + 1` offsets into `by_image`.
-        by_image: Region rows sorted by image (stable).
-
-    Example:
-    ```python
-    images = image_table(ds.index)
-    rows_of_image_3 = images.regions(3)
-    ```
-    """
-
-    def __init__(self, starts: np.ndarray, by_image: np.ndarray) -> None:
-        self.starts, self.by_image = starts, by_image
-
-    @classmethod
-    def from_group_ids(cls, group_ids: np.ndarray) -> ImageTable:
-        """Builds the table from a group id per row (ids are made dense first)."""
-        _, dense = np.unique(np.asarray(group_ids), return_inverse=True)
-        dense = dense.ravel()
-        starts = np.zeros(int(dense.max(initial=-1)) + 2, dtype=np.int64)
-        np.cumsum(np.bincount(dense, minlength=len(starts) - 1), out=starts[1:])
-        return cls(starts, np.argsort(dense, kind="stable").astype(np.int64))
-
-    def group_ids(self) -> np.ndarray:
-        """The image of each region row (the inverse of `from_group_ids`, densely numbered)."""
-        ids = np.empty(len(self.by_image), dtype=np.int64)
-        ids[np.asarray(self.by_image)] = np.repeat(np.arange(len(self), dtype=np.int64), self.counts())
-        return ids
-
-    def __len__(self) -> int:
-        return len(self.starts) - 1
-
-    def counts(self) -> np.ndarray:
-        """Regions per image."""
-        return np.diff(self.starts)
-
-    def regions(self, image: int) -> np.ndarray:
-        """Returns the region rows of `image`, in table order."""
-        return read_range(self.by_image, int(self.starts[image]), int(self.starts[image + 1]))
-
-    def __repr__(self) -> str:
-        return f"ImageTable({len(self)} images, {len(self.by_image)} regions)"
 
 
 def image_table(index: RoiIndex) -> ImageTable:
