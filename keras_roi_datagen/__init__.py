@@ -53,6 +53,7 @@ _EXPORTS = {
     "Window": "keras_roi_datagen.augment",
     "EpochPlan": "keras_roi_datagen.planning",
     "PlannedBatch": "keras_roi_datagen.planning",
+    "PassInfo": "keras_roi_datagen.planning",
     "Position": "keras_roi_datagen.planning",
     "StorageStats": "keras_roi_datagen.storage",
     "IndexBuild": "keras_roi_datagen.index",
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
     from keras_roi_datagen.labels import LabelVocabulary as LabelVocabulary
     from keras_roi_datagen.paths import PathTable as PathTable
     from keras_roi_datagen.planning import EpochPlan as EpochPlan
+    from keras_roi_datagen.planning import PassInfo as PassInfo
     from keras_roi_datagen.planning import PlannedBatch as PlannedBatch
     from keras_roi_datagen.planning import Position as Position
     from keras_roi_datagen.planning import plan_epoch as plan_epoch

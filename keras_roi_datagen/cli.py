@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from keras_roi_datagen.formats.registry import Source
     from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec
     from keras_roi_datagen.labels import LabelVocabulary
+    from keras_roi_datagen.progress import ProgressBar
     from keras_roi_datagen.summary import TableSummary
     from keras_roi_datagen.validation import ValidationReport
 
@@ -447,7 +448,7 @@ def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
     from keras_roi_datagen.index import build_index
 
     path, source, shown, spec, survey = _read_spec(args, check_files=check_files, shapes=shapes)
-    bar = _Progress(0, progress, "reading rows")
+    bar = _bar(0, progress, "reading rows")
     with _cli_hints():
         build = build_index(source, spec, progress=bar.update_total if progress else None,
                             cache=getattr(args, "index_cache", None))
@@ -472,7 +473,7 @@ def _load_summary(args: argparse.Namespace) -> _Summary:
         spec = replace(spec, image_dir=spec.image_dir or os.path.dirname(os.path.abspath(path)))
         box_cols = columnar_box_cols(source.local, spec)
         if box_cols is not None:
-            bar = _Progress(0, True, "reading rows")
+            bar = _bar(0, True, "reading rows")
             with _cli_hints():
                 summary = summarize_columnar(source.local, spec, box_cols, path,
                                              progress=bar.update_total)
@@ -668,27 +669,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 # -- validate ---------------------------------------------------------------------------------
 
 
-class _Progress:
-    """A one-line progress bar on stderr (drawn only when stderr is a terminal)."""
+def _bar(total: int, enabled: bool, label: str = "checking images") -> ProgressBar:
+    """The command line's progress bar: on stderr, drawn only when stderr is a terminal."""
+    from keras_roi_datagen.progress import ProgressBar
 
-    def __init__(self, total: int, enabled: bool, label: str = "checking images") -> None:
-        self.total, self.label = total, label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.step = max(1, total // 100)
-
-    def update_total(self, done: int, total: int) -> None:
-        """Redraws the bar at `done` of `total` (for callers that know the total late)."""
-        self.total, self.step = total, 1
-        self.update(done)
-
-    def update(self, done: int) -> None:
-        """Redraws the bar at `done` of `total` (every percent, and at the end)."""
-        if self.enabled and self.total > 0 and (done % self.step == 0 or done >= self.total):
-            filled = 30 * done // self.total
-            bar = "#" * filled + "." * (30 - filled)
-            end = "\n" if done >= self.total else ""
-            sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total}{end}")
-            sys.stderr.flush()
+    return ProgressBar(total, label, stream=sys.stderr, only_on_terminal=True, enabled=enabled)
 
 
 def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
@@ -699,7 +684,7 @@ def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
     from keras_roi_datagen.validation import scan_images
 
     images = int(np.count_nonzero(np.bincount(index.path_ids))) if len(index) else 0
-    bar = _Progress(images, progress)
+    bar = _bar(images, progress)
     return scan_images(index, options, decode=decode, progress=lambda done, _: bar.update(done),
                        threads=min(8, os.cpu_count() or 4))
 

@@ -163,7 +163,7 @@ class PathTable(Sequence[str]):
     A NumPy unicode array stores every path at the width of the longest (4
     bytes a character): 500,000 paths with one of 250 characters take 500 MB.
     Here they take their UTF-8 length plus 8 bytes each. The arrays can be
-    memory-mapped (see `keras_roi_datagen.index_cache`).
+    memory-mapped (see `keras_roi_datagen.index.cache`).
 
     Args:
         data: `uint8` array, the paths' UTF-8 bytes end to end.

@@ -14,7 +14,6 @@ row, file, column, value, kind and message.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from keras_roi_datagen.decode import (
 )
 from keras_roi_datagen.errors import Problem, StorageError
 from keras_roi_datagen.index import RoiIndex
+from keras_roi_datagen.progress import ProgressBar
 
 __all__ = ["ValidationReport", "scan_images"]
 
@@ -128,27 +128,21 @@ def _count(n: int, noun: str) -> str:
 
 
 def _progress(total: int, enabled: bool | Callable[[int, int], None]) -> Callable[[int], None]:
+    """Counts checked images: into the caller's function, onto a `ProgressBar`, or nowhere."""
+    done = [0]
     if callable(enabled):
-        done_so_far = [0]
-
         def report(count: int) -> None:
-            done_so_far[0] += count
-            enabled(done_so_far[0], total)
+            done[0] += count
+            enabled(done[0], total)
 
         return report
     if not enabled or total == 0:
         return lambda _: None
-    from keras.utils import Progbar
-
-    bar = Progbar(total, unit_name="image", stateful_metrics=None)
-    done = [0]
+    bar = ProgressBar(total, "checking images")
 
     def advance(count: int) -> None:
         done[0] += count
-        if done[0] == total or done[0] % max(1, total // 100) == 0:
-            bar.update(done[0])
-            if done[0] == total:
-                sys.stdout.flush()
+        bar.update(done[0])
 
     return advance
 
@@ -234,8 +228,8 @@ def scan_images(index: RoiIndex, options: DecodeOptions, *, decode: bool = False
         options: Decode options (the pixel limit and colour mode apply).
         decode: Fully decode each image (finds truncated files); otherwise
             only headers and EXIF are read.
-        progress: Show a progress bar (Keras's `Progbar`), or call this
-            `(images_done, images_total)` function as images are checked.
+        progress: Show a progress bar on standard output (`progress.ProgressBar`),
+            or call this `(images_done, images_total)` function as images are checked.
         threads: Threads reading images.
 
     Returns:

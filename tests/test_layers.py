@@ -26,8 +26,8 @@ LAYERS = {
     "decode": 2, "splitting": 2, "imaging": 2, "jpeg_region": 2, "planning": 2, "formats": 2,
     "csv_columns": 2, "coco_columns": 2,
     "index": 3, "index_cache": 3, "index_columns": 3, "workers": 3, "worker": 3,
-    "batching": 4, "summary": 4,
-    "adapter": 5, "validation": 5, "preview": 5, "cache": 5,
+    "batching": 4, "summary": 4, "state": 4,
+    "adapter": 5, "validation": 5, "preview": 5, "cache": 5, "decode_workers": 5,
     "dataset": 6,
     "callbacks": 7, "datamodule": 7, "cli": 7, "__main__": 7, "__init__": 8,
 }

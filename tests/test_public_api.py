@@ -119,3 +119,27 @@ def test_a_table_is_detected_once(demo_csv: Path, monkeypatch: pytest.MonkeyPatc
     heads.clear()
     RoiDataModule(demo_csv, image_size=(8, 8)).setup("fit")
     assert len(heads) == 1, heads
+
+
+def test_explain_fails_as_a_batch_of_the_row_fails(tmp_path: Path) -> None:
+    import pandas as pd
+    from conftest import write_scene
+
+    from keras_roi_datagen import BoxError, ImageReadError
+
+    write_scene(tmp_path / "a.png")  # 160x90
+    frame = pd.DataFrame({"filename": ["a.png", "a.png"], "x": [10, 500], "y": [10, 500],
+                          "w": [20, 20], "h": [20, 20], "name": ["n", "n"]})
+    ds = RoiDataset(frame, image_dir=tmp_path, y_cols="name", image_size=(8, 8), shuffle=False,
+                    batch_size=1)
+    assert ds.explain(0).box == (10.0, 10.0, 30.0, 30.0)
+    with pytest.raises(BoxError) as from_batch:
+        ds[1]
+    with pytest.raises(BoxError) as from_explain:
+        ds.explain(1)
+    assert from_explain.value.problems[0].kind == from_batch.value.problems[0].kind
+    assert "lies wholly outside the 160x90 image" in str(from_explain.value)
+    assert from_explain.value.problems[0].row == 1
+    (tmp_path / "a.png").rename(tmp_path / "moved.png")
+    with pytest.raises(ImageReadError, match="row 0.*image file not found"):
+        ds.explain(0)
