@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from conftest import RECTS, numpy_batch, write_scene
 
-from keras_roi_datagen import index as index_module
 from keras_roi_datagen import index_cache
 from keras_roi_datagen.index import TableSpec, build_index
 

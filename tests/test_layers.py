@@ -125,7 +125,7 @@ def test_there_is_no_import_circle() -> None:
         path.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                circle = path[path.index(target):] + [target]
+                circle = [*path[path.index(target):], target]
                 raise AssertionError("import circle: " + " -> ".join(circle))
             if target not in state:
                 visit(target)

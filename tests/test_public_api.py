@@ -141,5 +141,5 @@ def test_explain_fails_as_a_batch_of_the_row_fails(tmp_path: Path) -> None:
     assert "lies wholly outside the 160x90 image" in str(from_explain.value)
     assert from_explain.value.problems[0].row == 1
     (tmp_path / "a.png").rename(tmp_path / "moved.png")
-    with pytest.raises(ImageReadError, match="row 0.*image file not found"):
+    with pytest.raises(ImageReadError, match=r"row 0.*image file not found"):
         ds.explain(0)
