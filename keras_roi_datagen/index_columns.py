@@ -8,6 +8,6 @@ import importlib
 import sys
 import warnings
 
-warnings.warn("`keras_roi_datagen.index_columns` is deprecated; import `keras_roi_datagen.index.columns`.",
-              DeprecationWarning, stacklevel=2)
+warnings.warn("`keras_roi_datagen.index_columns` is deprecated; "
+              "import `keras_roi_datagen.index.columns`.", DeprecationWarning, stacklevel=2)
 sys.modules[__name__] = importlib.import_module("keras_roi_datagen.index.columns")
