@@ -285,7 +285,7 @@ def _dataset(build: Any) -> Any:
 def child_first_batch(table: str, cache: str, work: str) -> dict[str, Any]:
     import numpy as np
 
-    from keras_roi_datagen.imaging import DecodeOptions, decode_batch
+    from keras_roi_datagen.decode import DecodeOptions, decode_batch
     from keras_roi_datagen.index import build_index
     from keras_roi_datagen.permutation import KeyedPermutation
 

@@ -129,9 +129,9 @@ class StackSampler:
 def _stage_of(stack: list[str]) -> str:
     """The step of `build_index` a stack is in (the frame that `build_index` called)."""
     for outer, inner in itertools.pairwise(stack):
-        if outer == "index.py:build_index":
+        if outer == "build.py:build_index":
             return inner
-    return "index.py:build_index" if "index.py:build_index" in stack else stack[-1]
+    return "build.py:build_index" if "build.py:build_index" in stack else stack[-1]
 
 
 def _library_files() -> set[str]:

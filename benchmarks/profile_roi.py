@@ -43,7 +43,7 @@ STAGES = (
     ("open + header parse (Pillow)", "", "io.open"),
     ("EXIF read", "", "getexif"),
     ("EXIF read", "TiffImagePlugin", ""),
-    ("RoiDataset Python (imaging.py)", "keras_roi_datagen/imaging.py", ""),
+    ("RoiDataset Python (decode/)", "keras_roi_datagen/decode/", ""),
     ("RoiDataset Python (index, batching, labels, executors)", "keras_roi_datagen", ""),
     ("Pillow Python glue (Image.py, ImageFile.py)", "PIL/", ""),
 )

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from keras_roi_datagen.augment import Augmentation, draw
+from keras_roi_datagen.decode import BatchResult, DecodeOptions
 from keras_roi_datagen.errors import Problem, RoiDatagenError, raise_problems
-from keras_roi_datagen.imaging import BatchResult, DecodeOptions
 from keras_roi_datagen.index import RoiIndex
 from keras_roi_datagen.labels import LabelMode, LabelVocabulary, encode_labels
 from keras_roi_datagen.mapped import gather

@@ -10,9 +10,10 @@ Commands (each has `--help` with an example):
 - `preview TABLE -o sheet.png`: a contact sheet of the crops as the model will
   see them, or (`--boxes`) of the source images with their boxes drawn.
 
-None of them imports Keras: the index is built with `index.build_index` and
-images are checked with `validation.scan_images`, as `RoiDataset` does, so the
-command starts in well under a second. Errors are one line on stderr
+None of them imports Keras: the table is resolved and its index built with
+`index.resolve_table` and `index.build_index`, and images are checked with
+`validation.scan_images`, as `RoiDataset` does, so the command starts in well
+under a second. Errors are one line on stderr
 (`keras-roi-datagen: error: ...`); `--debug` adds the traceback.
 """
 
@@ -29,23 +30,27 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from keras_roi_datagen.boxes import BoxFormat
+from keras_roi_datagen.formats.registry import FORMATS
+from keras_roi_datagen.options import BORDERS, COLOR_MODES, INTERPOLATIONS
+
 if TYPE_CHECKING:
     import numpy as np
 
+    from keras_roi_datagen.decode import DecodeOptions
     from keras_roi_datagen.errors import Problem
-    from keras_roi_datagen.imaging import DecodeOptions
+    from keras_roi_datagen.formats.registry import Source
     from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec
     from keras_roi_datagen.labels import LabelVocabulary
+    from keras_roi_datagen.progress import ProgressBar
     from keras_roi_datagen.summary import TableSummary
     from keras_roi_datagen.validation import ValidationReport
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 PROG = "keras-roi-datagen"
-_FORMATS = ("auto", "via", "coco", "voc", "yolo", "labelstudio", "cvat")  # formats.FORMATS
-_BOX_FORMATS = ("xywh", "xyxy", "rel_xywh", "rel_xyxy")
-_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "hamming", "box", "lanczos")
-_COLOR_MODES = ("rgb", "grayscale", "rgba")
+_FORMATS = ("auto", *FORMATS)
+_BOX_FORMATS = tuple(f.value for f in BoxFormat)
 _PERCENTILES = {"min": 0, "p5": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
 _MAX_CLASSES_SHOWN = 15
 
@@ -172,9 +177,8 @@ def _table_parent() -> argparse.ArgumentParser:
     parent.add_argument("--image-dir", metavar="DIR",
                         help="folder the file names are relative to (default: the table's folder)")
     parent.add_argument("--y-cols", type=_columns, metavar="A,B",
-                        help="label columns (default: for VIA exports, every region attribute "
-                             "found; label for COCO, VOC, YOLO, Label Studio and CVAT; otherwise "
-                             "name,type)")
+                        help="label columns (default, as RoiDataset's: label for COCO, VOC, YOLO, "
+                             "Label Studio and CVAT; otherwise name,type)")
     parent.add_argument("--x-col", default="filename", metavar="COL",
                         help="column of image file names in a plain CSV (default: filename)")
     parent.add_argument("--box-col", default="region_shape_attributes", metavar="COL",
@@ -263,9 +267,9 @@ def _add_preview(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="PNG", help="the PNG file to write")
     parser.add_argument("--image-size", type=_image_size, default=(96, 96), metavar="HxW",
                         help="size of the crops, height x width (default: 96x96)")
-    parser.add_argument("--interpolation", choices=_INTERPOLATIONS, default="bilinear",
+    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default="bilinear",
                         help="resampling filter (default: bilinear)")
-    parser.add_argument("--color-mode", choices=_COLOR_MODES, default="rgb",
+    parser.add_argument("--color-mode", choices=tuple(COLOR_MODES), default="rgb",
                         help="colour mode of the crops (default: rgb)")
     parser.add_argument("--columns", type=_positive, metavar="N",
                         help="tiles per row of the sheet (default: a square-ish grid)")
@@ -278,7 +282,7 @@ def _add_preview(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
                         "JSON file; drawn from --seed and --epoch (the same seed gives the same sheet)")
     parser.add_argument("--epoch", type=int, default=0, metavar="N",
                         help="the epoch whose augmentation to show (default: 0)")
-    parser.add_argument("--border", choices=("constant", "reflect", "clip"), default="constant",
+    parser.add_argument("--border", choices=BORDERS, default="constant",
                         help="what windows show beyond the image edge (default: constant)")
     parser.set_defaults(handler=_cmd_preview)
 
@@ -372,7 +376,7 @@ def _survey_via(path: str) -> _ViaSurvey:
 
     keys: dict[str, None] = {}
     shapes: Counter[str] = Counter()
-    for record in iter_via_records(path, on_error="collect"):
+    for record in iter_via_records(path, on_error="skip"):
         if record.problem is not None or not record.shape:
             continue
         keys.update(dict.fromkeys(k for k in record.attributes if k))
@@ -407,44 +411,48 @@ def _cli_hints() -> Iterator[None]:
         raise hinted from exc
 
 
+def _shown_format(source: Source) -> str:
+    """The format `inspect` names: VIA's layout (e.g. `via2-csv`), `parquet` or `arrow`, or the kind."""
+    from keras_roi_datagen.formats import detect_via_format
+
+    assert source.local is not None
+    if source.kind == "via":
+        return detect_via_format(source.local) or "via"
+    if source.kind == "columnar":
+        return "parquet" if source.local.lower().endswith((".parquet", ".pq")) else "arrow"
+    return source.kind
+
+
 def _read_spec(args: argparse.Namespace, *, check_files: bool, shapes: bool,
-               ) -> tuple[str, str, str | None, TableSpec, _ViaSurvey | None]:
-    """The table's path, kind, VIA format, `TableSpec` and VIA survey, from the arguments."""
-    from keras_roi_datagen.boxes import BoxFormat
-    from keras_roi_datagen.formats import detect_format, detect_via_format, label_columns
-    from keras_roi_datagen.formats.columnar import is_columnar
-    from keras_roi_datagen.index import TableSpec
-    from keras_roi_datagen.storage import is_url
+               ) -> tuple[str, Source, str, TableSpec, _ViaSurvey | None]:
+    """The table's path, `Source`, shown format, `TableSpec` and VIA survey, from the arguments.
+
+    The options resolve as `RoiDataset`'s do (`index.resolve_table`): the same
+    default label columns.
+    """
+    from keras_roi_datagen.index import resolve_table
 
     path = _table_path(args)
-    if is_url(path) or is_columnar(path):
-        kind, fmt = "csv", None
-    else:
-        kind = args.format if args.format != "auto" else detect_format(path)
-        fmt = detect_via_format(path) if kind == "via" else None
-    survey = _survey_via(path) if fmt and (shapes or args.y_cols is None) else None
-    y_cols = args.y_cols if args.y_cols is not None else (
-        tuple(survey.attribute_keys) if survey else label_columns(path, format=kind))
-    spec = TableSpec(
-        image_dir=args.image_dir, x_col=args.x_col, box_col=args.box_col, box_cols=args.box_cols,
-        box_format=BoxFormat.parse(args.box_format), y_cols=tuple(y_cols),
+    source, spec = resolve_table(
+        path, image_dir=args.image_dir, x_col=args.x_col, box_col=args.box_col,
+        box_cols=args.box_cols, box_format=args.box_format, y_cols=args.y_cols,
         allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files,
-        format=kind)
-    if fmt is None and is_columnar(path):
-        fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) else "arrow"
-    return path, kind, fmt, spec, survey
+        format=args.format)
+    assert source.local is not None
+    survey = _survey_via(source.local) if source.kind == "via" and shapes else None
+    return path, source, _shown_format(source), spec, survey
 
 
 def _load(args: argparse.Namespace, *, check_files: bool, shapes: bool = False,
           progress: bool = False) -> _Table:
     from keras_roi_datagen.index import build_index
 
-    path, kind, fmt, spec, survey = _read_spec(args, check_files=check_files, shapes=shapes)
-    bar = _Progress(0, progress, "reading rows")
+    path, source, shown, spec, survey = _read_spec(args, check_files=check_files, shapes=shapes)
+    bar = _bar(0, progress, "reading rows")
     with _cli_hints():
-        build = build_index(path, spec, progress=bar.update_total if progress else None,
+        build = build_index(source, spec, progress=bar.update_total if progress else None,
                             cache=getattr(args, "index_cache", None))
-    return _Table(path, fmt or kind, spec, build, survey)
+    return _Table(path, shown, spec, build, survey)
 
 
 def _load_summary(args: argparse.Namespace) -> _Summary:
@@ -453,23 +461,23 @@ def _load_summary(args: argparse.Namespace) -> _Summary:
     Anything else (a cache asked for, another format, a URL) builds the index
     and counts it; both give the same summary.
     """
-    from dataclasses import replace
-
-    from keras_roi_datagen.formats.columnar import is_columnar
-    from keras_roi_datagen.storage import is_url
     from keras_roi_datagen.summary import summarize
 
-    path, kind, fmt, spec, survey = _read_spec(args, check_files=False, shapes=True)
-    if getattr(args, "index_cache", None) is None and not is_url(path) and is_columnar(path):
-        from keras_roi_datagen.index_columns import columnar_box_cols, summarize_columnar
+    path, source, shown, spec, survey = _read_spec(args, check_files=False, shapes=True)
+    if getattr(args, "index_cache", None) is None and source.kind == "columnar" and not (
+            source.is_url):
+        from keras_roi_datagen.index.columns import columnar_box_cols
+        from keras_roi_datagen.summary import summarize_columnar
 
+        assert source.local is not None
         spec = replace(spec, image_dir=spec.image_dir or os.path.dirname(os.path.abspath(path)))
-        box_cols = columnar_box_cols(path, spec)
+        box_cols = columnar_box_cols(source.local, spec)
         if box_cols is not None:
-            bar = _Progress(0, True, "reading rows")
+            bar = _bar(0, True, "reading rows")
             with _cli_hints():
-                summary = summarize_columnar(path, spec, box_cols, path, progress=bar.update_total)
-            return _Summary(path, fmt or kind, spec, summary, survey)
+                summary = summarize_columnar(source.local, spec, box_cols, path,
+                                             progress=bar.update_total)
+            return _Summary(path, shown, spec, summary, survey)
     table = _load(args, check_files=False, shapes=True, progress=True)
     return _Summary(table.path, table.format, table.spec, summarize(table.build), table.survey)
 
@@ -509,7 +517,7 @@ def _label_counts(summary: TableSummary) -> dict[str, Any]:
 
 
 def _generic_shapes(table: _Summary) -> dict[str, int]:
-    from keras_roi_datagen.formats import read_table
+    from keras_roi_datagen.formats import read_raw_table
     from keras_roi_datagen.formats.via_records import parse_box_cell
 
     spec = table.spec
@@ -520,7 +528,7 @@ def _generic_shapes(table: _Summary) -> dict[str, int]:
         return {f"four columns ({spec.box_format.value})": table.summary.n_rows}
     if is_url(table.path):
         return {}
-    frame = read_table(table.path, format=spec.format, on_error="collect")
+    frame = read_raw_table(table.path, format=spec.format, on_error="skip")
     if spec.box_col not in frame.columns and "shape" in frame.columns:  # a region frame
         return dict(Counter(str(v) for v in frame["shape"].tolist()).most_common())
     shapes: Counter[str] = Counter()
@@ -565,6 +573,7 @@ def _inspect_facts(table: _Summary) -> dict[str, Any]:
         "table": table.path, "format": table.format, "rows": build.n_rows,
         "usable_rows": build.usable_rows, "images": len(per_image),
         "y_cols": list(table.spec.y_cols),
+        **({"region_attributes": table.survey.attribute_keys} if table.survey else {}),
         "images_missing": missing_images, "rows_with_missing_image": missing_rows,
         "regions_per_image": {"min": int(per_image.min()), "median": float(np.median(per_image)),
                               "max": int(per_image.max())} if len(per_image) else {},
@@ -632,6 +641,8 @@ def _render_inspect(facts: dict[str, Any]) -> str:
                                          f"max {per['max']}" if per else "-"),
         f"{'shape kinds':<22}{_kinds(facts['shape_kinds']) or '-'}",
         f"{'label columns':<22}{', '.join(facts['y_cols']) or '-'} (choose with --y-cols)",
+        *([f"{'region attributes':<22}{', '.join(facts['region_attributes']) or '-'}"]
+          if "region_attributes" in facts else []),
         f"{'images w/o regions':<22}{len(without)}" + (f" ({listed}"
                                                         f"{', ...' if len(without) > 5 else ''})"
                                                         if without else ""),
@@ -658,27 +669,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 # -- validate ---------------------------------------------------------------------------------
 
 
-class _Progress:
-    """A one-line progress bar on stderr (drawn only when stderr is a terminal)."""
+def _bar(total: int, enabled: bool, label: str = "checking images") -> ProgressBar:
+    """The command line's progress bar: on stderr, drawn only when stderr is a terminal."""
+    from keras_roi_datagen.progress import ProgressBar
 
-    def __init__(self, total: int, enabled: bool, label: str = "checking images") -> None:
-        self.total, self.label = total, label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.step = max(1, total // 100)
-
-    def update_total(self, done: int, total: int) -> None:
-        """Redraws the bar at `done` of `total` (for callers that know the total late)."""
-        self.total, self.step = total, 1
-        self.update(done)
-
-    def update(self, done: int) -> None:
-        """Redraws the bar at `done` of `total` (every percent, and at the end)."""
-        if self.enabled and self.total > 0 and (done % self.step == 0 or done >= self.total):
-            filled = 30 * done // self.total
-            bar = "#" * filled + "." * (30 - filled)
-            end = "\n" if done >= self.total else ""
-            sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total}{end}")
-            sys.stderr.flush()
+    return ProgressBar(total, label, stream=sys.stderr, only_on_terminal=True, enabled=enabled)
 
 
 def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
@@ -689,7 +684,7 @@ def _scan(index: RoiIndex, options: DecodeOptions, decode: bool, progress: bool,
     from keras_roi_datagen.validation import scan_images
 
     images = int(np.count_nonzero(np.bincount(index.path_ids))) if len(index) else 0
-    bar = _Progress(images, progress)
+    bar = _bar(images, progress)
     return scan_images(index, options, decode=decode, progress=lambda done, _: bar.update(done),
                        threads=min(8, os.cpu_count() or 4))
 
@@ -711,16 +706,12 @@ def _print_report(report: ValidationReport, args: argparse.Namespace,
 
 
 def _decode_options(args: argparse.Namespace) -> DecodeOptions:
-    from PIL import Image
+    from keras_roi_datagen.decode import DecodeOptions
 
-    from keras_roi_datagen.imaging import DecodeOptions
-
-    return DecodeOptions(
-        image_size=getattr(args, "image_size", (96, 96)),
+    return DecodeOptions.from_arguments(
+        getattr(args, "image_size", (96, 96)),
         interpolation=getattr(args, "interpolation", "bilinear"),
-        color_mode=getattr(args, "color_mode", "rgb"),
-        max_image_pixels=Image.MAX_IMAGE_PIXELS, fast=True,
-        border=getattr(args, "border", "constant"))
+        color_mode=getattr(args, "color_mode", "rgb"), border=getattr(args, "border", "constant"))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

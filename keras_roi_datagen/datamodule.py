@@ -2,7 +2,9 @@
 
 Modelled on Lightning's `LightningDataModule`: `prepare_data()` checks,
 `setup(stage)` builds splits and vocabularies (idempotent), and one accessor
-per split returns a `RoiDataset`. The table is read and checked once; the
+per split returns a `RoiDataset`. The table is read and checked once, by the
+same road `RoiDataset(path)` takes (`index.resolve_table`, `index.build_index`:
+VIA files streamed, columnar tables by columns, `index_cache=` honoured); the
 splits share that read.
 
 Splits keep an image's regions together (no photo in two splits), may be
@@ -20,23 +22,19 @@ import json
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from keras_roi_datagen import storage
 from keras_roi_datagen.augment import Augmentation, parse_augmentation
-from keras_roi_datagen.boxes import BoxFormat
 from keras_roi_datagen.dataset import RoiDataset
+from keras_roi_datagen.decode import DecodeOptions
 from keras_roi_datagen.errors import LabelError, Problem, raise_problems
-from keras_roi_datagen.formats.registry import label_columns
-from keras_roi_datagen.imaging import DecodeOptions
-from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
+from keras_roi_datagen.index import IndexBuild, RoiIndex, build_index, resolve_table
 from keras_roi_datagen.labels import LabelVocabulary
+from keras_roi_datagen.options import SPLIT_BY, check_choice, check_on_error, check_unseen_labels
 from keras_roi_datagen.splitting import SPLITS, split_groups
 from keras_roi_datagen.validation import ValidationReport, scan_images
 
@@ -45,7 +43,9 @@ __all__ = ["RoiDataModule"]
 _STAGES = ("fit", "validate", "test", "predict")
 _SPLIT_ALIASES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1,
                   "test": 2, "testing": 2}
+# The dataset arguments that say where things are in the table (`index.resolve_table`'s).
 _SPEC_KEYS = ("x_col", "box_col", "box_cols", "box_format", "allow_outside_image_dir", "format")
+_SKIP_HINT = "Pass on_error='skip' to leave such rows out."
 _OWNED = ("shuffle", "seed", "vocabularies", "table", "y_cols", "batch_size", "image_size",
           "class_weight")
 _STATE_VERSION = 1
@@ -77,8 +77,9 @@ class RoiDataModule:
             or a plain table).
         vocabularies: Optional given vocabularies (else built on the
             training split, sorted).
-        unseen_labels: `"error"` (default) or `"oov"`: what a validation or
-            test label absent from the training split becomes.
+        unseen_labels: `"raise"` (default) or `"oov"`: what a validation or
+            test label absent from the training split becomes (an error, or
+            an extra out-of-vocabulary class). `"error"` still means `"raise"`.
         class_weight: `None`, `"balanced"` (weights from `class_weights()`)
             or a dict as in `RoiDataset`; applied to the training dataset.
         augment: Region augmentation, as in `RoiDataset` (an `Augmentation`
@@ -88,7 +89,8 @@ class RoiDataModule:
             evaluation sees the crops as annotated.
         **dataset_kwargs: Passed to every `RoiDataset` (e.g. `workers`,
             `use_multiprocessing`, `on_error`, `label_mode`, `box_format`).
-            `storage_options` also applies to a table given as a URL.
+            `storage_options` also applies to a table given as a URL, and
+            `index_cache` to the one read of the table.
 
     Example:
     ```python
@@ -114,7 +116,7 @@ class RoiDataModule:
         image_size: tuple[int, int] = (224, 224),
         y_cols: Sequence[str] | None = None,
         vocabularies: Mapping[str, LabelVocabulary | Sequence[Any]] | None = None,
-        unseen_labels: str = "error",
+        unseen_labels: str = "raise",
         class_weight: str | Mapping[str, Mapping[Any, float]] | None = None,
         augment: Augmentation | Mapping[str, Any] | None = None,
         augment_splits: Sequence[str] = ("train",),
@@ -123,11 +125,9 @@ class RoiDataModule:
         owned = sorted(set(dataset_kwargs) & set(_OWNED))
         if owned:
             raise TypeError(f"RoiDataModule sets {owned} itself; pass them as its own arguments.")
-        if split_by not in ("image", "row"):
-            raise ValueError(f"`split_by` must be 'image' or 'row'. Received: split_by={split_by!r}")
-        if unseen_labels not in ("error", "oov"):
-            raise ValueError(
-                f"`unseen_labels` must be 'error' or 'oov'. Received: unseen_labels={unseen_labels!r}")
+        check_choice("split_by", split_by, SPLIT_BY)
+        unseen_labels = check_unseen_labels(unseen_labels)
+        check_on_error(dataset_kwargs.get("on_error", "raise"))
         split_groups(np.zeros(0), validation_split, test_split, seed=0)  # checks the fractions
         self.augment = parse_augmentation(augment)
         if isinstance(augment_splits, str) or not set(augment_splits) <= {*SPLITS, "predict"}:
@@ -140,9 +140,12 @@ class RoiDataModule:
         self.split_by, self.stratify_by, self.split_col = split_by, stratify_by, split_col
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        if y_cols is None:  # a path's head is read to name its format
-            y_cols = label_columns(table, format=dataset_kwargs.get("format", "auto"))
-        self.y_cols = (y_cols,) if isinstance(y_cols, str) else tuple(y_cols)
+        # What the table is, decided once (a path's head is read to name its format).
+        self._source, self._spec = resolve_table(
+            table, image_dir=image_dir, y_cols=y_cols, optional_cols=(split_col,),
+            storage_options=dataset_kwargs.get("storage_options"),
+            **{k: dataset_kwargs[k] for k in _SPEC_KEYS if k in dataset_kwargs})
+        self.y_cols = self._spec.y_cols
         if stratify_by is not None and stratify_by not in self.y_cols:
             raise ValueError(f"`stratify_by` must be one of y_cols {list(self.y_cols)}. "
                              f"Received: stratify_by={stratify_by!r}")
@@ -150,8 +153,8 @@ class RoiDataModule:
         self.unseen_labels, self.class_weight = unseen_labels, class_weight
         self.dataset_kwargs = dict(dataset_kwargs)
         self.vocabularies: dict[str, LabelVocabulary] = {}
-        self.frame: pd.DataFrame | None = None
         self.problems: list[Problem] = []
+        self._table: IndexBuild | None = None
         self._full: IndexBuild | None = None
         self._split: np.ndarray | None = None
         self._loaded_splits: dict[str, list[Any]] | None = None
@@ -160,33 +163,13 @@ class RoiDataModule:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def _spec(self, y_cols: Sequence[str]) -> TableSpec:
-        spec_args = {k: self.dataset_kwargs[k] for k in _SPEC_KEYS if k in self.dataset_kwargs}
-        if "box_format" in spec_args:
-            spec_args["box_format"] = BoxFormat.parse(spec_args["box_format"])
-        if spec_args.get("box_cols") is not None:
-            spec_args["box_cols"] = tuple(spec_args["box_cols"])
-        image_dir = self.image_dir
-        if image_dir is None and storage.is_url(self.table):
-            image_dir = storage.url_dirname(str(self.table))
-        image_dir = image_dir or self._read().attrs.get("image_dir")
-        if image_dir is None and not isinstance(self.table, pd.DataFrame):
-            image_dir = os.path.dirname(os.path.abspath(os.fspath(self.table)))
-        return TableSpec(image_dir=image_dir, y_cols=tuple(y_cols), **spec_args)
-
-    def _read(self) -> pd.DataFrame:
-        if self.frame is None:
-            from keras_roi_datagen.formats import read_table
-
-            skipping = self.dataset_kwargs.get("on_error", "raise") == "skip"
-            table = self.table
-            if storage.is_url(table):  # read from a local copy, named by its URL
-                table = storage.local_table(str(table), self.dataset_kwargs.get("storage_options"))
-            self.frame = read_table(table, on_error="collect" if skipping else "raise",
-                                    format=self.dataset_kwargs.get("format", "auto"))
-            if table is not self.table:
-                self.frame.attrs["source"] = str(self.table)
-        return self.frame
+    def _read(self) -> IndexBuild:
+        """The table's one read: every row checked, nothing raised yet (`index.build_index`)."""
+        if self._table is None:
+            self._table = build_index(self._source, self._spec,
+                                      storage_options=self.dataset_kwargs.get("storage_options"),
+                                      cache=self.dataset_kwargs.get("index_cache"))
+        return self._table
 
     def validate(self, *, decode: bool = False, progress: bool = True) -> ValidationReport:
         """Checks every row, image and box of the table; sets no state.
@@ -198,27 +181,25 @@ class RoiDataModule:
         Returns:
             The `ValidationReport`.
         """
-        build = build_index(self._read(), self._spec(self.y_cols))
+        build = self._read()
         _, problems = self._scan(build, decode=decode, progress=progress)
-        unreadable = sum(p.severity == "error" for p in self._read().attrs.get("problems", []))
-        return ValidationReport(problems, n_rows=build.n_rows + unreadable,
-                                n_images=len(build.index.paths), decoded=decode)
+        return ValidationReport(problems, n_rows=build.n_rows, n_images=len(build.index.paths),
+                                decoded=decode)
 
     def _scan(self, build: IndexBuild, *, decode: bool = False,
               progress: bool = False) -> tuple[list[int], list[Problem]]:
         """Checks the images of `build`; returns the bad index rows and every problem.
 
-        The problems include the records the reader dropped (malformed, with
-        `on_error="skip"`) and those found when the table was indexed.
+        The problems include those found when the table was read and indexed
+        (records its reader dropped as malformed come first).
         """
-        options = DecodeOptions(self.image_size,
-                                color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
-                                max_image_pixels=self._max_pixels(),
-                                storage_options=self.dataset_kwargs.get("storage_options"))
+        options = DecodeOptions.from_arguments(
+            self.image_size, color_mode=self.dataset_kwargs.get("color_mode", "rgb"),
+            max_image_pixels=self.dataset_kwargs.get("max_image_pixels", -1),
+            storage_options=self.dataset_kwargs.get("storage_options"))
         found = scan_images(build.index, options, decode=decode, progress=progress)
         bad = sorted({row for row, p in found if p.severity == "error"})
-        unreadable = list(self._read().attrs.get("problems", []))
-        return bad, [*unreadable, *build.problems, *(p for _, p in found)]
+        return bad, [*build.problems, *(p for _, p in found)]
 
     def prepare_data(self) -> ValidationReport:
         """One-time checks of the table and image headers (Lightning's `prepare_data`).
@@ -231,12 +212,8 @@ class RoiDataModule:
         """
         report = self.validate(progress=False)
         if self.dataset_kwargs.get("on_error", "raise") == "raise":
-            raise_problems(report.errors, "Pass on_error='skip' to leave such rows out.")
+            raise_problems(report.errors, _SKIP_HINT)
         return report
-
-    def _max_pixels(self) -> int | None:
-        limit = self.dataset_kwargs.get("max_image_pixels", -1)
-        return Image.MAX_IMAGE_PIXELS if limit == -1 else limit
 
     def setup(self, stage: str | None = None) -> None:
         """Builds what `stage` needs; calling it again changes nothing.
@@ -256,9 +233,9 @@ class RoiDataModule:
             self.vocabularies = self._train_vocabularies(self._full, self._split)
 
     def _read_index(self) -> IndexBuild:
-        build = build_index(self._read(), self._spec(self.y_cols))
+        build = self._read()
         if self.dataset_kwargs.get("on_error", "raise") == "raise":
-            raise_problems(build.errors, "Pass on_error='skip' to leave such rows out.")
+            raise_problems(build.errors, _SKIP_HINT)
             self.problems = build.problems
             return build
         # Skipping: malformed records (dropped by the reader), unreadable images
@@ -267,7 +244,7 @@ class RoiDataModule:
         if bad:
             keep = np.ones(len(build.index), dtype=bool)
             keep[bad] = False
-            build = replace(build, index=build.index.select(keep))
+            build = build.restricted(keep)
         return build
 
     @property
@@ -279,7 +256,7 @@ class RoiDataModule:
 
     def _keys(self, index: RoiIndex) -> list[Any]:
         if self.split_by == "image":
-            base = self._spec(()).image_dir or os.getcwd()
+            base = self._read().image_dir or os.getcwd()
             relative = [os.path.relpath(p, base) for p in index.paths.tolist()]
             return [relative[i] for i in index.path_ids.tolist()]
         labels = [index.row_label(i) for i in range(len(index))]
@@ -295,7 +272,6 @@ class RoiDataModule:
         return labels
 
     def _assign_splits(self, index: RoiIndex) -> np.ndarray:
-        frame = self._read()
         keys = self._keys(index)  # refuses keys that could not be restored
         if self._loaded_splits is not None:
             where = {key: SPLITS.index(name) for name, saved in self._loaded_splits.items()
@@ -305,15 +281,18 @@ class RoiDataModule:
                 raise ValueError(f"The loaded state does not cover {len(unknown)} row(s) of this "
                                  f"table, e.g. {unknown[:3]}; it was saved for another table.")
             return np.asarray([where[k] for k in keys], dtype=np.int8)
-        if self.split_col in frame.columns:
-            return self._explicit_splits(frame, index)
+        if self.split_col in index.codes:
+            return self._explicit_splits(index)
         groups = index.path_ids if self.split_by == "image" else np.arange(len(index))
         labels = index.codes[self.stratify_by] if self.stratify_by else None
         return split_groups(groups, self.validation_split, self.test_split, seed=self.seed,
                             labels=labels)
 
-    def _explicit_splits(self, frame: pd.DataFrame, index: RoiIndex) -> np.ndarray:
-        values = frame[self.split_col].iloc[index.positions].tolist()
+    def _explicit_splits(self, index: RoiIndex) -> np.ndarray:
+        assert self._full is not None
+        column = np.asarray(index.codes[self.split_col])
+        classes = self._full.vocabularies[self.split_col].classes
+        values = [classes[c] if c >= 0 else None for c in column.tolist()]
         codes, problems = np.zeros(len(values), dtype=np.int8), []
         for i, value in enumerate(values):
             code = _SPLIT_ALIASES.get(str(value).strip().lower())
@@ -381,7 +360,7 @@ class RoiDataModule:
             codes[column] = recoded
         if problems:
             raise LabelError.from_problems(problems)
-        return IndexBuild(replace(index, codes=codes), self.vocabularies, [], [], len(rows))
+        return IndexBuild(index.with_codes(codes), self.vocabularies, [], [], len(rows))
 
     # -- datasets -------------------------------------------------------------------------------
 
@@ -431,7 +410,7 @@ class RoiDataModule:
         if "predict" not in self._datasets:
             kwargs = {k: v for k, v in self.dataset_kwargs.items() if k != "drop_remainder"}
             self._datasets["predict"] = RoiDataset(
-                self._read(), image_dir=self._spec(()).image_dir, y_cols=(),
+                self._source, image_dir=self._spec.image_dir, y_cols=(),
                 batch_size=self.batch_size, image_size=self.image_size, shuffle=False,
                 seed=self.seed, augment=self.augment if "predict" in self.augment_splits else None,
                 **kwargs)
@@ -448,12 +427,14 @@ class RoiDataModule:
         Returns:
             A copy of the table's usable rows, in order, with columns
             `{head}_predicted` (the class) and `{head}_score` (its score).
+            For a table file, the rows are those `formats.read_raw_table` reads,
+            found by their row labels.
         """
         self.setup("fit")
         dataset = self.predict_dataset()
         rows, ordered = dataset.predictions_in_table_order(_per_head(predictions, self.y_cols), epoch=0)
         heads: dict[str, Any] = ordered
-        frame: pd.DataFrame = self._read().iloc[dataset.index.positions[rows]].copy()
+        frame = self._table_rows(dataset.index, rows)
         for column, scores in heads.items():
             scores = np.asarray(scores)
             best = scores.argmax(axis=-1)
@@ -461,6 +442,21 @@ class RoiDataModule:
                                                       dtype=object)
             frame[f"{column}_score"] = scores.max(axis=-1)
         return frame
+
+    def _table_rows(self, index: RoiIndex, rows: np.ndarray) -> pd.DataFrame:
+        """The table's own rows behind index rows: a DataFrame's by position, a file's by label."""
+        source = self._source
+        found: pd.DataFrame
+        if source.frame is not None:
+            found = source.frame.iloc[np.asarray(index.positions)[rows]].copy()
+            return found
+        from keras_roi_datagen.formats import read_raw_table
+
+        assert source.local is not None
+        table = read_raw_table(source.local, format=self._spec.format,
+                               on_error=self.dataset_kwargs.get("on_error", "raise"))
+        found = table.loc[[index.row_label(int(r)) for r in rows]].copy()
+        return found
 
     # -- statistics ------------------------------------------------------------------------------
 

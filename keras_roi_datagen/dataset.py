@@ -17,7 +17,7 @@ instead would bring three faults this library exists to avoid:
 As its own adapter (the hooks are `adapter.KerasAdapter`), `RoiDataset`
 serves each pass itself, in the order of its seeded epoch plan
 (`planning.py`; where iteration stands is one `planning.Progress`), with its
-own threads or worker processes (`decode_workers.py`, `workers.py`); batches
+own threads or worker processes (`decode_workers.py`, `workers/`); batches
 are built and shaped in `batching.py`.
 `fit`'s `shuffle` argument has no effect on it: shuffling is
 `RoiDataset(shuffle=True, seed=...)`. Used by hand, it is a plain
@@ -46,31 +46,26 @@ from keras_roi_datagen.augment import (
     draw,
     parameters_of,
     parse_augmentation,
-    row_window,
 )
 from keras_roi_datagen.batching import Batch, BatchAssembler, OutputSpec, describe_batch, stream_batches
-from keras_roi_datagen.boxes import BoxFormat, clip_box, to_pixel_xyxy
+from keras_roi_datagen.boxes import BoxFormat
 from keras_roi_datagen.cache import CropStore, check_cache_allowed, open_cache
+from keras_roi_datagen.decode import DecodeOptions, ImageProblem, read_image_size, row_window_of
 from keras_roi_datagen.decode_workers import DecodeWorkers
 from keras_roi_datagen.errors import Problem, raise_problems
-from keras_roi_datagen.formats.registry import FORMATS, label_columns
-from keras_roi_datagen.imaging import DecodeOptions, read_image_size
-from keras_roi_datagen.index import IndexBuild, RoiIndex, TableSpec, build_index
-from keras_roi_datagen.index_cache import image_table
+from keras_roi_datagen.formats.registry import Source
+from keras_roi_datagen.index import IndexBuild, RoiIndex, build_index, resolve_table
+from keras_roi_datagen.index.cache import image_table
 from keras_roi_datagen.labels import LabelMode, LabelVocabulary
 from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.options import (
-    BORDERS,
-    COLOR_MODES,
     DATA_FORMATS,
-    INTERPOLATIONS,
     LABEL_MODES,
     ON_ERROR,
     OUTPUT_FORMATS,
     OnError,
     check_choice,
     check_dtype,
-    check_image_size,
     check_non_negative_int,
     check_positive_int,
     check_seed,
@@ -247,7 +242,7 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
         index_cache: For a table file: a folder where the compiled index is
             kept as memory-mapped columns and reused while the table is
             unchanged (`True`: `~/.cache/keras_roi_datagen/index`). Defaults
-            to `None` (no cache). See `keras_roi_datagen.index_cache`.
+            to `None` (no cache). See `keras_roi_datagen.index.cache`.
         cache: Keep each row's final crop after it is first decoded, so later
             epochs read it instead of decoding again: a folder (shared by
             processes and runs; entries are checksummed and written
@@ -276,7 +271,7 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
 
     def __init__(
         self,
-        table: pd.DataFrame | str | os.PathLike[str] | IndexBuild,
+        table: pd.DataFrame | str | os.PathLike[str] | Source | IndexBuild,
         *,
         image_dir: str | os.PathLike[str] | None = None,
         x_col: str = "filename",
@@ -321,15 +316,16 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
-        if isinstance(y_cols, str):
-            y_cols = (y_cols,)
         self._batch_size = check_positive_int("batch_size", batch_size)
         check_non_negative_int("workers", workers)
         check_positive_int("max_queue_size", max_queue_size)
-        if box_cols is not None and len(box_cols) != 4:
-            raise ValueError(f"`box_cols` must name four columns. Received: box_cols={box_cols!r}")
-        self.interpolation = check_choice("interpolation", interpolation, INTERPOLATIONS)
-        self.color_mode = check_choice("color_mode", color_mode, COLOR_MODES)
+        self.options = DecodeOptions.from_arguments(
+            image_size, interpolation=interpolation, color_mode=color_mode,
+            max_image_pixels=max_image_pixels, fast_decode=fast_decode,
+            crop_to_aspect_ratio=crop_to_aspect_ratio, pad_to_aspect_ratio=pad_to_aspect_ratio,
+            border=border, storage_options=storage_options)
+        self.image_size = self.options.image_size
+        self.interpolation, self.color_mode = self.options.interpolation, self.options.color_mode
         self.label_mode = cast(LabelMode, check_choice("label_mode", label_mode, LABEL_MODES))
         self.output_format = check_choice("output_format", output_format, OUTPUT_FORMATS)
         if data_format is None:
@@ -338,13 +334,6 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
             data_format = keras_config.image_data_format()
         self.data_format = check_choice("data_format", data_format, DATA_FORMATS)
         self.on_error = cast(OnError, check_choice("on_error", on_error, ON_ERROR))
-        check_choice("format", format, ["auto", *FORMATS])
-        check_choice("border", border, BORDERS)
-        if crop_to_aspect_ratio and pad_to_aspect_ratio:
-            raise ValueError(
-                "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
-                f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio}, "
-                f"pad_to_aspect_ratio={pad_to_aspect_ratio}")
         self.augment = parse_augmentation(augment)
         if not (cache is None or isinstance(cache, (bool, str, os.PathLike))):
             raise ValueError("`cache` must be a folder path, True (memory) or None. "
@@ -354,8 +343,6 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
             raise ValueError("`cache_max_bytes` must be a positive integer or None. "
                              f"Received: cache_max_bytes={cache_max_bytes!r}")
         check_cache_allowed(cache, self.augment)
-        self.image_size = check_image_size(image_size)
-        self.box_format = BoxFormat.parse(box_format)
         self.shuffle, self.drop_remainder = bool(shuffle), bool(drop_remainder)
         given_seed = check_seed(seed)
         self.dtype = check_dtype(dtype)
@@ -370,26 +357,18 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
         self._seed_given = given_seed is not None
         self.seed = given_seed if given_seed is not None else random.SystemRandom().randrange(2**31)
         self.worker_timeout = worker_timeout
-        self.options = DecodeOptions(
-            image_size=self.image_size, interpolation=interpolation, color_mode=color_mode,
-            max_image_pixels=Image.MAX_IMAGE_PIXELS if max_image_pixels == -1 else max_image_pixels,
-            fast=bool(fast_decode),
-            aspect_ratio="crop" if crop_to_aspect_ratio else "pad" if pad_to_aspect_ratio else "squash",
-            border=border, storage_options=storage_options,
-        )
-        if y_cols is None:  # after every check: a path's head is read to name its format
-            y_cols = (tuple(table.vocabularies) if isinstance(table, IndexBuild)
-                      else label_columns(table, format=format))
-        self.y_cols = tuple(y_cols)
-        self.spec = TableSpec(
-            image_dir=os.fspath(image_dir) if image_dir is not None else None,
-            x_col=x_col, box_col=box_col, box_cols=tuple(box_cols) if box_cols else None,  # type: ignore[arg-type]
-            box_format=self.box_format, y_cols=self.y_cols,
-            allow_outside_image_dir=allow_outside_image_dir, format=format,
-        )
-        build = table if isinstance(table, IndexBuild) else build_index(
-            table, self.spec, vocabularies, storage_options=storage_options,
-            cache=index_cache)
+        if isinstance(table, IndexBuild):
+            build = table
+            self.y_cols = tuple(table.vocabularies) if y_cols is None else (
+                (y_cols,) if isinstance(y_cols, str) else tuple(y_cols))
+        else:  # after every check: the table is opened, a path's head read to name its format
+            source, spec = resolve_table(
+                table, image_dir=image_dir, x_col=x_col, box_col=box_col, box_cols=box_cols,
+                box_format=box_format, y_cols=y_cols,
+                allow_outside_image_dir=allow_outside_image_dir, format=format,
+                storage_options=storage_options)
+            self.y_cols = spec.y_cols
+            build = build_index(source, spec, vocabularies, cache=index_cache)
         self._build(build)
         self.output_spec = OutputSpec.build(
             self.vocabularies, label_mode=self.label_mode, output_format=self.output_format,
@@ -548,7 +527,9 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
 
         Raises:
             IndexError: If `row` is not an index row.
-            ImageProblem: If the image cannot be opened.
+            ImageReadError: If the image cannot be opened (the error a batch
+                of this row raises with `on_error="raise"`).
+            BoxError: If the row's box lies wholly outside its image.
 
         Example:
         ```python
@@ -561,16 +542,17 @@ class RoiDataset(KerasAdapter, PyDataset):  # type: ignore[misc]
                              f"Received: row={row!r}")
         epoch = self.position.epoch if epoch is None else int(epoch)
         path = self.index.path_of(int(row))
-        size = read_image_size(path, self.options.max_image_pixels)
-        box = clip_box(to_pixel_xyxy(self.index.boxes[row], self.index.relative, *size), *size)
-        if box is None:
-            raise ValueError(f"row {self.index.row_label(int(row))!r}: its box lies outside the "
-                             f"{size[0]}x{size[1]} image {path!r}.")
         params = draw(self.augment or Augmentation(), self.seed, epoch, np.array([row]))[0]
-        window = row_window(box, params, self.augment, size, self.image_size,
-                            self.options.aspect_ratio, self.options.border)
-        return Explanation(int(row), self.index.row_label(int(row)), epoch, path, size, box,
-                           window, parameters_of(params), self.options.border)
+        try:  # the rule batches follow, and its failure as a batch reports it
+            size = read_image_size(path, self.options.max_image_pixels)
+            found = row_window_of(self.index.boxes[row], self.index.relative, size, params,
+                                  self.augment, self.options)
+        except ImageProblem as problem:
+            raise_problems([self.index.problem(int(row), problem.kind, str(problem),
+                                               details=problem.details)])
+            raise
+        return Explanation(int(row), self.index.row_label(int(row)), epoch, path, size, found.box,
+                           found.window, parameters_of(params), self.options.border)
 
     # -- the plan and the position ------------------------------------------------------------
 

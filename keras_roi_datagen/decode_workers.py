@@ -1,7 +1,7 @@
 """The decode executors a dataset owns, from its first pass to `close()`.
 
 `RoiDataset` decodes a pass on `workers` threads or worker processes (see
-`workers.py`). They are started on the first pass and kept for the next
+`workers/`). They are started on the first pass and kept for the next
 ones (epochs, validation passes, `fit`'s model-building peek) until
 `close()`, garbage collection or interpreter exit. `ds[i]` decodes in the
 calling thread instead, through an executor made once as well. Both go

@@ -22,10 +22,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["LabelMode", "LabelValueError", "LabelVocabulary", "encode_labels", "normalize_label"]
+from keras_roi_datagen.options import LABEL_MODES
+
+__all__ = ["LabelMode", "LabelValueError", "LabelVocabulary", "encode_labels", "missing_label_error",
+           "normalize_label"]
 
 LabelMode = Literal["categorical", "int"]
-_LABEL_MODES = ("categorical", "int")
 
 
 class LabelValueError(ValueError):
@@ -34,6 +36,11 @@ class LabelValueError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def missing_label_error() -> LabelValueError:
+    """The error of a missing label value (`None`, NaN, NA)."""
+    return LabelValueError("label_missing", "the label is missing (empty).")
 
 
 def _is_missing(value: Any) -> bool:
@@ -64,7 +71,7 @@ def normalize_label(value: Any) -> Hashable:
     if isinstance(value, np.generic):
         value = value.item()
     if _is_missing(value):
-        raise LabelValueError("label_missing", "the label is missing (empty).")
+        raise missing_label_error()
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -275,4 +282,4 @@ def encode_labels(codes: np.ndarray, num_classes: int, label_mode: LabelMode) ->
         out = np.zeros((len(codes), num_classes), dtype=np.float32)
         out[np.arange(len(codes)), codes] = 1.0
         return out
-    raise ValueError(f"`label_mode` must be one of {_LABEL_MODES}. Received: label_mode={label_mode!r}")
+    raise ValueError(f"`label_mode` must be one of {LABEL_MODES}. Received: label_mode={label_mode!r}")

@@ -32,7 +32,7 @@ from keras_roi_datagen import storage
 from keras_roi_datagen.mapped import read_range
 from keras_roi_datagen.storage import is_url, url_join
 
-__all__ = ["PathProblem", "PathTable", "check_image_file", "resolve_image_path"]
+__all__ = ["MISSING_NAME", "PathProblem", "PathTable", "check_image_file", "resolve_image_path"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class PathProblem:
 
     kind: str
     message: str
+
+
+MISSING_NAME = PathProblem("filename_missing", "the file name is missing or not text.")
+"""The problem of a row without a usable file name."""
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -67,7 +71,7 @@ def resolve_image_path(
     'path_outside_image_dir'
     """
     if not isinstance(name, str) or not name.strip():
-        return PathProblem("filename_missing", "the file name is missing or not text.")
+        return MISSING_NAME
     name = name.strip()
     if is_url(name) or is_url(image_dir):
         return _resolve_url(name, image_dir, allow_outside_image_dir)
@@ -159,7 +163,7 @@ class PathTable(Sequence[str]):
     A NumPy unicode array stores every path at the width of the longest (4
     bytes a character): 500,000 paths with one of 250 characters take 500 MB.
     Here they take their UTF-8 length plus 8 bytes each. The arrays can be
-    memory-mapped (see `keras_roi_datagen.index_cache`).
+    memory-mapped (see `keras_roi_datagen.index.cache`).
 
     Args:
         data: `uint8` array, the paths' UTF-8 bytes end to end.

@@ -1,7 +1,7 @@
 """Contact sheets: look at the regions as the model will see them, before training.
 
 `contact_sheet` draws a grid of tiles, one per table row: the crop decoded
-exactly as batches are (`imaging.decode_batch` with the dataset's
+exactly as batches are (`batching.decode_rows` with the dataset's
 `DecodeOptions`: same size, interpolation and colour mode), captioned with the
 row's label in the table and its labels. A row that cannot be decoded (its
 image is missing, say) gets a red tile naming the problem kind instead of
@@ -25,10 +25,10 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from keras_roi_datagen.augment import draw
+from keras_roi_datagen.batching import decode_rows
 from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
+from keras_roi_datagen.decode import DecodeOptions, ImageProblem, load_image
 from keras_roi_datagen.errors import Problem
-from keras_roi_datagen.imaging import DecodeOptions, ImageProblem, decode_batch, load_image
 from keras_roi_datagen.index import RoiIndex
 from keras_roi_datagen.labels import LabelVocabulary
 
@@ -385,23 +385,23 @@ def _to_rgb(pixels: np.ndarray) -> Image.Image:
 
 
 def _decode_tiles(source: PreviewSource, picks: list[Tile]) -> tuple[np.ndarray, list[Tile]]:
-    """Decodes the picked rows in one batch, as the dataset does; failures become problems."""
+    """Decodes the picked rows in one job, as batches are (`batching.decode_rows`).
+
+    A row that fails becomes its tile's problem instead of stopping the sheet.
+    """
     decodable = [k for k, tile in enumerate(picks) if tile.position is not None]
     positions = np.asarray([picks[k].position for k in decodable], dtype=np.int64)
     if not len(positions):
         return np.zeros((0, 1, 1, 3), np.uint8), picks
-    index = source.index
-    augment = getattr(source, "augment", None)  # a dataset's augmentation, as in its current epoch
-    params = None if augment is None else draw(
-        augment, getattr(source, "seed", 0), getattr(source, "epoch", 0), positions)
-    result = decode_batch(index.job(positions, source.options, augment, params))
+    decoded = decode_rows(  # a dataset's augmentation, as in its current epoch
+        source.index, source.options, positions, augment=getattr(source, "augment", None),
+        seed=getattr(source, "seed", 0), epoch=getattr(source, "epoch", 0))
     picks = list(picks)
-    for failure in result.failures:
-        k = decodable[failure.position]
-        picks[k] = Tile(picks[k].row, picks[k].position, index.problem(
-            int(positions[failure.position]), failure.kind, failure.message))
-    pixels = np.zeros((len(picks), *result.pixels.shape[1:]), np.uint8)
-    pixels[decodable] = result.pixels
+    for position, problem in decoded.problems.items():
+        k = decodable[position]
+        picks[k] = Tile(picks[k].row, picks[k].position, problem)
+    pixels = np.zeros((len(picks), *decoded.pixels.shape[1:]), np.uint8)
+    pixels[decodable] = decoded.pixels
     return pixels, picks
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "Retry",
     "StorageStats",
     "counting_retries",
+    "fetch_table",
     "filesystem",
     "is_url",
     "local_table",
@@ -515,6 +516,24 @@ def local_table(url: str, storage_options: Mapping[str, Any] | None = None,
     Raises:
         StorageError: When the table cannot be read.
     """
+    return fetch_table(url, storage_options, cache_dir)[0]
+
+
+def fetch_table(url: str, storage_options: Mapping[str, Any] | None = None,
+                cache_dir: str | None = None) -> tuple[str, str]:
+    """Like `local_table`, and also returns the version the copy is of.
+
+    Args:
+        url: The table's URL.
+        storage_options: Passed to fsspec. Defaults to `None`.
+        cache_dir: Where copies are kept. Defaults to `None` (see `local_table`).
+
+    Returns:
+        `(local_path, version)`, the version as `remote_fingerprint` gives it.
+
+    Raises:
+        StorageError: When the table cannot be read.
+    """
     version = remote_fingerprint(url, storage_options)
     digest = hashlib.sha256(f"{url}\n{version}".encode()).hexdigest()[:24]
     folder = cache_dir or os.path.join(_cache_root(), "tables")
@@ -527,4 +546,4 @@ def local_table(url: str, storage_options: Mapping[str, Any] | None = None,
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         os.replace(partial, target)  # atomic: a reader never sees half a file
-    return target
+    return target, version

@@ -14,7 +14,6 @@ row, file, column, value, kind and message.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,16 +24,18 @@ import numpy as np
 import pandas as pd
 
 from keras_roi_datagen import storage
-from keras_roi_datagen.boxes import clip_box, to_pixel_xyxy
-from keras_roi_datagen.errors import Problem, StorageError
-from keras_roi_datagen.imaging import (
+from keras_roi_datagen.boxes import to_pixel_xyxy
+from keras_roi_datagen.decode import (
     DecodeOptions,
     ImageProblem,
+    clip_to_image,
     load_image,
     read_image_header,
     read_image_size,
 )
+from keras_roi_datagen.errors import Problem, StorageError
 from keras_roi_datagen.index import RoiIndex
+from keras_roi_datagen.progress import ProgressBar
 
 __all__ = ["ValidationReport", "scan_images"]
 
@@ -127,27 +128,21 @@ def _count(n: int, noun: str) -> str:
 
 
 def _progress(total: int, enabled: bool | Callable[[int, int], None]) -> Callable[[int], None]:
+    """Counts checked images: into the caller's function, onto a `ProgressBar`, or nowhere."""
+    done = [0]
     if callable(enabled):
-        done_so_far = [0]
-
         def report(count: int) -> None:
-            done_so_far[0] += count
-            enabled(done_so_far[0], total)
+            done[0] += count
+            enabled(done[0], total)
 
         return report
     if not enabled or total == 0:
         return lambda _: None
-    from keras.utils import Progbar
-
-    bar = Progbar(total, unit_name="image", stateful_metrics=None)
-    done = [0]
+    bar = ProgressBar(total, "checking images")
 
     def advance(count: int) -> None:
         done[0] += count
-        if done[0] == total or done[0] % max(1, total // 100) == 0:
-            bar.update(done[0])
-            if done[0] == total:
-                sys.stdout.flush()
+        bar.update(done[0])
 
     return advance
 
@@ -211,13 +206,13 @@ def _row_problems(index: RoiIndex, rows: Sequence[int], found: tuple[int, int] |
     width, height = found
     for row in rows:
         box = to_pixel_xyxy(index.boxes[row], index.relative, width, height)
-        inside = clip_box(box, width, height)
         shown = tuple(round(v, 2) for v in box)
-        if inside is None:
-            yield row, index.problem(row, "box_outside_image", (
-                f"box {shown} (xyxy, pixels) lies wholly outside the {width}x{height} image."),
-                value=shown)
-        elif inside != box:
+        try:
+            inside = clip_to_image(box, found)
+        except ImageProblem as outside:
+            yield row, index.problem(row, outside.kind, str(outside), value=shown)
+            continue
+        if inside != box:
             yield row, index.problem(row, "box_clipped", (
                 f"box {shown} (xyxy, pixels) reaches outside the {width}x{height} image; "
                 "the part inside is used."), value=shown, severity="warning")
@@ -233,8 +228,8 @@ def scan_images(index: RoiIndex, options: DecodeOptions, *, decode: bool = False
         options: Decode options (the pixel limit and colour mode apply).
         decode: Fully decode each image (finds truncated files); otherwise
             only headers and EXIF are read.
-        progress: Show a progress bar (Keras's `Progbar`), or call this
-            `(images_done, images_total)` function as images are checked.
+        progress: Show a progress bar on standard output (`progress.ProgressBar`),
+            or call this `(images_done, images_total)` function as images are checked.
         threads: Threads reading images.
 
     Returns:

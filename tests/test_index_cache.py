@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from conftest import RECTS, numpy_batch, write_scene
 
-from keras_roi_datagen import index as index_module
 from keras_roi_datagen import index_cache
 from keras_roi_datagen.index import TableSpec, build_index
 
@@ -38,7 +37,9 @@ def _refuse_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the index was built again")
 
-    monkeypatch.setattr(index_module, "_Collector", refuse)
+    from keras_roi_datagen.index import rows
+
+    monkeypatch.setattr(rows, "_Collector", refuse)
     from keras_roi_datagen import index_columns
 
     monkeypatch.setattr(index_columns, "build_columnar_index", refuse)

@@ -1,4 +1,4 @@
-"""The old module paths (before the decode/ and workers/ packages) still work, and warn."""
+"""The old module paths (before the decode/, workers/ and index/ packages) still work, and warn."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ from PIL import Image
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     from keras_roi_datagen import imaging, jpeg_region, worker
+    from keras_roi_datagen import coco_columns, csv_columns, index_cache, index_columns
+    from keras_roi_datagen.formats import read_table
+    read_table  # a function: it warns when called
+import keras_roi_datagen.index as index
+import keras_roi_datagen.formats as formats
 import keras_roi_datagen.decode as decode
 import keras_roi_datagen.workers as workers
 from keras_roi_datagen.decode import native
@@ -23,7 +28,11 @@ from keras_roi_datagen.workers.__main__ import main
 messages = [str(w.message) for w in caught if w.category is DeprecationWarning]
 for old, new in (("imaging", "keras_roi_datagen.decode"),
                  ("jpeg_region", "keras_roi_datagen.decode.native"),
-                 ("worker", "keras_roi_datagen.workers")):
+                 ("worker", "keras_roi_datagen.workers"),
+                 ("index_cache", "keras_roi_datagen.index.cache"),
+                 ("index_columns", "keras_roi_datagen.index.columns"),
+                 ("csv_columns", "keras_roi_datagen.formats.csv_columns"),
+                 ("coco_columns", "keras_roi_datagen.formats.coco_columns")):
     assert any(f"keras_roi_datagen.{old}` is deprecated" in m and new in m for m in messages), messages
 
 # Every public name of imaging.py is still there, the same object as in decode/.
@@ -47,6 +56,10 @@ assert (worker.main, worker.serve, worker.HEADER, worker.read_exactly) == (
 for name in ("BatchExecutor", "InlineExecutor", "PassExecutor", "ProcessExecutor", "ThreadExecutor",
              "make_executor", "worker_error"):
     assert hasattr(workers, name), name
+# The index modules' old names are the new modules themselves.
+assert index_cache is index.cache and index_columns is index.columns
+assert csv_columns is formats.csv_columns and coco_columns is formats.coco_columns
+assert callable(index_columns.build_columnar_index) and callable(index_cache.load)
 print("OK")
 """
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from keras_roi_datagen import index as index_module
 from keras_roi_datagen.cli import main
 from keras_roi_datagen.index import TableSpec, build_index
-from keras_roi_datagen.index_columns import build_columnar_index, summarize_columnar
-from keras_roi_datagen.summary import TableSummary, percentiles, summarize
+from keras_roi_datagen.index.columns import build_columnar_index
+from keras_roi_datagen.summary import TableSummary, percentiles, summarize, summarize_columnar
 
 pytest.importorskip("pyarrow", reason="columnar tables need pyarrow (the `parquet` extra)")
 

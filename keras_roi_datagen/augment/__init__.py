@@ -6,7 +6,7 @@ parameters therefore do not depend on which batch it lands in, which worker
 decodes it, the backend, the number of hosts or where a run was resumed; and
 they do not change with the NumPy version.
 
-The pipeline of one row (`imaging` applies it; this package decides it):
+The pipeline of one row (`decode` applies it; this package decides it):
 
 1. Box space, before decoding: `context` grows the annotated box, then
    `zoom`, `aspect` and `shift` jitter it, then `crop_to_aspect_ratio`

@@ -37,7 +37,14 @@ it for one batch, each image opened once).
 """
 
 from keras_roi_datagen.decode.batch import decode_batch
-from keras_roi_datagen.decode.crop import Cut, RowWindow, crop_region, row_window_of, sample_window
+from keras_roi_datagen.decode.crop import (
+    Cut,
+    RowWindow,
+    clip_to_image,
+    crop_region,
+    row_window_of,
+    sample_window,
+)
 from keras_roi_datagen.decode.image import ImageProblem, load_image, read_image_header, read_image_size
 from keras_roi_datagen.decode.jobs import (
     PIXEL_ALIGNMENT,
@@ -59,6 +66,7 @@ __all__ = [
     "RowWindow",
     "crop_region",
     "decode_batch",
+    "clip_to_image",
     "load_image",
     "new_pixels",
     "read_image_header",

@@ -76,6 +76,32 @@ class RowWindow(NamedTuple):
     cut: Cut
 
 
+def clip_to_image(pixels: Sequence[float], image_size: tuple[int, int]) -> Box:
+    """The part of a box inside its image: the one rule (and message) for a box outside it.
+
+    Args:
+        pixels: The box, `xyxy` in displayed pixels.
+        image_size: The image's displayed `(width, height)`.
+
+    Returns:
+        The box clipped to the image.
+
+    Raises:
+        ImageProblem: `"box_outside_image"` if the box lies wholly outside the image.
+
+    Example:
+    >>> clip_to_image((-2.0, 1.0, 5.0, 3.0), (4, 4))
+    (0.0, 1.0, 4.0, 3.0)
+    """
+    width, height = image_size
+    inside = clip_box(pixels, width, height)
+    if inside is None:
+        shown = tuple(round(v, 2) for v in pixels)
+        raise ImageProblem("box_outside_image", f"box {shown} (xyxy, pixels) lies wholly outside "
+                           f"the {width}x{height} image.")
+    return inside
+
+
 def row_window_of(
     box: Sequence[float],
     relative: bool,
@@ -110,12 +136,7 @@ def row_window_of(
     ((0.0, 0.0, 20.0, 10.0), True)
     """
     width, height = image_size
-    pixels = to_pixel_xyxy(box, relative, width, height)
-    inside = clip_box(pixels, width, height)
-    if inside is None:
-        shown = tuple(round(v, 2) for v in pixels)
-        raise ImageProblem("box_outside_image", f"box {shown} (xyxy, pixels) lies wholly outside "
-                           f"the {width}x{height} image.")
+    inside = clip_to_image(to_pixel_xyxy(box, relative, width, height), image_size)
     window = row_window(inside, params, augment, image_size, options.image_size,
                         options.aspect_ratio, options.border)
     if augment is None and options.aspect_ratio == "squash":

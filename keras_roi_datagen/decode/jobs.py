@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from keras_roi_datagen.augment import Augmentation
-from keras_roi_datagen.options import COLOR_MODES
+from keras_roi_datagen.options import (
+    BORDERS,
+    COLOR_MODES,
+    INTERPOLATIONS,
+    check_choice,
+    check_image_size,
+)
 
 __all__ = ["PIXEL_ALIGNMENT", "BatchJob", "BatchResult", "DecodeOptions", "RowFailure", "new_pixels"]
 
@@ -64,6 +70,66 @@ class DecodeOptions:
     def channels(self) -> int:
         """Channels of the output."""
         return COLOR_MODES[self.color_mode]
+
+    @classmethod
+    def from_arguments(
+        cls,
+        image_size: Any = (224, 224),
+        *,
+        interpolation: str = "bilinear",
+        color_mode: str = "rgb",
+        max_image_pixels: int | None = -1,
+        fast_decode: bool = True,
+        crop_to_aspect_ratio: bool = False,
+        pad_to_aspect_ratio: bool = False,
+        border: str = "constant",
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> DecodeOptions:
+        """Checks the crop arguments users give (`RoiDataset`'s names) and makes the options.
+
+        The one place they are checked and defaulted: `RoiDataset`,
+        `RoiDataModule` and the command line all come here.
+
+        Args:
+            image_size: `(height, width)` of the crops.
+            interpolation: One of `options.INTERPOLATIONS`.
+            color_mode: One of `options.COLOR_MODES`.
+            max_image_pixels: The decompression-bomb limit; `-1` (default):
+                Pillow's (`PIL.Image.MAX_IMAGE_PIXELS`, read, never changed);
+                `None`: no limit.
+            fast_decode: Allow DCT-domain downscaling of JPEGs.
+            crop_to_aspect_ratio: Trim windows to the aspect ratio of `image_size`.
+            pad_to_aspect_ratio: Resize without distortion and pad.
+            border: One of `options.BORDERS`.
+            storage_options: Passed to fsspec for images given as URLs.
+
+        Returns:
+            The `DecodeOptions`.
+
+        Raises:
+            ValueError: For a value outside its rule, naming it.
+
+        Example:
+        >>> DecodeOptions.from_arguments((96, 96), crop_to_aspect_ratio=True).aspect_ratio
+        'crop'
+        """
+        from PIL import Image
+
+        size = check_image_size(image_size)
+        check_choice("interpolation", interpolation, INTERPOLATIONS)
+        check_choice("color_mode", color_mode, COLOR_MODES)
+        check_choice("border", border, BORDERS)
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(
+                "Only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be True. "
+                f"Received: crop_to_aspect_ratio={crop_to_aspect_ratio}, "
+                f"pad_to_aspect_ratio={pad_to_aspect_ratio}")
+        return cls(
+            image_size=size, interpolation=interpolation, color_mode=color_mode,
+            max_image_pixels=Image.MAX_IMAGE_PIXELS if max_image_pixels == -1 else max_image_pixels,
+            fast=bool(fast_decode),
+            aspect_ratio="crop" if crop_to_aspect_ratio else "pad" if pad_to_aspect_ratio else "squash",
+            border=border, storage_options=storage_options)
 
 
 @dataclass(frozen=True)

@@ -3,24 +3,39 @@
 Each annotation format is one module behind `registry` (VIA exports are CSV or
 JSON, VIA 1 to 3).
 
-`read_annotations` reads any annotation format into the common region frame
-(`regions`); `read_table` is what the index uses: it takes a path or a
-DataFrame and returns a DataFrame indexed by row label (CSV line number,
-`"<filename>#<k>"` for VIA JSON, the format's record label otherwise), with
-`attrs["source"]` and `attrs["format"]` set. `write_annotations` writes COCO,
-COCO results and VIA CSV.
+Two readers, for two different frames:
+
+- `read_annotations` reads any annotation format into the common region frame
+  (`regions`: `filename`, `x`, `y`, `w`, `h`, `label`, `shape`, then the
+  format's attributes), one row per region, boxes in pixels;
+- `read_raw_table` reads a table as its file lays it out: a VIA export's own
+  columns (`region_shape_attributes` as a dict, ...), a plain CSV, Parquet or
+  Arrow file's columns; other formats give their region frame. Its rows are
+  indexed by row label (CSV line number, `"<filename>#<k>"` for VIA JSON, the
+  format's record label otherwise), with `attrs["source"]` and
+  `attrs["format"]` set. (`read_table` is its old name.)
+
+`write_annotations` writes COCO, COCO results and VIA CSV.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import warnings
 
 import pandas as pd
 
 from keras_roi_datagen.formats import columnar
 from keras_roi_datagen.formats.csv import read_generic_csv
-from keras_roi_datagen.formats.registry import FORMATS, detect_format, label_columns, read_annotations
+from keras_roi_datagen.formats.registry import (
+    FORMATS,
+    Source,
+    detect_format,
+    label_columns,
+    open_source,
+    read_annotations,
+)
 from keras_roi_datagen.formats.via import (
     STANDARD_COLUMNS,
     OnError,
@@ -37,14 +52,17 @@ from keras_roi_datagen.formats.writers import write_annotations
 __all__ = [
     "FORMATS",
     "STANDARD_COLUMNS",
+    "Source",
     "ViaRecord",
     "detect_format",
     "detect_via_format",
     "is_via_table",
     "iter_via_records",
     "label_columns",
+    "open_source",
     "read_annotations",
     "read_generic_csv",
+    "read_raw_table",
     "read_table",
     "read_via",
     "read_via_csv",
@@ -74,7 +92,24 @@ def read_table(
     source: pd.DataFrame | str | os.PathLike[str], *, encoding: str = "utf-8",
     on_error: OnError = "raise", format: str = "auto",
 ) -> pd.DataFrame:
-    """Read an annotation table from a file, or copy one given as a DataFrame.
+    """Deprecated name of `read_raw_table` (the table as its file lays it out).
+
+    `read_annotations` gives the common region frame instead.
+    """
+    warnings.warn("`read_table` is now `read_raw_table` (the table as its file lays it out; "
+                  "`read_annotations` gives the common region frame).", DeprecationWarning,
+                  stacklevel=2)
+    return read_raw_table(source, encoding=encoding, on_error=on_error, format=format)
+
+
+def read_raw_table(
+    source: pd.DataFrame | str | os.PathLike[str], *, encoding: str = "utf-8",
+    on_error: OnError = "raise", format: str = "auto",
+) -> pd.DataFrame:
+    """Read a table as its file lays it out, or copy one given as a DataFrame.
+
+    Not the common region frame (that is `read_annotations`): a VIA export
+    keeps VIA's columns, a plain table its own.
 
     A `.json` file is read as VIA JSON (`read_via_json`). Any other file is read
     as CSV: VIA layout when its header has `region_shape_attributes` (written
@@ -87,8 +122,9 @@ def read_table(
             frame is never modified).
         encoding: The encoding of files without a byte-order mark.
         on_error: For annotation files: `"raise"` (one error listing every
-            malformed row) or `"collect"` (malformed rows are dropped and
-            listed, as `Problem`s, in `attrs["problems"]`).
+            malformed row) or `"skip"` (malformed rows are dropped and
+            listed, as `Problem`s, in `attrs["problems"]`; `"collect"` is its
+            older spelling).
         format: `"auto"` (detected by `detect_format`) or a format name. COCO,
             VOC, YOLO, Label Studio and CVAT sources (files or folders) are
             read with `read_annotations` into the common region frame.
@@ -104,7 +140,7 @@ def read_table(
         TypeError: `source` is neither a path nor a DataFrame.
 
     Example:
-    >>> df = read_table(pd.DataFrame({"filename": ["a.jpg"], "label": ["cat"]}))
+    >>> df = read_raw_table(pd.DataFrame({"filename": ["a.jpg"], "label": ["cat"]}))
     >>> is_via_table(df)
     False
 
@@ -123,8 +159,7 @@ def read_table(
         return columnar.read_columnar(source)
     found = detect_format(source) if format == "auto" else format
     if found not in ("via", "csv") or os.path.isdir(source):
-        return read_annotations(source, found, encoding=encoding,
-                                on_error="skip" if on_error == "collect" else on_error)
+        return read_annotations(source, found, encoding=encoding, on_error=on_error)
     if os.fspath(source).lower().endswith(".json"):
         return read_via_json(source, encoding=encoding, on_error=on_error)
     if sniff_csv(source, encoding).kind is not None:

@@ -2,7 +2,7 @@
 
 Columnar files are read by columns, in record batches, never row by row: the
 index of a table of 10^7 regions is built in seconds (see
-`keras_roi_datagen.index_columns`). `read_columnar` returns a DataFrame for
+`keras_roi_datagen.index.columns`). `read_columnar` returns a DataFrame for
 everything else that wants one. pyarrow is an optional extra:
 `pip install "keras-roi-datagen[parquet]"`.
 """

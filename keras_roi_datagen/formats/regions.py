@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
+from keras_roi_datagen import options
 from keras_roi_datagen.errors import Problem, raise_problems
 
 __all__ = [
@@ -39,17 +40,17 @@ __all__ = [
 ]
 
 REGION_COLUMNS = ("filename", "x", "y", "w", "h", "label", "shape")
-OnError = Literal["raise", "skip", "collect"]
+OnError = options.OnError
 PointBoxSize = float | tuple[float, float] | None
 NORMALISED_TOLERANCE = 0.01
 _HINT = "Pass on_error='skip' to leave the malformed records out and list them in attrs['problems']."
 
 
 def check_on_error(on_error: str) -> None:
-    """Refuse an unknown `on_error`.
+    """Refuse an unknown `on_error` (`options.check_on_error` decides).
 
     Args:
-        on_error: `"raise"`, `"skip"` (or its synonym `"collect"`).
+        on_error: `"raise"`, `"skip"` (or its older synonym `"collect"`).
 
     Raises:
         ValueError: For any other value.
@@ -58,8 +59,7 @@ def check_on_error(on_error: str) -> None:
     >>> check_on_error("skip")
 
     """
-    if on_error not in ("raise", "skip", "collect"):
-        raise ValueError(f"`on_error` must be 'raise' or 'skip'. Received: on_error={on_error!r}")
+    options.check_on_error(on_error)
 
 
 def is_region_frame(frame: pd.DataFrame) -> bool:
@@ -167,7 +167,7 @@ class RegionFrameBuilder:
         source: The file or folder read, for messages and `attrs["source"]`.
         fmt: The format name, for `attrs["format"]`.
         on_error: `"raise"`: `frame()` raises one error listing every malformed
-            record; `"skip"`/`"collect"`: they are left out and listed in
+            record; `"skip"`: they are left out and listed in
             `attrs["problems"]`.
         point_box_size: `None` skips point annotations (reported as warnings);
             a size in pixels (or `(width, height)`) makes each a box centred on

@@ -14,7 +14,7 @@ layout) and a reader returning the common frame described in
 | `"cvat"` | `cvat` | an XML file |
 
 `detect_format` names a path's format (`"csv"` for a plain CSV table, which
-has no region geometry of its own and is read by `read_table` with
+has no region geometry of its own and is read by `read_raw_table` with
 `csv.read_generic_csv`). `label_columns` names the columns a table's format
 keeps each region's class in (what `y_cols=None` means).
 """
@@ -22,28 +22,61 @@ keeps each region's class in (what `y_cols=None` means).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from keras_roi_datagen.errors import AnnotationError, Problem
-from keras_roi_datagen.formats.regions import PointBoxSize, check_on_error
+from keras_roi_datagen.formats.regions import PointBoxSize
+from keras_roi_datagen.options import check_choice, check_on_error
 
-__all__ = ["FORMATS", "Format", "detect_format", "label_columns", "read_annotations"]
+__all__ = ["FORMATS", "PLAIN_KINDS", "Format", "Source", "detect_format", "label_columns",
+           "open_source", "read_annotations"]
 
 _HEAD = 65536
+_VIA_LABELS = ("name", "type")
+_REGION_LABELS = ("label",)
+
+PLAIN_KINDS = ("csv", "columnar", "frame")
+"""Sources that are tables of any columns rather than an annotation format: a plain CSV
+file, a Parquet or Arrow file, and a DataFrame."""
 
 
 @dataclass(frozen=True)
 class Format:
-    """One annotation format: its name, what it looks like, and its reader."""
+    """One annotation format: what its files look like, how to read them, where its class is.
+
+    The order of `FORMATS` is the sniff order within one syntax; adding a
+    format is one module under `formats/` and one entry here.
+
+    Args:
+        name: The `format=` name.
+        syntax: What a file of it is: `"json"`, `"xml"`, `"csv"` or `"yaml"`.
+        sniff: Tells from a file's decoded head (its first 64 KiB) whether it
+            is this format.
+        read: Reads a file or folder into the common region frame.
+        layout: What the format's folder looks like, for messages; empty when
+            it has no folder layout.
+        sniff_folder: Tells whether a folder is a dataset of this format.
+            Defaults to `None` (no folder layout).
+        label_columns: The columns a table of this format keeps each region's
+            class in (what `y_cols=None` means). Defaults to `("label",)`.
+        fallback: Whether a file of this syntax that no format recognises is
+            read as this one (whose reader then names what is wrong).
+        signature: What marks a file of it, for messages (e.g. `"<annotations>"`).
+    """
 
     name: str
-    suffixes: tuple[str, ...]
+    syntax: str
     sniff: Callable[[str], bool]
     read: Callable[..., pd.DataFrame]
+    layout: str = ""
+    sniff_folder: Callable[[str], bool] | None = None
+    label_columns: tuple[str, ...] = _REGION_LABELS
+    fallback: bool = False
+    signature: str = ""
 
 
 def _head(path: str) -> str:
@@ -57,19 +90,17 @@ def _head(path: str) -> str:
     return ""
 
 
-def _read_coco(path: str, **kwargs: Any) -> pd.DataFrame:
-    from keras_roi_datagen.formats.coco import read_coco
+def _imported(module: str, name: str) -> Any:
+    import importlib
 
-    return read_coco(path, **kwargs)
+    return getattr(importlib.import_module(f"keras_roi_datagen.formats.{module}"), name)
 
 
-def _lazy(module: str, name: str) -> Callable[..., pd.DataFrame]:
+def _reader(module: str, name: str, *, crowd: bool = False) -> Callable[..., pd.DataFrame]:
     def read(path: str, **kwargs: Any) -> pd.DataFrame:
-        import importlib
-
-        kwargs.pop("include_crowd", None)
-        reader: Callable[..., pd.DataFrame] = getattr(
-            importlib.import_module(f"keras_roi_datagen.formats.{module}"), name)
+        if not crowd:
+            kwargs.pop("include_crowd", None)
+        reader: Callable[..., pd.DataFrame] = _imported(module, name)
         return reader(path, **kwargs)
 
     return read
@@ -77,31 +108,146 @@ def _lazy(module: str, name: str) -> Callable[..., pd.DataFrame]:
 
 def _sniffer(module: str, name: str) -> Callable[[str], bool]:
     def sniff(head: str) -> bool:
-        import importlib
-
-        found: Callable[[str], bool] = getattr(
-            importlib.import_module(f"keras_roi_datagen.formats.{module}"), name)
+        found: Callable[[str], bool] = _imported(module, name)
         return found(head)
 
     return sniff
 
 
-FORMATS: dict[str, Format] = {
-    "via": Format("via", (".csv", ".json"), _sniffer("via", "sniff_via"),
-                  _lazy("via", "read_via_regions")),
-    "coco": Format("coco", (".json",), _sniffer("coco", "sniff_coco"), _read_coco),
-    "labelstudio": Format("labelstudio", (".json",), _sniffer("labelstudio", "sniff_labelstudio"),
-                          _lazy("labelstudio", "read_labelstudio")),
-    "cvat": Format("cvat", (".xml",), _sniffer("cvat", "sniff_cvat"), _lazy("cvat", "read_cvat")),
-    "voc": Format("voc", (".xml",), _sniffer("voc", "sniff_voc"), _lazy("voc", "read_voc")),
-    "yolo": Format("yolo", (".yaml", ".yml"), lambda head: False, _lazy("yolo", "read_yolo")),
-}
+def _is_yolo_folder(path: str) -> bool:
+    return _imported("yolo", "yolo_root")(path) is not None
 
 
-# Formats read into the common region frame, whose class column is `label`; VIA
-# exports and plain tables keep their own attribute columns.
-_REGION_FORMATS = frozenset(FORMATS) - {"via"}
-_VIA_LABELS = ("name", "type")
+def _is_voc_folder(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "Annotations")) or any(
+        n.lower().endswith(".xml") for n in os.listdir(path))
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("via", "json", _sniffer("via", "sniff_via"), _reader("via", "read_via_regions"),
+           label_columns=_VIA_LABELS, fallback=True),
+    Format("coco", "json", _sniffer("coco", "sniff_coco"), _reader("coco", "read_coco", crowd=True)),
+    Format("labelstudio", "json", _sniffer("labelstudio", "sniff_labelstudio"),
+           _reader("labelstudio", "read_labelstudio")),
+    Format("cvat", "xml", _sniffer("cvat", "sniff_cvat"), _reader("cvat", "read_cvat"),
+           signature="CVAT (<annotations>)"),
+    Format("voc", "xml", _sniffer("voc", "sniff_voc"), _reader("voc", "read_voc"),
+           signature="Pascal VOC (<annotation>)",
+           layout="a folder of VOC .xml files (or a VOC root with Annotations/)",
+           sniff_folder=_is_voc_folder),
+    Format("yolo", "yaml", lambda head: True, _reader("yolo", "read_yolo"),
+           layout="a YOLO folder (labels/ with images/ and data.yaml or classes.txt)",
+           sniff_folder=_is_yolo_folder),
+)}
+"""Every annotation format, by name, in sniff order. VIA also reads CSV files (sniffed
+by their header) and is what an unrecognised JSON file is read as."""
+
+# Folder layouts are tried in this order: a YOLO root may hold XML files too.
+_FOLDER_ORDER = ("yolo", "voc")
+_SUFFIX_SYNTAX = {".json": "json", ".xml": "xml", ".yaml": "yaml", ".yml": "yaml"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a table argument is, decided once: its kind and where it is read from.
+
+    Built by `open_source`; the dataset, the data module, the command line
+    and the index builder all take this answer instead of detecting again.
+
+    Args:
+        kind: A `FORMATS` name, or one of `PLAIN_KINDS`: `"csv"` (a CSV file
+            that is not a VIA export), `"columnar"` (Parquet or Arrow) or
+            `"frame"` (a DataFrame).
+        name: The table as the user named it (a path or URL); `None` for a
+            DataFrame.
+        local: The local file or folder read: the path itself, or the copy a
+            URL was downloaded to. `None` for a DataFrame.
+        frame: The DataFrame, for `kind="frame"`.
+        version: For a URL, its remote version (size, ETag, modification
+            time), which keys the index cache.
+    """
+
+    kind: str
+    name: str | None = None
+    local: str | None = None
+    frame: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    version: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        """Whether the table was named by a URL."""
+        return self.version is not None
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        """The columns this source keeps each region's class in (what `y_cols=None` means).
+
+        A COCO, VOC, YOLO, Label Studio or CVAT source, and a region frame
+        from one, keep it in `label`; VIA exports in region attributes,
+        `("name", "type")` by this library's convention, and so do plain
+        tables. A DataFrame from elsewhere is a region frame when it has a
+        `label` column and neither `name` nor `type`.
+        """
+        if self.kind in FORMATS:
+            return FORMATS[self.kind].label_columns
+        if self.frame is not None:
+            return label_columns(self.frame)
+        return _VIA_LABELS
+
+    def __repr__(self) -> str:
+        where = "<DataFrame>" if self.name is None else repr(self.name)
+        return f"Source(kind={self.kind!r}, {where})"
+
+
+def open_source(table: pd.DataFrame | str | os.PathLike[str], format: str = "auto", *,
+                storage_options: Mapping[str, Any] | None = None) -> Source:
+    """Decides what a table argument is: the one place that does.
+
+    A URL is downloaded once (see `storage.local_table`) and its copy
+    detected like a local file.
+
+    Args:
+        table: A DataFrame, or the path or URL of an annotation file, folder
+            or table.
+        format: `"auto"` (default: detected) or a `FORMATS` name, which wins
+            over detection.
+        storage_options: For a URL: passed to fsspec. Defaults to `None`.
+
+    Returns:
+        The `Source`.
+
+    Raises:
+        ValueError: An unknown `format`.
+        FileNotFoundError: A local path that does not exist.
+        AnnotationError: Kind `"unknown_format"` (see `detect_format`).
+        StorageError: A URL that cannot be read.
+
+    Example:
+    >>> open_source(pd.DataFrame({"filename": ["a.jpg"]})).kind
+    'frame'
+    """
+    from keras_roi_datagen import storage
+    from keras_roi_datagen.formats.columnar import is_columnar
+
+    check_choice("format", format, ("auto", *FORMATS))
+    if isinstance(table, pd.DataFrame):
+        return Source("frame", frame=table)
+    if not isinstance(table, (str, os.PathLike)):
+        raise TypeError("`table` must be a DataFrame or the path of a table, annotation file or "
+                        f"folder. Received: {type(table).__name__}")
+    name = os.fspath(table)
+    local, version = name, None
+    if storage.is_url(name):
+        local, version = storage.fetch_table(name, storage_options)
+    elif not os.path.exists(name):
+        raise FileNotFoundError(f"annotation table not found: {name!r}")
+    if format != "auto":
+        kind = format
+    elif is_columnar(local):
+        kind = "columnar"
+    else:
+        kind = detect_format(local)
+    return Source(kind, name, local, version=version)
 
 
 def label_columns(table: pd.DataFrame | str | os.PathLike[str], *,
@@ -114,7 +260,8 @@ def label_columns(table: pd.DataFrame | str | os.PathLike[str], *,
     library's convention, and so do plain tables (CSV, Parquet, Arrow). A
     DataFrame from elsewhere is a region frame when it has a `label` column
     and neither `name` nor `type`. Only a file's head is read; a URL is not
-    read at all (pass `format` to name it).
+    read at all (pass `format` to name it; `RoiDataset` reads a URL's table
+    once and takes its detected format, see `Source.label_columns`).
 
     Args:
         table: A DataFrame, or the path or URL of an annotation file or folder.
@@ -137,10 +284,11 @@ def label_columns(table: pd.DataFrame | str | os.PathLike[str], *,
 
     """
     if isinstance(table, pd.DataFrame):
-        if table.attrs.get("format") in _REGION_FORMATS:
-            return ("label",)
+        if table.attrs.get("format") in FORMATS and table.attrs["format"] != "via":
+            return _REGION_LABELS
         columns = set(table.columns)
-        return ("label",) if "label" in columns and not columns & set(_VIA_LABELS) else _VIA_LABELS
+        return _REGION_LABELS if "label" in columns and not columns & set(_VIA_LABELS) else (
+            _VIA_LABELS)
     if format == "auto":
         from keras_roi_datagen import storage
         from keras_roi_datagen.formats.columnar import is_columnar
@@ -149,7 +297,7 @@ def label_columns(table: pd.DataFrame | str | os.PathLike[str], *,
         if storage.is_url(source) or is_columnar(source):
             return _VIA_LABELS
         format = detect_format(source)
-    return ("label",) if format in _REGION_FORMATS else _VIA_LABELS
+    return FORMATS[format].label_columns if format in FORMATS else _VIA_LABELS
 
 
 def _unknown(path: str, message: str) -> AnnotationError:
@@ -158,17 +306,21 @@ def _unknown(path: str, message: str) -> AnnotationError:
 
 
 def _detect_folder(path: str) -> str:
-    from keras_roi_datagen.formats.yolo import yolo_root
+    for name in _FOLDER_ORDER:
+        sniff = FORMATS[name].sniff_folder
+        if sniff is not None and sniff(path):
+            return name
+    layouts = " or ".join(FORMATS[name].layout for name in _FOLDER_ORDER)
+    raise _unknown(path, f"the folder is not an annotation dataset: expected {layouts}.")
 
-    if yolo_root(path) is not None:
-        return "yolo"
-    names = os.listdir(path)
-    if os.path.isdir(os.path.join(path, "Annotations")) or any(
-            n.lower().endswith(".xml") for n in names):
-        return "voc"
-    raise _unknown(path, "the folder is not an annotation dataset: expected a YOLO folder "
-                   "(labels/ with images/ and data.yaml or classes.txt) or a folder of VOC "
-                   ".xml files (or a VOC root with Annotations/).")
+
+def _detect_syntax(path: str, syntax: str, head: str) -> str | None:
+    candidates = [f for f in FORMATS.values() if f.syntax == syntax]
+    for candidate in candidates:
+        if candidate.sniff(head):
+            return candidate.name
+    fallback = [f.name for f in candidates if f.fallback]
+    return fallback[0] if fallback else None
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -179,8 +331,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             XML, a YOLO `data.yaml`, a plain CSV) or a folder (YOLO, VOC).
 
     Returns:
-        `"via"`, `"coco"`, `"voc"`, `"yolo"`, `"labelstudio"`, `"cvat"`, or
-        `"csv"` for a CSV table that is not a VIA export.
+        A `FORMATS` name, or `"csv"` for a CSV table that is not a VIA export.
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -197,21 +348,22 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if not os.path.isfile(source):
         raise FileNotFoundError(f"annotation file or folder not found: {source!r}")
     suffix = os.path.splitext(source)[1].lower()
-    if suffix in (".yaml", ".yml"):
-        return "yolo"
+    syntax = _SUFFIX_SYNTAX.get(suffix)
+    if syntax == "yaml":
+        return _detect_syntax(source, "yaml", "") or "yolo"
     head = _head(source)
     stripped = head.lstrip("\ufeff \t\r\n")
-    if suffix == ".xml" or stripped.startswith("<"):
-        for name in ("cvat", "voc"):
-            if FORMATS[name].sniff(head):
-                return name
-        raise _unknown(source, "the XML file is neither CVAT (<annotations>) nor Pascal VOC "
-                       "(<annotation>).")
-    if suffix == ".json" or stripped[:1] in ("{", "["):
-        for name in ("via", "coco", "labelstudio"):
-            if FORMATS[name].sniff(head):
-                return name
-        return "via"  # an unusual VIA export; its reader names what is wrong
+    if syntax is None and stripped[:1] == "<":
+        syntax = "xml"
+    elif syntax is None and stripped[:1] in ("{", "["):
+        syntax = "json"
+    if syntax in ("xml", "json"):
+        found = _detect_syntax(source, syntax, head)
+        if found is None:
+            names = " nor ".join(f.signature or f.name for f in FORMATS.values()
+                                 if f.syntax == syntax)
+            raise _unknown(source, f"the {syntax.upper()} file is neither {names}.")
+        return found
     return "via" if FORMATS["via"].sniff(head) else "csv"
 
 

@@ -198,7 +198,7 @@ def iter_via_records(
         path: The VIA file. `.json` is read as JSON, `.csv` as CSV; any other
             name is sniffed from its first character.
         on_error: `"raise"` raises `AnnotationError` at the first malformed
-            record; `"collect"` yields it as a record whose `problem` is set
+            record; `"skip"` yields it as a record whose `problem` is set
             (kinds `"bad_json"`, `"bad_record"`, `"bad_shape"`) so the caller can
             skip and report it. Problems with the whole file always raise.
         encoding: The encoding used when the file has no byte-order mark.
@@ -214,7 +214,7 @@ def iter_via_records(
         ValueError: An unknown `on_error`.
 
     Example:
-    >>> for record in iter_via_records("via.csv", on_error="collect"):  # doctest: +SKIP
+    >>> for record in iter_via_records("via.csv", on_error="skip"):  # doctest: +SKIP
     ...     if record.problem is None and record.has_region:
     ...         print(record.row, record.shape["name"], record.extra.get("split"))
 
@@ -263,7 +263,7 @@ def read_via(
         path: A VIA CSV (1.x, 2.x, 3.x) or JSON (1.x/2.x export, 2.x project,
             3.x project) file.
         on_error: `"raise"` (default) raises one error listing every malformed
-            record; `"collect"` drops them and lists them in `attrs["problems"]`.
+            record; `"skip"` drops them and lists them in `attrs["problems"]`.
         encoding: The encoding used when the file has no byte-order mark.
 
     Returns:
@@ -320,7 +320,7 @@ def read_via_csv(
     layout = sniff_csv(path, encoding)
     if layout.kind is None:
         raise_not_via_csv(path, layout)
-    records = _iter_csv(path, "collect", encoding)
+    records = _iter_csv(path, "skip", encoding)
     return records_to_frame(records, source=str(path), fmt=str(layout.kind), index_name="line",
                             on_error=on_error, extra_columns=ExtraColumns(layout).names)
 
@@ -351,7 +351,7 @@ def read_via_json(
     check_on_error(on_error)
     data = load_json(path, encoding)
     fmt = json_format(data, path)
-    records = iter_loaded_json(path, data, fmt, "collect")
+    records = iter_loaded_json(path, data, fmt, "skip")
     return records_to_frame(records, source=str(path), fmt=fmt, index_name="region",
                             on_error=on_error)
 
@@ -429,7 +429,7 @@ def iter_via12_csv(
         path: The file, for error messages.
         layout: Its layout, from `read_layout`.
         reader: The file's lines, at the first record.
-        on_error: `"raise"` or `"collect"`, as in `iter_via_records`.
+        on_error: `"raise"` or `"skip"`, as in `iter_via_records`.
 
     Yields:
         One record per line (or per record spanning several lines).
@@ -593,7 +593,7 @@ def iter_loaded_json(
         path: The file, for row labels and error messages.
         data: The parsed JSON.
         fmt: Its layout, from `json_format`.
-        on_error: `"raise"` or `"collect"`, as in `iter_via_records`.
+        on_error: `"raise"` or `"skip"`, as in `iter_via_records`.
 
     Yields:
         The records.
@@ -665,7 +665,7 @@ def read_via_regions(
     """
     source = os.fspath(path)
     regions.check_on_error(on_error)
-    table = read_via(source, on_error="collect", encoding=encoding)
+    table = read_via(source, on_error="skip", encoding=encoding)
     builder = regions.RegionFrameBuilder(source, "via", on_error, point_box_size)
     builder.problems.extend(table.attrs.get("problems", []))
     builder.rows_without_regions.extend(table.attrs.get("rows_without_regions", []))

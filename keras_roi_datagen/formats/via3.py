@@ -249,7 +249,7 @@ def iter_via3_csv(
         path: The file.
         layout: Its layout, from `read_layout` (`kind == "via3-csv"`).
         reader: The file's lines, at the first record.
-        on_error: `"raise"` or `"collect"`, as in `iter_via_records`.
+        on_error: `"raise"` or `"skip"`, as in `iter_via_records`.
         encoding: The encoding used when the file has no byte-order mark.
 
     Yields:
@@ -358,7 +358,7 @@ def iter_via3_json(source: str, data: Mapping[str, Any], on_error: str) -> Itera
         source: The file, for row labels and error messages.
         data: The parsed JSON (`{"project", "attribute", "file", "metadata",
             "view", ...}`).
-        on_error: `"raise"` or `"collect"`, as in `iter_via_records`.
+        on_error: `"raise"` or `"skip"`, as in `iter_via_records`.
 
     Yields:
         One record per region, and one per view without regions.

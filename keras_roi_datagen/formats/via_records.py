@@ -27,10 +27,11 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
+from keras_roi_datagen import options
 from keras_roi_datagen.errors import AnnotationError, Problem, raise_problems
 from keras_roi_datagen.formats.csv import (
     LineReader,
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-OnError = Literal["raise", "collect"]
+OnError = options.OnError
 
 STANDARD_COLUMNS = (
     "filename", "file_size", "file_attributes", "region_count", "region_id",
@@ -133,22 +134,19 @@ class ViaRecord:
 
 
 def check_on_error(on_error: str) -> None:
-    """Refuse an unknown `on_error` value.
+    """Refuse an unknown `on_error` value (`options.check_on_error` decides).
 
     Args:
-        on_error: `"raise"` or `"collect"`.
+        on_error: `"raise"` or `"skip"` (`"collect"`, the readers' older word, is `"skip"`).
 
     Raises:
         ValueError: For any other value.
 
     Example:
-    >>> check_on_error("collect")
+    >>> check_on_error("skip")
 
     """
-    if on_error not in ("raise", "collect"):
-        raise ValueError(
-            f"`on_error` must be 'raise' or 'collect'. Received: on_error={on_error!r}"
-        )
+    options.check_on_error(on_error)
 
 
 def fail(
@@ -157,7 +155,7 @@ def fail(
     """Raise a record's problem, or wrap it in a `ViaRecord` when collecting.
 
     Args:
-        on_error: `"raise"` or `"collect"`.
+        on_error: `"raise"` or `"skip"`.
         problem: What is wrong.
         filename: The image concerned, if known.
         extra: The row's extra columns, if known (see `ViaRecord.extra`).
@@ -169,7 +167,7 @@ def fail(
         AnnotationError: When `on_error` is `"raise"`.
 
     Example:
-    >>> fail("collect", Problem("bad_record", "no file name", row=3)).row
+    >>> fail("skip", Problem("bad_record", "no file name", row=3)).row
     3
 
     """
@@ -582,7 +580,7 @@ def raise_not_via_csv(path: PathLike, layout: CsvLayout) -> None:
 
 # The one-row-per-region table.
 
-_HINT = "Pass on_error='collect' to skip the malformed rows and list them in attrs['problems']."
+_HINT = "Pass on_error='skip' to leave the malformed rows out and list them in attrs['problems']."
 
 
 def attribute_columns(keys: Iterable[str], reserved: Iterable[str] = ()) -> dict[str, str]:
@@ -627,12 +625,12 @@ def records_to_frame(
     """Build the one-row-per-region table from records.
 
     Args:
-        records: Records, read with `on_error="collect"`.
+        records: Records, read with `on_error="skip"`.
         source: The file, for `attrs["source"]`.
         fmt: The layout name, for `attrs["format"]`.
         index_name: `"line"` (CSV) or `"region"` (JSON).
         on_error: `"raise"` raises one `AnnotationError` listing every malformed
-            record; `"collect"` drops them and lists them in `attrs["problems"]`.
+            record; `"skip"` drops them and lists them in `attrs["problems"]`.
         extra_columns: The file's extra columns (a CSV header's), in order; they
             get a column even when no region row has them. Extra keys found in
             the records that are not listed follow, in first-seen order.

@@ -56,7 +56,7 @@ def _image_sizes(frame: pd.DataFrame, names: Sequence[str],
                 sizes[name] = (int(w), int(h))
     missing = [n for n in names if n not in sizes]
     if missing:
-        from keras_roi_datagen.imaging import read_image_size
+        from keras_roi_datagen.decode import read_image_size
 
         folder = image_dir or frame.attrs.get("image_dir") or os.getcwd()
         for name in missing:

@@ -162,7 +162,7 @@ def read_yolo(
     'bowl'
 
     """
-    from keras_roi_datagen.imaging import ImageProblem, read_image_size
+    from keras_roi_datagen.decode import ImageProblem, read_image_size
 
     path = os.fspath(source)
     root = yolo_root(path)
