@@ -154,7 +154,8 @@ def test_coco_index_cache_is_reused_and_rebuilt(tmp_path: Path,
     first = build_index(path, spec, cache=cache)
     assert first.index.cache_folder is not None
     assert first.index.path_of(0) == str(tmp_path / "val" / "img_1.jpg")
-    assert first.rows_without_regions == [{"row": "images[id=4]", "filename": "img_4.jpg"}]
+    assert first.rows_without_regions == [{"row": "images[id=4]", "filename": "img_4.jpg",
+                                           "split": "val"}]  # instances_val.json
 
     def no_scan(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the cached index was not reused")

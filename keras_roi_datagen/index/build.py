@@ -10,7 +10,7 @@ the index or saying it cannot (returning `None`, so the next one is tried):
 | `"via"` | rows, streamed record by record |
 | `"csv"` (a plain CSV file) | columns (pyarrow, numeric box columns), else rows of its frame |
 | `"columnar"` (Parquet, Arrow) | columns (numeric box columns), else rows of its frame |
-| `"coco"` | columns (streamed into arrays, default columns), else rows of its region frame |
+| `"coco"` | a file: columns (streamed into arrays, default columns, its `split`), else rows of its region frame; a folder: rows of its region frame |
 | any other format | rows of its region frame (`read_annotations`) |
 
 Every builder writes into one sink: memory, or, with `cache=`, an index
@@ -155,14 +155,18 @@ def _columnar_rows(source: Source, spec: TableSpec, vocabularies: Mapping[str, A
 
 def _coco_columns(source: Source, spec: TableSpec, vocabularies: Mapping[str, Any] | None,
                   folder: str | None, progress: Progress | None) -> IndexBuild | None:
-    """A COCO file streamed into chunked arrays and built by columns (`formats.coco_columns`)."""
+    """A COCO file streamed into chunked arrays and built by columns (`formats.coco_columns`).
+
+    A folder of COCO files (several files, their file names made relative to
+    one folder) declines: its region frame is read instead.
+    """
     from keras_roi_datagen.formats import coco_columns
     from keras_roi_datagen.index.columns import build_columnar_index
 
     assert source.local is not None and source.name is not None
     box_cols = coco_columns.box_cols(spec.x_col, spec.box_cols, spec.box_col, TableSpec.box_col,
                                      spec.y_cols)
-    if box_cols is None:  # columns only the region frame has: read through it
+    if box_cols is None or os.path.isdir(source.local):  # read through the region frame
         return None
     spill_dir = os.path.dirname(folder) if folder is not None else None
     if spill_dir is not None:
@@ -179,7 +183,7 @@ def _annotations(source: Source, spec: TableSpec, vocabularies: Mapping[str, Any
     from keras_roi_datagen.formats.registry import read_annotations
 
     assert source.local is not None
-    frame = read_annotations(source.local, source.kind, on_error="skip")
+    frame = read_annotations(source.local, source.kind, on_error="skip", image_dir=spec.image_dir)
     where = _beside(source) if source.is_url else frame.attrs.get("image_dir") or _beside(source)
     return _rows_of_frame(frame, source.name, _with_image_dir(spec, where), vocabularies, folder)
 
