@@ -10,8 +10,11 @@ the index or saying it cannot (returning `None`, so the next one is tried):
 | `"via"` | rows, streamed record by record |
 | `"csv"` (a plain CSV file) | columns (pyarrow, numeric box columns), else rows of its frame |
 | `"columnar"` (Parquet, Arrow) | columns (numeric box columns), else rows of its frame |
-| `"coco"` | a file: columns (streamed into arrays, default columns, its `split`), else rows of its region frame; a folder: rows of its region frame |
+| `"coco"` | a file: columns (streamed, default columns and `split`), else rows of its region frame |
 | any other format | rows of its region frame (`read_annotations`) |
+
+A COCO folder (several files) is read through its region frame: the column
+builder streams one file.
 
 Every builder writes into one sink: memory, or, with `cache=`, an index
 cache entry (`index.cache`): the columnar builders write the entry as they
