@@ -120,6 +120,18 @@ def _yaml_in(folder: str) -> str | None:
     return None
 
 
+def _split_folders(root: str) -> list[tuple[str | None, str]]:
+    """The subfolders holding `labels/` (Roboflow's `train/`, `valid/`, `test/`), with their split."""
+    return [(split_name(s), s) for s in sorted(os.listdir(root))
+            if os.path.isdir(os.path.join(root, s, "labels"))]
+
+
+def _is_root(folder: str) -> bool:
+    """Whether a folder without a yaml is a dataset: it holds `labels/`, or split folders that do."""
+    return os.path.isdir(os.path.join(folder, "labels")) or any(
+        split for split, _ in _split_folders(folder))
+
+
 def _folder_entries(root: str) -> tuple[Entry, ...]:
     """The image sources of a dataset folder without splits in a yaml."""
     images = os.path.join(root, "images")
@@ -133,11 +145,9 @@ def _folder_entries(root: str) -> tuple[Entry, ...]:
         return (Entry(None, "images", images, (images,)),)
     if os.path.isdir(os.path.join(root, "labels")):
         return (Entry(None, "images", None, (images,)),)
-    split_folders = [(split_name(s), s) for s in sorted(os.listdir(root))
-                     if os.path.isdir(os.path.join(root, s, "labels"))]
     return tuple(sorted((Entry(split, f"{s}/images", os.path.join(root, s, "images"),
                                (os.path.join(root, s, "images"),))
-                         for split, s in split_folders if split),
+                         for split, s in _split_folders(root) if split),
                         key=lambda e: SPLITS.index(e.split or "train")))
 
 
@@ -151,7 +161,7 @@ def _from_yaml(yaml_path: str) -> tuple[YoloDataset, list[Any]]:
 
 def _without_yaml(path: str) -> YoloDataset | None:
     parent = os.path.dirname(path)
-    if os.path.isdir(os.path.join(path, "labels")) or _folder_entries(path):
+    if _is_root(path):
         return YoloDataset(path, None, {}, _folder_entries(path))
     for root in (parent, os.path.dirname(parent)):
         inner = os.path.relpath(path, root).split(os.sep)[0]
@@ -365,20 +375,27 @@ def read_yolo(
     named = [e.split for e in dataset.entries if e.split is not None]
     builder.splits = named or None
     wanted = split_name(split) if split is not None else None
-    images = [yolo_yaml.image_files(e.path, dataset.root) if e.path is not None else []
+    listed = [yolo_yaml.image_files(e.path, dataset.root) if e.path is not None else ([], [])
               for e in dataset.entries]
+    images = [found for found, _ in listed]
     reading = _Reading(builder, dataset, names, images, encoding)
     for i, entry in enumerate(dataset.entries):
         if (dataset.only is not None and i not in dataset.only) or (
                 wanted is not None and entry.split != wanted):
             continue
         if entry.path is None and dataset.yaml is not None:
-            builder.error("missing_file", f"the {entry.split} split `{entry.written}` is not there "
+            builder.error("split_not_found", f"the {entry.split} split `{entry.written}` is not there "
                           f"(looked at {', '.join(entry.tried)}).", f"{os.path.basename(dataset.yaml)}"
                           f":{entry.split}", column=entry.split, value=entry.written,
                           source=dataset.yaml)
             continue
-        if entry.path is not None and not images[i]:
+        for missing in listed[i][1]:
+            assert entry.path is not None
+            builder.error("missing_file", f"the image is not there (looked at "
+                          f"{', '.join(missing.tried)}).", f"{os.path.basename(entry.path)}:"
+                          f"{missing.line}", missing.written, "filename", missing.written,
+                          source=entry.path)
+        if entry.path is not None and not images[i] and not listed[i][1]:
             builder.warn("split_empty", f"{entry.written} holds no images.", column=entry.split,
                          value=entry.written, source=dataset.yaml)
         for image in images[i]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from keras_roi_datagen.errors import AnnotationError, Problem
 
-__all__ = ["IMAGE_SUFFIXES", "SPLIT_KEYS", "Entry", "class_names", "has_splits", "image_files",
+__all__ = ["IMAGE_SUFFIXES", "SPLIT_KEYS", "Entry", "Listed", "class_names", "has_splits", "image_files",
            "label_folder", "label_path", "load_yaml", "root_of", "split_entries"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".mpo")
@@ -265,40 +265,64 @@ def _is_image(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
 
 
-def image_files(entry_path: str, root: str) -> list[str]:
+@dataclass(frozen=True)
+class Listed:
+    """A line of a text file of image paths whose image is not there.
+
+    Args:
+        line: The line number (1-based).
+        written: The line as written.
+        tried: Every path looked at.
+    """
+
+    line: int
+    written: str
+    tried: tuple[str, ...]
+
+
+def image_files(entry_path: str, root: str) -> tuple[list[str], list[Listed]]:
     """The images of one entry: a folder (recursively), a text file of paths, or an image.
 
     A relative path in a text file is taken from the text file's folder (as
-    Ultralytics does for `./`), else from the root.
+    Ultralytics does for `./`), else from the root, else without a leading
+    `data/` (Darknet's lists name `data/obj_train_data/a.jpg` from Darknet's
+    own folder; datumaro writes them so).
 
     Args:
         entry_path: The resolved entry.
         root: The dataset root.
 
     Returns:
-        Absolute image paths, sorted.
+        Absolute image paths, sorted, and the listed images not found.
     """
     if os.path.isdir(entry_path):
         found = []
         for folder, _dirs, files in os.walk(entry_path):
             found += [os.path.join(folder, n) for n in files if _is_image(n)]
-        return sorted(os.path.normpath(p) for p in found)
+        return sorted(os.path.normpath(p) for p in found), []
     if _is_image(entry_path):
-        return [os.path.normpath(entry_path)]
-    listed = []
+        return [os.path.normpath(entry_path)], []
+    listed, missing = [], []
     here = os.path.dirname(os.path.abspath(entry_path))
     with open(entry_path, encoding="utf-8-sig") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             name = line.strip()
             if not name or not _is_image(name):
                 continue
             if os.path.isabs(name):
-                listed.append(name)
-                continue
-            beside = os.path.join(here, name[2:] if name.startswith("./") else name)
-            listed.append(beside if os.path.exists(beside) or name.startswith("./")
-                          else os.path.join(root, name))
-    return sorted(os.path.normpath(p) for p in listed)
+                tried = [name]
+            else:
+                tail = name[2:] if name.startswith("./") else name
+                tried = [os.path.join(here, tail), os.path.join(root, tail)]
+                if tail.startswith("data/"):
+                    tried += [os.path.join(here, tail[5:]), os.path.join(root, tail[5:])]
+            tried = list(dict.fromkeys(os.path.normpath(p) for p in tried))
+            found_at = next((p for p in tried if os.path.isfile(p)), None)
+            if found_at is None:
+                missing.append(Listed(number, name, tuple(tried)))
+            else:
+                listed.append(found_at)
+    return sorted(listed), missing
 
 
 def label_path(image: str) -> str:
