@@ -310,7 +310,7 @@ class RoiDataModule:
             if (own == 0).any() and len(np.unique(own)) > 1:
                 self.split_origin = f"the table's own: {self._own_origin()}"
                 return own
-            held = sorted({SPLITS[c] for c in np.unique(own).tolist()})
+            held = [SPLITS[c] for c in np.unique(own).tolist()]
             unused = (f"; the table's own splits ({self._own_origin()}) hold only {held}, so "
                       "they were not used")
         elif own_column and self._own_would_be_used():
