@@ -185,7 +185,10 @@ def test_a_folder_of_nothing_lists_every_layout_looked_for(tmp_path: Path) -> No
         detect_format(tmp_path)
     message = str(info.value)
     for name in ("yolo", "coco", "cvat", "labelstudio", "voc"):
-        assert FORMATS[name].layout in message, name
+        assert FORMATS[name].layout and FORMATS[name].layout in message, name
+    for words in ("YOLO", "data.yaml", "COCO", "_annotations.coco.json", "CVAT", "annotations.xml",
+                  "Label Studio", "VOC"):
+        assert words in message, words
 
 
 def test_coco_folder_prefers_instances_files(tmp_path: Path) -> None:
