@@ -364,3 +364,31 @@ def test_labelstudio_folder_with_two_exports_asks_for_one(tmp_path: Path) -> Non
     assert detect_format(tmp_path) == "labelstudio"
     with pytest.raises(AnnotationError, match=r"2 Label Studio JSON exports.*name the export"):
         read_annotations(tmp_path)
+
+
+def test_folder_sniffing_reads_no_heads_of_a_folder_of_per_image_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keras_roi_datagen.formats import heads
+    from keras_roi_datagen.formats.voc import sniff_voc
+
+    folder = tmp_path / "Annotations"
+    folder.mkdir()
+    text = ("<annotation><filename>a.png</filename><size><width>8</width><height>8</height>"
+            "</size></annotation>")
+    for k in range(heads.MAX_SNIFFED + 1):
+        (folder / f"{k}.xml").write_text(text)
+    read: list[str] = []
+    original = heads.file_head
+    monkeypatch.setattr(heads, "file_head", lambda path: read.append(path) or original(path))
+    assert detect_format(folder) == "voc" and read == []
+    assert sniff_voc(text)
+
+
+def test_index_cache_leaves_a_dataset_folder_uncached(layouts: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    # A folder's files are not fingerprinted: it is read each time (main opened the folder
+    # as a file: IsADirectoryError).
+    for layout in ("yolo_roboflow", "coco_roboflow", "cvat_project"):
+        ds = RoiDataset(layouts[layout], image_size=(8, 8), index_cache=tmp_path / "cache")
+        assert len(ds.index) == 4 * len(TRUTH) and ds.index.cache_folder is None
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-__all__ = ["HEAD_BYTES", "file_head", "files_like"]
+__all__ = ["HEAD_BYTES", "MAX_SNIFFED", "file_head", "files_like"]
 
 HEAD_BYTES = 65536
+MAX_SNIFFED = 32
+"""A folder with more candidate files than this is not an export's folder (one file per image,
+as VOC and LabelMe write, is read by its own format): their heads are not read."""
 
 
 def file_head(path: str | os.PathLike[str]) -> str:
@@ -37,6 +40,8 @@ def file_head(path: str | os.PathLike[str]) -> str:
 def files_like(folder: str, suffixes: tuple[str, ...], sniff: Callable[[str], bool]) -> list[str]:
     """The files directly in `folder` with one of `suffixes` whose head `sniff` accepts, sorted.
 
+    None when the folder holds more than `MAX_SNIFFED` files with those suffixes.
+
     Args:
         folder: The folder (not searched below).
         suffixes: Lower-case suffixes, e.g. `(".json",)`.
@@ -52,9 +57,8 @@ def files_like(folder: str, suffixes: tuple[str, ...], sniff: Callable[[str], bo
     """
     if not os.path.isdir(folder):
         return []
-    found = []
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if name.lower().endswith(suffixes) and os.path.isfile(path) and sniff(file_head(path)):
-            found.append(path)
-    return found
+    candidates = [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+                  if name.lower().endswith(suffixes)]
+    if len(candidates) > MAX_SNIFFED:
+        return []
+    return [path for path in candidates if os.path.isfile(path) and sniff(file_head(path))]

@@ -23,7 +23,9 @@ under `images/` when every one of them names a split (`images/train`,
 `source` may be the dataset's folder, its yaml, or one split's folder
 (`train/` of a Roboflow export, `images/val2017` or `labels/val2017`): a
 split's folder reads that split only, with the class names (and file names,
-row labels) of the whole dataset. Images without a label file, or with an
+row labels) of the whole dataset, whose yaml is looked for up to three
+folders above (`data.yaml`, `dataset.yaml`, or one named after the dataset's
+folder, as `coco8.yaml` beside `coco8/`). Images without a label file, or with an
 empty one, are background images (listed in `rows_without_regions`); a
 label file without its image is an error naming it. An image listed in two
 splits is read once, in the first (train, then val, then test), with a
@@ -101,12 +103,18 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def _yaml_in(folder: str) -> str | None:
-    """The dataset yaml of a folder: `data.yaml` and the like, else one naming splits or classes."""
-    named = [*_YAML_NAMES, os.path.basename(folder) + ".yaml"]
-    for name in named:
+def _named_yaml(folder: str, names: Sequence[str]) -> str | None:
+    for name in names:
         if os.path.isfile(os.path.join(folder, name)):
             return os.path.join(folder, name)
+    return None
+
+
+def _yaml_in(folder: str) -> str | None:
+    """The dataset yaml of a folder: `data.yaml` and the like, else one naming splits or classes."""
+    named = _named_yaml(folder, [*_YAML_NAMES, os.path.basename(folder) + ".yaml"])
+    if named is not None:
+        return named
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         if not name.lower().endswith((".yaml", ".yml")) or not os.path.isfile(path):
@@ -182,9 +190,9 @@ def _find(source: str) -> tuple[YoloDataset, list[Any]] | None:
     if here is not None:
         return _from_yaml(here)
     folder = path
-    for _ in range(_ANCESTORS):
-        folder = os.path.dirname(folder)
-        above = _yaml_in(folder)
+    for _ in range(_ANCESTORS):  # only yamls named as datasets are: no stranger's yaml is read
+        child, folder = os.path.basename(folder), os.path.dirname(folder)
+        above = _named_yaml(folder, [*_YAML_NAMES, f"{child}.yaml", f"{child}.yml"])
         if above is None:
             continue
         found, warnings = _from_yaml(above)

@@ -203,8 +203,13 @@ ROUTES: dict[str, tuple[Builder, ...]] = {
 
 def _cache_entry(source: Source, spec: TableSpec, vocabularies: Mapping[str, Any] | None,
                  cache: str | os.PathLike[str] | bool | None) -> str | None:
-    """The cache entry's folder for a table file, or `None` (no cache, or a DataFrame)."""
-    if cache is None or cache is False or source.local is None or source.name is None:
+    """The cache entry's folder for a table file, or `None` (no cache, a DataFrame, a folder).
+
+    A dataset folder (YOLO, VOC, a COCO or CVAT export) is read each time: its
+    many files are not fingerprinted, and a stale entry would go unnoticed.
+    """
+    if cache is None or cache is False or source.local is None or source.name is None or (
+            os.path.isdir(source.local)):
         return None
     cache_dir = entries.default_cache_dir() if cache is True else os.fspath(cache)
     key = entries.table_key(source.name, source.local, spec, vocabularies, source.version)
@@ -242,8 +247,9 @@ def build_index(
         cache: For a table file: a folder where the built index is kept as
             memory-mapped columns and reused while the file (and `spec`,
             `vocabularies`) are unchanged; `True` for the default folder
-            (`~/.cache/keras_roi_datagen/index`). Defaults to `None` (no
-            cache). See `keras_roi_datagen.index.cache`.
+            (`~/.cache/keras_roi_datagen/index`). A dataset folder is not
+            cached (read each time). Defaults to `None` (no cache). See
+            `keras_roi_datagen.index.cache`.
         progress: Called with `(rows_read, rows_total)` as a columnar
             table is read (for progress bars). Defaults to `None`.
 
