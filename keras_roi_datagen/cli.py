@@ -170,8 +170,9 @@ def _table_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("table", metavar="TABLE",
                         help="annotations: a VIA export (CSV or JSON, VIA 1 to 3), COCO JSON, Label "
-                             "Studio JSON, CVAT XML, Pascal VOC XML (file or folder), a YOLO folder, "
-                             "or a CSV table, one row per region")
+                             "Studio JSON, CVAT XML, Pascal VOC XML (file or folder), a YOLO dataset "
+                             "(folder, data.yaml or one split's folder), a COCO, CVAT or Label "
+                             "Studio export's folder, or a CSV table, one row per region")
     parent.add_argument("--format", default="auto", choices=_FORMATS,
                         help="annotation format of TABLE (default: auto, detected)")
     parent.add_argument("--image-dir", metavar="DIR",

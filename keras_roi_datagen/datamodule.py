@@ -62,8 +62,9 @@ class RoiDataModule:
 
     Args:
         table: A DataFrame, or the path of an annotation file or folder (VIA,
-            COCO, VOC, YOLO, Label Studio, CVAT; see `read_annotations`;
-            `format=` among `dataset_kwargs` forces one) or CSV file.
+            COCO, VOC, YOLO, Label Studio, CVAT, and their exports' folders
+            as the tools write them; see `read_annotations`; `format=` among
+            `dataset_kwargs` forces one) or CSV file.
         image_dir: Folder of the images (defaults as in `RoiDataset`).
         validation_split: Fraction of images (rows, with `split_by="row"`)
             drawn at random for validation. Defaults to `None`: the table's

@@ -27,6 +27,8 @@ from annotation_scene import (
     write_yolo_roboflow,
     write_yolo_ultralytics,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keras_roi_datagen import AnnotationError, RoiDataModule, RoiDataset, read_annotations
 from keras_roi_datagen.formats import FORMATS, detect_format
@@ -392,3 +394,29 @@ def test_index_cache_leaves_a_dataset_folder_uncached(layouts: dict[str, Path],
         ds = RoiDataset(layouts[layout], image_size=(8, 8), index_cache=tmp_path / "cache")
         assert len(ds.index) == 4 * len(TRUTH) and ds.index.cache_folder is None
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+@given(st.sampled_from([("train", "train"), ("training", "train"), ("val", "val"),
+                        ("valid", "val"), ("validation", "val"), ("dev", "val"), ("test", "test"),
+                        ("testing", "test")]),
+       st.sampled_from(["", "2017", "_2014", "-19"]), st.booleans())
+def test_split_spellings_of_exports(word: tuple[str, str], suffix: str, upper: bool) -> None:
+    from keras_roi_datagen.formats.regions import split_name
+
+    spelled, split = word
+    text = (spelled.upper() if upper else spelled.capitalize()) + suffix
+    assert split_name(text) == split_name(f" {text} ") == split
+    assert split_name(text + "x") is None and split_name("default") is None
+
+
+def test_cvat_task_export_takes_its_tasks_subset(tmp_path: Path) -> None:
+    from annotation_scene import write_cvat
+
+    path = write_cvat(tmp_path)
+    path.write_text(path.read_text().replace("<mode>annotation</mode>",
+                                             "<mode>annotation</mode><subset>Validation</subset>"))
+    frame = read_annotations(tmp_path)  # the export's folder
+    assert set(frame["split"]) == {"val"} and set(frame["subset"]) == {"Validation"}
+    assert frame.attrs["splits"] == ["val"]
+    path.write_text(path.read_text().replace("Validation", "default"))
+    assert "split" not in read_annotations(path).columns  # CVAT's default subset names none
