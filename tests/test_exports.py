@@ -420,3 +420,15 @@ def test_cvat_task_export_takes_its_tasks_subset(tmp_path: Path) -> None:
     assert frame.attrs["splits"] == ["val"]
     path.write_text(path.read_text().replace("Validation", "default"))
     assert "split" not in read_annotations(path).columns  # CVAT's default subset names none
+
+
+def test_yolo_split_outside_the_root_names_files_from_the_folder_they_share(tmp_path: Path) -> None:
+    root = write_yolo_roboflow(tmp_path / "export")
+    shutil.move(str(root / "valid"), str(tmp_path / "elsewhere"))
+    (root / "data.yaml").write_text(f"train: ../train/images\nval: {tmp_path / 'elsewhere' / 'images'}"
+                                    "\nnames: [red, green, blue, yellow]\n")
+    frame = read_annotations(root)
+    assert frame.attrs["image_dir"] == str(tmp_path)
+    assert "elsewhere/images/scene_c.png" in set(frame["filename"])
+    ds = RoiDataset(root, image_size=(8, 8))
+    assert len(ds.index) == 3 * len(TRUTH) and not ds.skipped

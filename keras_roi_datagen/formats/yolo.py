@@ -251,8 +251,11 @@ def _class_names(dataset: YoloDataset) -> tuple[dict[int, str] | None, str | Non
 
 
 def _common(paths: Sequence[str], preferred: str, root: str) -> str:
-    """`preferred` when every path lies in it, else the root."""
-    return preferred if paths and all(_inside(p, preferred) for p in paths) else root
+    """`preferred` when every path lies in it, else the root, else the folder they all share."""
+    for folder in (preferred, root):
+        if paths and all(_inside(p, folder) for p in paths):
+            return folder
+    return os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else root
 
 
 def _relative(path: str, base: str) -> str:
@@ -312,6 +315,8 @@ class _Reading:
     def orphans(self, entry: Entry) -> None:
         """Label files in an entry's label folder whose image is not there: errors, per line."""
         folder = entry.path if entry.path is not None else entry.tried[0]
+        if os.path.isfile(folder):  # a list of images, or one: no folder of their own
+            return
         labels = label_folder(folder)
         if not os.path.isdir(labels):
             return
