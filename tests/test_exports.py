@@ -432,3 +432,11 @@ def test_yolo_split_outside_the_root_names_files_from_the_folder_they_share(tmp_
     assert "elsewhere/images/scene_c.png" in set(frame["filename"])
     ds = RoiDataset(root, image_size=(8, 8))
     assert len(ds.index) == 3 * len(TRUTH) and not ds.skipped
+
+
+def test_a_yaml_of_class_names_does_not_make_any_folder_yolo(tmp_path: Path) -> None:
+    from annotation_scene import write_voc
+
+    folder = write_voc(tmp_path)
+    (folder / "Annotations" / "classes.yaml").write_text("names: [red, green, blue, yellow]\n")
+    assert detect_format(folder / "Annotations") == "voc"

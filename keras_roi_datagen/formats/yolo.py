@@ -175,8 +175,8 @@ def _without_yaml(path: str) -> YoloDataset | None:
         inner = os.path.relpath(path, root).split(os.sep)[0]
         if inner in ("labels", "images") and os.path.isdir(os.path.join(root, "labels")):
             found = YoloDataset(root, None, {}, _folder_entries(root))
-            return replace(found, only=found.covering(path) if path != os.path.join(
-                root, inner) else None)
+            covered = found.covering(path) if path != os.path.join(root, inner) else None
+            return replace(found, only=covered or None)
     return None
 
 
@@ -188,7 +188,9 @@ def _find(source: str) -> tuple[YoloDataset, list[Any]] | None:
         return None
     here = _yaml_in(path)
     if here is not None:
-        return _from_yaml(here)
+        found_here = _from_yaml(here)
+        if found_here[0].entries:  # a yaml naming classes only, in a folder of anything else: no
+            return found_here
     folder = path
     for _ in range(_ANCESTORS):  # only yamls named as datasets are: no stranger's yaml is read
         child, folder = os.path.basename(folder), os.path.dirname(folder)
