@@ -440,3 +440,16 @@ def test_a_yaml_of_class_names_does_not_make_any_folder_yolo(tmp_path: Path) -> 
     folder = write_voc(tmp_path)
     (folder / "Annotations" / "classes.yaml").write_text("names: [red, green, blue, yellow]\n")
     assert detect_format(folder / "Annotations") == "voc"
+
+
+def test_exports_read_without_pyyaml(layouts: dict[str, Path],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    expected = {name: read_annotations(layouts[name]) for name in ("yolo_roboflow",
+                                                                   "yolo_ultralytics")}
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` raises ImportError
+    for name, frame in expected.items():
+        again = read_annotations(layouts[name])
+        assert again.index.tolist() == frame.index.tolist()
+        assert again[["filename", "label", "split"]].equals(frame[["filename", "label", "split"]])
