@@ -80,7 +80,8 @@ class RoiDataModule:
         split_by: `"image"` (default: all regions of an image in one split)
             or `"row"`.
         stratify_by: Optional label column whose class proportions each
-            split should keep, as far as grouping allows.
+            split drawn at random should keep, as far as grouping allows (a
+            table's own splits are kept as they are).
         split_col: Column with explicit `train`/`val`/`test` values (any
             spelling `formats.regions.split_name` reads: `valid`,
             `Validation`, `train2017`, ...); the table's own splits. Defaults
