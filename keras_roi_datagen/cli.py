@@ -170,8 +170,9 @@ def _table_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("table", metavar="TABLE",
                         help="annotations: a VIA export (CSV or JSON, VIA 1 to 3), COCO JSON, Label "
-                             "Studio JSON, CVAT XML, Pascal VOC XML (file or folder), a YOLO folder, "
-                             "or a CSV table, one row per region")
+                             "Studio JSON, CVAT XML, Pascal VOC XML (file or folder), a YOLO dataset "
+                             "(folder, data.yaml or one split's folder), a COCO, CVAT or Label "
+                             "Studio export's folder, or a CSV table, one row per region")
     parent.add_argument("--format", default="auto", choices=_FORMATS,
                         help="annotation format of TABLE (default: auto, detected)")
     parent.add_argument("--image-dir", metavar="DIR",
@@ -430,6 +431,7 @@ def _read_spec(args: argparse.Namespace, *, check_files: bool, shapes: bool,
     The options resolve as `RoiDataset`'s do (`index.resolve_table`): the same
     default label columns.
     """
+    from keras_roi_datagen.formats.regions import SPLIT_COLUMN
     from keras_roi_datagen.index import resolve_table
 
     path = _table_path(args)
@@ -437,7 +439,7 @@ def _read_spec(args: argparse.Namespace, *, check_files: bool, shapes: bool,
         path, image_dir=args.image_dir, x_col=args.x_col, box_col=args.box_col,
         box_cols=args.box_cols, box_format=args.box_format, y_cols=args.y_cols,
         allow_outside_image_dir=args.allow_outside_image_dir, check_files=check_files,
-        format=args.format)
+        format=args.format, optional_cols=(SPLIT_COLUMN,))
     assert source.local is not None
     survey = _survey_via(source.local) if source.kind == "via" and shapes else None
     return path, source, _shown_format(source), spec, survey
@@ -507,13 +509,27 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
     return {name: float(v) for name, v in zip(_PERCENTILES, found.tolist())}
 
 
-def _label_counts(summary: TableSummary) -> dict[str, Any]:
+def _label_counts(summary: TableSummary, columns: Sequence[str]) -> dict[str, Any]:
     counts: dict[str, Any] = {}
-    for column, vocab in summary.vocabularies.items():
+    for column in columns:
+        vocab = summary.vocabularies[column]
         found = summary.label_counts[column].tolist()
         pairs = sorted(zip(vocab.decode(range(vocab.num_classes)), found), key=lambda p: -p[1])
         counts[column] = {str(label): int(n) for label, n in pairs}
     return counts
+
+
+def _split_counts(summary: TableSummary, spec: TableSpec) -> dict[str, int]:
+    """Rows per split, when the table says which split each row is in (its `split` column)."""
+    from keras_roi_datagen.formats.regions import SPLIT_COLUMN, SPLITS, split_name
+
+    if SPLIT_COLUMN not in summary.vocabularies or SPLIT_COLUMN in spec.y_cols:
+        return {}
+    counts: Counter[str] = Counter()
+    vocab = summary.vocabularies[SPLIT_COLUMN]
+    for value, n in zip(vocab.classes, summary.label_counts[SPLIT_COLUMN].tolist()):
+        counts[split_name(value) or str(value)] += int(n)
+    return dict(sorted(counts.items(), key=lambda p: SPLITS.index(p[0]) if p[0] in SPLITS else 3))
 
 
 def _generic_shapes(table: _Summary) -> dict[str, int]:
@@ -580,7 +596,8 @@ def _inspect_facts(table: _Summary) -> dict[str, Any]:
         "box_unit": "fraction of the image" if build.relative else "pixels",
         "box_width": widths.result(),
         "box_height": heights.result(),
-        "labels": _label_counts(build),
+        "labels": _label_counts(build, table.spec.y_cols),
+        "splits": _split_counts(build, table.spec),
         "shape_kinds": shapes,
         "rows_without_regions": [dict(r) for r in build.rows_without_regions],
         "errors": dict(Counter(p.kind for p in build.errors).most_common()),
@@ -640,6 +657,8 @@ def _render_inspect(facts: dict[str, Any]) -> str:
         f"{'regions per image':<22}" + (f"min {per['min']}, median {per['median']:g}, "
                                          f"max {per['max']}" if per else "-"),
         f"{'shape kinds':<22}{_kinds(facts['shape_kinds']) or '-'}",
+        *([f"{'splits':<22}{_kinds(facts['splits'])} rows (the table's own)"]
+          if facts["splits"] else []),
         f"{'label columns':<22}{', '.join(facts['y_cols']) or '-'} (choose with --y-cols)",
         *([f"{'region attributes':<22}{', '.join(facts['region_attributes']) or '-'}"]
           if "region_attributes" in facts else []),

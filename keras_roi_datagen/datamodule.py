@@ -8,8 +8,12 @@ VIA files streamed, columnar tables by columns, `index_cache=` honoured); the
 splits share that read.
 
 Splits keep an image's regions together (no photo in two splits), may be
-stratified on a label column, and are deterministic from the seed; a `split`
-column in the table overrides them. Vocabularies come from the training split
+stratified on a label column, and are deterministic from the seed. A table
+that says which split each row belongs to (a `split` column, or an export's
+own splits: YOLO `data.yaml`, COCO `instances_<split>.json` or split folders,
+Roboflow's `train/`, `valid/`, `test/`, CVAT subsets) keeps them unless
+`validation_split=` or `test_split=` asks for a split at random; `summary()`
+says where the splits came from. Vocabularies come from the training split
 only: a validation or test label never seen in training is an error (or an
 out-of-vocabulary index, with `unseen_labels="oov"`). `state_dict()` holds
 the split membership, vocabularies and settings as JSON, so a model is served
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +37,8 @@ from keras_roi_datagen.augment import Augmentation, parse_augmentation
 from keras_roi_datagen.dataset import RoiDataset
 from keras_roi_datagen.decode import DecodeOptions
 from keras_roi_datagen.errors import LabelError, Problem, raise_problems
+from keras_roi_datagen.formats import FORMATS
+from keras_roi_datagen.formats.regions import SPLIT_SPELLINGS, split_name
 from keras_roi_datagen.index import IndexBuild, RoiIndex, build_index, resolve_table
 from keras_roi_datagen.labels import LabelVocabulary
 from keras_roi_datagen.options import SPLIT_BY, check_choice, check_on_error, check_unseen_labels
@@ -41,8 +48,7 @@ from keras_roi_datagen.validation import ValidationReport, scan_images
 __all__ = ["RoiDataModule"]
 
 _STAGES = ("fit", "validate", "test", "predict")
-_SPLIT_ALIASES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "dev": 1,
-                  "test": 2, "testing": 2}
+_DEFAULT_VALIDATION_SPLIT = 0.2
 # The dataset arguments that say where things are in the table (`index.resolve_table`'s).
 _SPEC_KEYS = ("x_col", "box_col", "box_cols", "box_format", "allow_outside_image_dir", "format")
 _SKIP_HINT = "Pass on_error='skip' to leave such rows out."
@@ -56,18 +62,30 @@ class RoiDataModule:
 
     Args:
         table: A DataFrame, or the path of an annotation file or folder (VIA,
-            COCO, VOC, YOLO, Label Studio, CVAT; see `read_annotations`;
-            `format=` among `dataset_kwargs` forces one) or CSV file.
+            COCO, VOC, YOLO, Label Studio, CVAT, and their exports' folders
+            as the tools write them; see `read_annotations`; `format=` among
+            `dataset_kwargs` forces one) or CSV file.
         image_dir: Folder of the images (defaults as in `RoiDataset`).
-        validation_split: Fraction of rows for validation. Defaults to 0.2.
-        test_split: Fraction of rows for testing. Defaults to 0.
+        validation_split: Fraction of images (rows, with `split_by="row"`)
+            drawn at random for validation. Defaults to `None`: the table's
+            own splits when it has them (its `split_col`, which the readers of
+            YOLO, COCO and CVAT exports fill from the export; used when they
+            put rows in training and in another split), else 0.2. A number
+            splits at random even a table that has its own splits (with a
+            warning, since the export's validation and test images may then
+            be trained on).
+        test_split: Fraction drawn at random for testing. Defaults to
+            `None`: the table's own splits, as `validation_split`; 0 when
+            splitting at random.
         split_by: `"image"` (default: all regions of an image in one split)
             or `"row"`.
         stratify_by: Optional label column whose class proportions each
-            split should keep, as far as grouping allows.
-        split_col: Column with explicit `train`/`val`/`test` values; used
-            instead of the fractions when the table has it. Defaults to
-            `"split"`.
+            split drawn at random should keep, as far as grouping allows (a
+            table's own splits are kept as they are).
+        split_col: Column with explicit `train`/`val`/`test` values (any
+            spelling `formats.regions.split_name` reads: `valid`,
+            `Validation`, `train2017`, ...); the table's own splits. Defaults
+            to `"split"`, the column the format readers write.
         seed: Seed of the split and of the training shuffle. Defaults to 1337.
         batch_size: Regions per batch. Defaults to 32.
         image_size: `(height, width)` of the crops. Defaults to `(224, 224)`.
@@ -96,6 +114,8 @@ class RoiDataModule:
     ```python
     data = RoiDataModule("via_export.csv", validation_split=0.2, image_size=(96, 96))
     data.setup("fit")
+    # A Roboflow or Ultralytics export: its own train / val / test splits.
+    data = RoiDataModule("roboflow-export/data.yaml", image_size=(96, 96))
     model.fit(data.train_dataset(), validation_data=data.val_dataset(), epochs=10)
     data.save("data_state.json")
     ```
@@ -106,8 +126,8 @@ class RoiDataModule:
         table: pd.DataFrame | str | os.PathLike[str],
         *,
         image_dir: str | os.PathLike[str] | None = None,
-        validation_split: float = 0.2,
-        test_split: float = 0.0,
+        validation_split: float | None = None,
+        test_split: float | None = None,
         split_by: str = "image",
         stratify_by: str | None = None,
         split_col: str = "split",
@@ -128,7 +148,7 @@ class RoiDataModule:
         check_choice("split_by", split_by, SPLIT_BY)
         unseen_labels = check_unseen_labels(unseen_labels)
         check_on_error(dataset_kwargs.get("on_error", "raise"))
-        split_groups(np.zeros(0), validation_split, test_split, seed=0)  # checks the fractions
+        split_groups(np.zeros(0), *_fractions(validation_split, test_split), seed=0)  # checks them
         self.augment = parse_augmentation(augment)
         if isinstance(augment_splits, str) or not set(augment_splits) <= {*SPLITS, "predict"}:
             raise ValueError("`augment_splits` must be a list of split names among "
@@ -136,7 +156,9 @@ class RoiDataModule:
         self.augment_splits = tuple(augment_splits)
         self.table = table
         self.image_dir = os.fspath(image_dir) if image_dir is not None else None
-        self.validation_split, self.test_split = float(validation_split), float(test_split)
+        self.validation_split = None if validation_split is None else float(validation_split)
+        self.test_split = None if test_split is None else float(test_split)
+        self.split_origin: str | None = None  # where the splits came from, once assigned
         self.split_by, self.stratify_by, self.split_col = split_by, stratify_by, split_col
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -280,13 +302,45 @@ class RoiDataModule:
             if unknown:
                 raise ValueError(f"The loaded state does not cover {len(unknown)} row(s) of this "
                                  f"table, e.g. {unknown[:3]}; it was saved for another table.")
+            self.split_origin = "restored from a saved state"
             return np.asarray([where[k] for k in keys], dtype=np.int8)
-        if self.split_col in index.codes:
-            return self._explicit_splits(index)
+        own_column = self.split_col in index.codes
+        asked = self.validation_split is not None or self.test_split is not None
+        unused = ""
+        if own_column and not asked:
+            own = self._explicit_splits(index)
+            if (own == 0).any() and len(np.unique(own)) > 1:
+                self.split_origin = f"the table's own: {self._own_origin()}"
+                return own
+            held = [SPLITS[c] for c in np.unique(own).tolist()]
+            unused = (f"; the table's own splits ({self._own_origin()}) hold only {held}, so "
+                      "they were not used")
+        elif own_column and self._own_would_be_used():
+            warnings.warn(
+                f"The table has its own splits ({self._own_origin()}); validation_split="
+                f"{self.validation_split}, test_split={self.test_split} split it at random "
+                "instead, so its validation and test images may be trained on. Pass neither to "
+                "use its splits.", UserWarning, stacklevel=2)
+            unused = f"; the table's own splits ({self._own_origin()}) not used, as asked"
+        validation, test = _fractions(self.validation_split, self.test_split)
+        self.split_origin = (f"drawn at random by {self.split_by} (validation_split={validation:g}, "
+                             f"test_split={test:g}, seed={self.seed}){unused}")
         groups = index.path_ids if self.split_by == "image" else np.arange(len(index))
         labels = index.codes[self.stratify_by] if self.stratify_by else None
-        return split_groups(groups, self.validation_split, self.test_split, seed=self.seed,
-                            labels=labels)
+        return split_groups(groups, validation, test, seed=self.seed, labels=labels)
+
+    def _own_would_be_used(self) -> bool:
+        """Whether the split column names training and another split (its values, not its rows)."""
+        assert self._full is not None
+        named = {split_name(c) for c in self._full.vocabularies[self.split_col].classes}
+        return "train" in named and len(named - {None}) > 1
+
+    def _own_origin(self) -> str:
+        """What gave the table its splits: the export's rule, or the split column."""
+        found = FORMATS.get(self._source.kind)
+        if found is not None and found.splits:
+            return f"{found.splits}, column {self.split_col!r}"
+        return f"column {self.split_col!r}"
 
     def _explicit_splits(self, index: RoiIndex) -> np.ndarray:
         assert self._full is not None
@@ -295,13 +349,13 @@ class RoiDataModule:
         values = [classes[c] if c >= 0 else None for c in column.tolist()]
         codes, problems = np.zeros(len(values), dtype=np.int8), []
         for i, value in enumerate(values):
-            code = _SPLIT_ALIASES.get(str(value).strip().lower())
-            if code is None:
+            name = split_name(value)
+            if name is None:
                 problems.append(index.problem(i, "split_unknown", (
-                    "split value must be train, val or test (or training, validation, "
-                    "testing)."), column=self.split_col, value=value))
+                    f"split value must be {SPLIT_SPELLINGS}."), column=self.split_col,
+                    value=value))
             else:
-                codes[i] = code
+                codes[i] = SPLITS.index(name)
         raise_problems(problems)
         if self.split_by == "image":
             raise_problems(self._images_in_two_splits(index, codes),
@@ -326,7 +380,8 @@ class RoiDataModule:
         vocabularies = {}
         train = split == 0
         if not train.any():
-            raise ValueError("The training split is empty; lower validation_split/test_split.")
+            raise ValueError(f"The training split is empty (splits {self.split_origin}); lower "
+                             "validation_split/test_split.")
         for column in self.y_cols:
             given = self.given_vocabularies.get(column)
             if isinstance(given, LabelVocabulary):
@@ -370,8 +425,9 @@ class RoiDataModule:
             assert self._split is not None
             rows = np.flatnonzero(self._split == SPLITS.index(split))
             if not len(rows):
-                raise ValueError(f"The {split} split is empty (validation_split="
-                                 f"{self.validation_split}, test_split={self.test_split}).")
+                hint = ("" if (self.split_origin or "").startswith("drawn") else
+                        " Pass validation_split= (and test_split=) to split at random.")
+                raise ValueError(f"The {split} split is empty (splits {self.split_origin}).{hint}")
             train = split == "train"
             weights = self.class_weights() if self.class_weight == "balanced" else self.class_weight
             kwargs = dict(self.dataset_kwargs)
@@ -485,7 +541,7 @@ class RoiDataModule:
         self.setup("fit")
         assert self._full is not None and self._split is not None
         index = self._full.index
-        lines = [f"{'split':<8}{'rows':>8}{'images':>8}"]
+        lines = [f"splits: {self.split_origin}", f"{'split':<8}{'rows':>8}{'images':>8}"]
         for code, name in enumerate(SPLITS):
             mask = self._split == code
             lines.append(f"{name:<8}{int(mask.sum()):>8}{len(np.unique(index.path_ids[mask])):>8}")
@@ -520,7 +576,7 @@ class RoiDataModule:
             "version": _STATE_VERSION, "seed": self.seed, "image_size": list(self.image_size),
             "batch_size": self.batch_size, "y_cols": list(self.y_cols), "split_by": self.split_by,
             "validation_split": self.validation_split, "test_split": self.test_split,
-            "stratify_by": self.stratify_by, "splits": splits,
+            "stratify_by": self.stratify_by, "splits": splits, "split_origin": self.split_origin,
             "vocabularies": {c: v.to_dict() for c, v in self.vocabularies.items()},
         }
         if "train" in self._datasets:
@@ -562,6 +618,12 @@ class RoiDataModule:
                 f"test_split={self.test_split}, split_by={self.split_by!r}, "
                 f"stratify_by={self.stratify_by!r}, seed={self.seed}, batch_size={self.batch_size}, "
                 f"image_size={self.image_size}, y_cols={self.y_cols})")
+
+
+def _fractions(validation_split: float | None, test_split: float | None) -> tuple[float, float]:
+    """The fractions drawn at random: 0.2 for validation and 0 for testing unless given."""
+    return (_DEFAULT_VALIDATION_SPLIT if validation_split is None else float(validation_split),
+            0.0 if test_split is None else float(test_split))
 
 
 def _per_head(predictions: Any, y_cols: Sequence[str]) -> dict[str, Any]:

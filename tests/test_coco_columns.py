@@ -68,6 +68,8 @@ _annotation = st.one_of(
     st.fixed_dictionaries({"image_id": _image_ids, "category_id": _category_ids,
                            "segmentation": st.lists(_numbers, min_size=6, max_size=6).map(
                                lambda v: [v])}),
+    st.fixed_dictionaries({"image_id": _image_ids, "category_id": _category_ids, "bbox": _boxes,
+                           "segmentation": st.sampled_from([[], [[]], [[], []]])}),
     st.sampled_from(["not an object", {"image_id": 1}, {"image_id": 1, "category_id": 1}]),
 )
 
@@ -154,7 +156,8 @@ def test_coco_index_cache_is_reused_and_rebuilt(tmp_path: Path,
     first = build_index(path, spec, cache=cache)
     assert first.index.cache_folder is not None
     assert first.index.path_of(0) == str(tmp_path / "val" / "img_1.jpg")
-    assert first.rows_without_regions == [{"row": "images[id=4]", "filename": "img_4.jpg"}]
+    assert first.rows_without_regions == [{"row": "images[id=4]", "filename": "img_4.jpg",
+                                           "split": "val"}]  # instances_val.json
 
     def no_scan(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the cached index was not reused")
@@ -166,6 +169,24 @@ def test_coco_index_cache_is_reused_and_rebuilt(tmp_path: Path,
     monkeypatch.undo()
     path.write_text(json.dumps(_document(annotations[:7])))  # the file changes: rebuilt
     assert len(build_index(path, spec, cache=cache).index) == 7
+
+
+@pytest.mark.parametrize(("name", "split"), [("instances_val2017.json", "val"),
+                                             ("instances_default.json", None)])
+def test_a_files_split_by_columns_is_the_frames(tmp_path: Path, name: str,
+                                                split: str | None) -> None:
+    path = tmp_path / name
+    annotations = [{"image_id": 1 + k % 3, "category_id": 1 + k % 2, "bbox": [k, 2, 10, 10]}
+                   for k in range(9)]
+    path.write_text(json.dumps(_document(annotations)))
+    spec = TableSpec(check_files=False, y_cols=("label",), optional_cols=("split",))
+    fast, slow = build_index(path, spec), _through_frame(path, spec)
+    assert _rows(fast) == _rows(slow)
+    assert fast.rows_without_regions == slow.rows_without_regions
+    if split is None:
+        assert "split" not in fast.index.codes
+    else:
+        assert fast.vocabularies["split"].classes == (split,)
 
 
 def test_other_columns_are_read_through_the_frame(tmp_path: Path,

@@ -261,16 +261,54 @@ def test_coco_images_without_annotations_are_listed(tmp_path: Path) -> None:
     assert frame.attrs["rows_without_regions"] == [{"row": "images[id=2]", "filename": "empty.png"}]
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ("names: [cat, 'dog']\n", ["cat", "dog"]),
-    ("path: .\nnames:\n  - cat\n  - dog\nnc: 2\n", ["cat", "dog"]),
-    ("names:\n  0: cat\n  1: \"dog\"\n", {0: "cat", 1: "dog"}),
-])
-def test_yolo_names_read_without_pyyaml(text: str, names: object) -> None:
-    from keras_roi_datagen.formats.yolo import _names_without_yaml, _parse_names_yaml
+ROBOFLOW_YAML = """train: ../train/images
+val: ../valid/images
+test: ../test/images
 
-    assert _names_without_yaml(text) == names
-    assert _parse_names_yaml(text) == names
+nc: 2
+names: ['door', 'handle']
+
+roboflow:
+  workspace: someone
+  project: doors
+  version: 3
+  license: CC BY 4.0
+  url: https://universe.roboflow.com/someone/doors/dataset/3
+"""
+COCO8_YAML = """# Ultralytics
+# Train/val/test sets as 1) dir: path/to/imgs, 2) file: path/to/imgs.txt, or 3) list
+path: coco8 # dataset root dir
+train: images/train # train images (relative to 'path') 4 images
+val: images/val # val images (relative to 'path') 4 images
+test: # test images (optional)
+
+# Classes
+names:
+  0: person
+  1: bicycle
+  9: traffic light
+
+download: https://github.com/ultralytics/assets/releases/download/v0.0.0/coco8.zip
+"""
+
+
+@pytest.mark.parametrize("text", [
+    "names: [cat, 'dog']\n",
+    "path: .\nnames:\n  - cat\n  - dog\nnc: 2\n",
+    "names:\n  0: cat\n  1: \"dog\"\n",
+    "train: [images/a, 'images/b']\nval: images/c\nnames: ['a, b', c]\n",
+    "names: [\n  cat,\n  dog\n]\n",
+    ROBOFLOW_YAML,
+    COCO8_YAML,
+])
+def test_yolo_data_yaml_read_without_pyyaml(text: str) -> None:
+    from keras_roi_datagen.formats.yolo_yaml import _yaml_without_pyyaml
+
+    yaml = pytest.importorskip("yaml")
+    expected = yaml.safe_load(text)
+    got = _yaml_without_pyyaml(text)
+    for key in ("path", "train", "val", "test", "nc", "names"):
+        assert got.get(key) == expected.get(key), key
 
 
 def test_labelstudio_json_min_export(tmp_path: Path) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from keras_roi_datagen import RoiDataset, read_annotations
+from keras_roi_datagen import RoiDataModule, RoiDataset, read_annotations
 from keras_roi_datagen.formats import detect_format
 
 REAL = Path(__file__).parent / "data" / "real"
@@ -25,7 +26,15 @@ def _box(frame, row) -> list[float]:  # type: ignore[no-untyped-def]
                                       ("coco_instances/annotations/instances_val.json", "coco"),
                                       ("voc", "voc"),
                                       ("labelimg_voc/C1_P01_N1_S2_1.xml", "voc"),
-                                      ("roboflow_coco/_annotations.coco.json", "coco")])
+                                      ("roboflow_coco/_annotations.coco.json", "coco"),
+                                      ("roboflow_yolo", "yolo"), ("roboflow_yolo/data.yaml", "yolo"),
+                                      ("roboflow_yolo/train", "yolo"),
+                                      ("roboflow_yolo/valid/labels", "yolo"),
+                                      ("roboflow_coco_splits", "coco"),
+                                      *((f"ultralytics_layouts/{name}", "yolo") for name in (
+                                          "yolov8_detection", "yolov8_detection_with_list_of_imgs",
+                                          "yolov8_detection_with_list_of_names",
+                                          "yolov8_detection_with_subset_txt"))])
 def test_real_files_are_detected(path: str, fmt: str) -> None:
     assert detect_format(REAL / path) == fmt
 
@@ -154,3 +163,86 @@ def test_roboflow_coco_export_bbox_as_is_and_polygons(tmp_path: Path) -> None:
     for i, crop in enumerate(np.asarray(x)):
         expected = colours[Path(ds.index.path_of(i)).name]
         np.testing.assert_allclose(crop.reshape(-1, 3).mean(axis=0), expected, atol=3)
+
+
+ROBOFLOW_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+
+
+def _yolo_expected(label_file: Path, image: Path) -> list[tuple[str, list[float]]]:
+    width, height = Image.open(image).size
+    found = []
+    for line in label_file.read_text().splitlines():
+        c, cx, cy, bw, bh = line.split()
+        found.append((c, [(float(cx) - float(bw) / 2) * width, (float(cy) - float(bh) / 2) * height,
+                          float(bw) * width, float(bh) * height]))
+    return found
+
+
+def test_roboflow_yolo_export_with_its_data_yaml_and_splits() -> None:
+    root = REAL / "roboflow_yolo"
+    names = ["cone", "cube"]  # data.yaml: names: ['cone', 'cube']
+    frame = read_annotations(root)
+    assert frame.attrs["problems"] == [] and frame.attrs["splits"] == ["train", "val", "test"]
+    assert frame.attrs["class_names"] == str(root / "data.yaml")
+    for folder, split in ROBOFLOW_SPLITS.items():
+        for label_file in sorted((root / folder / "labels").glob("*.txt")):
+            image = root / folder / "images" / f"{label_file.stem}.jpg"
+            for n, (c, box) in enumerate(_yolo_expected(label_file, image), start=1):
+                row = f"{folder}/labels/{label_file.name}:{n}"
+                np.testing.assert_allclose(_box(frame, row), box, rtol=1e-12)
+                assert frame.loc[row, ["label", "split", "filename"]].tolist() == [
+                    names[int(c)], split, f"{folder}/images/{image.name}"]
+    assert len(frame) == 8
+    # A split's folder reads that split, with the root yaml's names.
+    train = read_annotations(root / "train")
+    assert train.index.tolist() == frame.index[frame["split"] == "train"].tolist()
+    assert set(train["label"]) == {"cone", "cube"}
+    assert read_annotations(root / "data.yaml", split="valid").index.tolist() == (
+        frame.index[frame["split"] == "val"].tolist())
+    data = RoiDataModule(root, image_size=(8, 8), batch_size=8)
+    data.setup("fit")
+    assert data.split_origin.startswith("the table's own: YOLO data.yaml")  # type: ignore[union-attr]
+    assert [len(d.index) for d in (data.train_dataset(), data.val_dataset(),
+                                   data.test_dataset())] == [4, 2, 2]
+
+
+def test_roboflow_coco_export_with_split_folders(tmp_path: Path) -> None:
+    root = REAL / "roboflow_coco_splits"
+    frame = read_annotations(root)
+    assert frame.attrs["problems"] == [] and frame.attrs["splits"] == ["val", "test"]
+    assert frame["split"].value_counts().to_dict() == {"val": 66, "test": 49}
+    test = read_annotations(REAL / "roboflow_coco" / "_annotations.coco.json")  # the same file
+    ours = frame[frame["split"] == "test"]
+    assert ours.index.tolist() == [f"test/_annotations.coco.json:{k}" for k in test.index]
+    assert ours["filename"].tolist() == [f"test/{name}" for name in test["filename"]]
+    np.testing.assert_array_equal(ours[["x", "y", "w", "h"]].to_numpy(),
+                                  test[["x", "y", "w", "h"]].to_numpy())
+    assert read_annotations(root, split="val").index[0] == "valid/_annotations.coco.json:0"
+    # The photos are not committed: solid images of the declared size, in a copy.
+    copy = tmp_path / "export"
+    shutil.copytree(root, copy)
+    for name in frame["filename"].unique().tolist():
+        Image.new("RGB", (640, 640), (90, 120, 150)).save(copy / name)
+    data = RoiDataModule(copy, image_size=(8, 8), batch_size=64)
+    data.setup("fit")
+    # Roboflow's valid and test without train: no training split of its own, so split at random.
+    assert "hold only ['val', 'test'], so they were not used" in data.split_origin  # type: ignore[operator]
+    assert len(data.train_dataset().index) + len(data.val_dataset().index) == 115
+
+
+@pytest.mark.parametrize("name", ["yolov8_detection", "yolov8_detection_with_list_of_imgs",
+                                  "yolov8_detection_with_list_of_names",
+                                  "yolov8_detection_with_subset_txt"])
+def test_ultralytics_layouts_read_alike(name: str) -> None:
+    root = REAL / "ultralytics_layouts" / name
+    frame = read_annotations(root)
+    expected = _yolo_expected(root / "labels" / "train" / "1.txt", root / "images" / "train" / "1.jpg")
+    assert len(frame) == len(expected) == 2
+    for n, (c, box) in enumerate(expected, start=1):
+        row = f"train/1.txt:{n}"
+        # 0.133333 - 0.266667 / 2 is a hair below 0: clipped to the image, with a warning.
+        np.testing.assert_allclose(_box(frame, row), box, atol=1e-5)
+        assert frame.loc[row, ["label", "split"]].tolist() == [f"label_{c}", "train"]
+    assert [p.kind for p in frame.attrs["problems"]] == ["box_clipped"]
+    ds = RoiDataset(root, image_size=(4, 4), shuffle=False)
+    assert len(ds.index) == 2 and ds.vocabularies["label"].classes == ("label_2", "label_4")

@@ -95,7 +95,7 @@ def test_the_datamodule_reads_a_split_column_from_a_via_file_attribute(tmp_path:
     # The second image's regions (lines 6 to 9) are validation images.
     lines[5:] = [line.replace('""split"": ""train""', '""split"": ""val""') for line in lines[5:]]
     path.write_text("\n".join(lines) + "\n")
-    data = RoiDataModule(path, image_size=(8, 8), validation_split=0.5)
+    data = RoiDataModule(path, image_size=(8, 8))
     data.setup("fit")
     assert len(data.train_dataset().index) == 4 and len(data.val_dataset().index) == 4
     val = data.val_dataset().index

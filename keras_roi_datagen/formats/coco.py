@@ -11,8 +11,20 @@ Keypoint annotations add `keypoints: [x, y, v, ...]` (v = 0 not labelled).
 
 Rows: the bounding box of the polygon parts when there are any (shape
 `"polygon"`), else `bbox` (`"rect"`; `"rle"` for crowd masks); keypoint-only
-annotations are points. The row label is the annotation's position in the
-`annotations` array. Crowd regions are left out (reported) unless
+annotations are points. `"segmentation": []` is how Roboflow and others mark
+a plain box; empty polygon parts (`[[]]`, written by some converters) are
+ignored with a warning, and with none left the `bbox` is the region. The row
+label is the annotation's position in the `annotations` array.
+
+Splits: a file whose name names a split (`instances_val2017.json`,
+`train.json`) or that sits in a split's folder (Roboflow's
+`valid/_annotations.coco.json`) gets a `split` column. A folder is read as
+every COCO file in it, in its `annotations/` and in its subfolders one level
+down (Roboflow's `train/`, `valid/`, `test/`); when some are named
+`instances_*.json`, only those (COCO's own `annotations/` also holds
+`captions_*` and `person_keypoints_*`). With several files, file names are
+relative to the folder all their images share and row labels are
+`"<json file relative to the folder>:<position>"`. Crowd regions are left out (reported) unless
 `include_crowd=True`. Members are streamed one element at a time
 (`json_stream`), so a file of 10^6 annotations does not become 10^6 dicts.
 """
@@ -22,6 +34,7 @@ from __future__ import annotations
 import os
 from array import array
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,10 +42,18 @@ import pandas as pd
 
 from keras_roi_datagen.errors import Problem, raise_problems
 from keras_roi_datagen.formats.csv import text_encoding
+from keras_roi_datagen.formats.heads import files_like
 from keras_roi_datagen.formats.json_stream import JsonStreamError, iter_object_members, stream_error
-from keras_roi_datagen.formats.regions import PointBoxSize, check_on_error, points_xyxy
+from keras_roi_datagen.formats.regions import (
+    SPLIT_COLUMN,
+    PointBoxSize,
+    check_on_error,
+    points_xyxy,
+    split_name,
+)
 
-__all__ = ["CocoIds", "image_dir", "read_coco", "scan_coco", "sniff_coco"]
+__all__ = ["CocoIds", "coco_files", "file_split", "image_dir", "is_coco_folder", "read_coco",
+           "scan_coco", "sniff_coco"]
 
 _EXPECTED = "a COCO JSON object with 'images', 'annotations' and 'categories'"
 _HINT = "Pass on_error='skip' to leave the malformed annotations out and list them in attrs['problems']."
@@ -161,8 +182,9 @@ class _Reader:
                              index, field, item.get(field))
                 return
         crowd = bool(_int(item.get("iscrowd")) or 0)
+        segmentation, emptied = _without_empty_parts(item.get("segmentation"), crowd)
         try:
-            found = self._box(item, crowd)
+            found = self._box(item, crowd, segmentation)
         except ValueError as error:
             self.problem("bad_shape", f"{error}.", index, "segmentation", item.get("segmentation"))
             return
@@ -177,6 +199,11 @@ class _Reader:
                          "pass point_box_size=PIXELS to make a box around its points.", index,
                          "keypoints", severity="warning")
             return
+        if emptied:
+            self.problem("empty_polygon", "the 'segmentation' holds an empty polygon, ignored; "
+                         + ("the 'bbox' is the region." if shape == "rect" else
+                            "the other parts make the region."), index, "segmentation",
+                         item.get("segmentation"), "warning")
         if crowd and not self.include_crowd:
             self.problem("crowd_region", "a crowd region (iscrowd=1) was left out; pass "
                          "include_crowd=True to keep it.", index, "iscrowd", 1, "warning")
@@ -195,8 +222,7 @@ class _Reader:
         ann.crowd.append(int(crowd))
         ann.shapes.append(_SHAPES.index(shape))
 
-    def _box(self, item: dict[str, Any], crowd: bool) -> tuple[Any, str] | None:
-        segmentation = item.get("segmentation")
+    def _box(self, item: dict[str, Any], crowd: bool, segmentation: Any) -> tuple[Any, str] | None:
         if not crowd and isinstance(segmentation, list) and segmentation:
             return _polygon_box(segmentation), "polygon"
         bbox = item.get("bbox")
@@ -216,10 +242,21 @@ class _Reader:
         return None
 
 
-def _members(path: str, encoding: str) -> Iterator[tuple[str, int | None, Any]]:
+def _without_empty_parts(segmentation: Any, crowd: bool) -> tuple[Any, bool]:
+    """A polygon list without its empty parts (`[[]]`), and whether any was dropped."""
+    if crowd or not isinstance(segmentation, list) or not segmentation or not isinstance(
+            segmentation[0], list):
+        return segmentation, False
+    kept = [part for part in segmentation if not (isinstance(part, list) and not part)]
+    return kept, len(kept) < len(segmentation)
+
+
+def _members(path: str, encoding: str,
+             arrays: tuple[str, ...] = ("images", "annotations", "categories"),
+             ) -> Iterator[tuple[str, int | None, Any]]:
     with open(path, encoding=text_encoding(path, encoding)) as handle:
         try:
-            yield from iter_object_members(handle, ("images", "annotations", "categories"))
+            yield from iter_object_members(handle, arrays)
         except JsonStreamError as error:
             raise stream_error(path, error, _EXPECTED) from None
 
@@ -238,26 +275,76 @@ def _image_dir(path: str, names: list[str]) -> str:
     return folder
 
 
-def read_coco(
-    path: str | os.PathLike[str], *, on_error: str = "raise", include_crowd: bool = False,
-    point_box_size: PointBoxSize = None, encoding: str = "utf-8",
-) -> pd.DataFrame:
-    """Read a COCO object-detection JSON file into the common region frame.
+def file_split(path: str) -> str | None:
+    """The split a COCO file's name, or else its folder's name, gives (`None`: none).
+
+    Example:
+    >>> file_split("annotations/instances_val2017.json"), file_split("valid/_annotations.coco.json")
+    ('val', 'val')
+    >>> file_split("annotations/instances_default.json") is None
+    True
+
+    """
+    stem = os.path.basename(path)
+    stem = stem[:-5] if stem.lower().endswith(".json") else stem
+    stem = stem[:-5] if stem.lower().endswith(".coco") else stem
+    for prefix in ("instances_", "_annotations"):
+        stem = stem[len(prefix):] if stem.startswith(prefix) else stem
+    return split_name(stem) or split_name(os.path.basename(os.path.dirname(os.path.abspath(path))))
+
+
+def coco_files(folder: str) -> list[str]:
+    """The COCO files of a folder: in it, its `annotations/`, and its subfolders one level down.
+
+    When some are named `instances_*.json`, only those are (COCO's own
+    `annotations/` also holds captions and keypoints files).
 
     Args:
-        path: The JSON file.
+        folder: The folder.
+
+    Returns:
+        The files, sorted by path.
+
+    Example:
+    >>> coco_files("roboflow-export")  # doctest: +SKIP
+    ['roboflow-export/test/_annotations.coco.json', 'roboflow-export/train/...', ...]
+
+    """
+    folders = [folder] + [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+                          if os.path.isdir(os.path.join(folder, name))]
+    found = sorted(path for where in folders for path in files_like(where, (".json",), sniff_coco))
+    instances = [p for p in found if os.path.basename(p).startswith("instances_")]
+    return instances or found
+
+
+def is_coco_folder(folder: str) -> bool:
+    """Tell whether a folder holds COCO files (see `coco_files`)."""
+    return bool(coco_files(folder))
+
+
+def read_coco(
+    path: str | os.PathLike[str], *, on_error: str = "raise", include_crowd: bool = False,
+    point_box_size: PointBoxSize = None, encoding: str = "utf-8", split: str | None = None,
+) -> pd.DataFrame:
+    """Read a COCO object-detection JSON file, or a folder of them, into the common region frame.
+
+    Args:
+        path: The JSON file, or a folder of them (see `coco_files`).
         on_error: `"raise"` (default) or `"skip"`; see `read_annotations`.
         include_crowd: Keep `iscrowd=1` regions. Defaults to `False` (left
             out and reported as warnings).
         point_box_size: Size of the box made around keypoint-only
             annotations; `None` (default) leaves them out, reported.
         encoding: The encoding used when the file has no byte-order mark.
+        split: In a folder, read only the files of this split (`file_split`).
+            Defaults to `None` (every file).
 
     Returns:
         The frame (see `keras_roi_datagen.formats.regions`), with columns
         `iscrowd`, `category_id`, `area`, `image_id`, `annotation_id`,
         `image_width`, `image_height` (and `score` for a file that has
-        scores), indexed by position in `annotations` (index name
+        scores), and `split` when a file's name or folder names one; a
+        file's rows are indexed by position in `annotations` (index name
         `"annotation"`).
 
     Raises:
@@ -271,13 +358,81 @@ def read_coco(
     """
     check_on_error(on_error)
     source = os.fspath(path)
+    if os.path.isdir(source):
+        frame = _read_folder(source, include_crowd, point_box_size, encoding, split)
+    else:
+        frame = _read_file(source, include_crowd, point_box_size, encoding)
+    if on_error == "raise":
+        raise_problems(frame.attrs["problems"], _HINT)
+    return frame
+
+
+def _read_file(source: str, include_crowd: bool, point_box_size: PointBoxSize,
+               encoding: str) -> pd.DataFrame:
     reader = scan_coco(source, include_crowd=include_crowd, point_box_size=point_box_size,
                        encoding=encoding)
     frame = _frame(reader, source)
-    if on_error == "raise":
-        raise_problems(reader.problems, _HINT)
     frame.attrs["problems"] = reader.problems
+    found = file_split(source)
+    if found is not None:
+        frame[SPLIT_COLUMN] = np.full(len(frame), found, dtype=object)
+        frame.attrs["splits"] = [found]
+        for row in frame.attrs["rows_without_regions"]:
+            row[SPLIT_COLUMN] = found
     return frame
+
+
+def _read_folder(folder: str, include_crowd: bool, point_box_size: PointBoxSize, encoding: str,
+                 split: str | None) -> pd.DataFrame:
+    files = coco_files(folder)
+    if not files:
+        problem = Problem("unknown_format", "the folder holds no COCO JSON file (in it, in "
+                          "annotations/ or in its subfolders).", source=folder)
+        raise_problems([problem])
+    several = len(files) > 1
+    scanned = [(path, file_split(path)) for path in files]
+    wanted = [(path, found) for path, found in scanned if split is None or found == split_name(split)]
+    frames = {path: _read_file(path, include_crowd, point_box_size, encoding)
+              for path, _ in wanted}
+    image_dirs = [frames[path].attrs["image_dir"] if path in frames else
+                  _file_image_dir(path, encoding) for path in files]
+    common = os.path.commonpath(image_dirs) if several else image_dirs[0]
+    parts, problems, without, categories = [], [], [], {}
+    for path, frame in frames.items():
+        prefix = os.path.relpath(path, folder).replace(os.sep, "/") + ":" if several else ""
+        moved = os.path.relpath(frame.attrs["image_dir"], common)
+        rename = (lambda name, m=moved: name) if moved == "." else (
+            lambda name, m=moved: f"{m}/{name}".replace(os.sep, "/"))
+        part = frame.copy()
+        part["filename"] = [rename(n) for n in frame["filename"].tolist()]
+        if several:
+            part.index = pd.Index([f"{prefix}{r}" for r in frame.index.tolist()], name="annotation",
+                                  dtype=object)
+        parts.append(part)
+        problems += [replace(p, row=f"{prefix}{p.row}") if several and p.row is not None else p
+                     for p in frame.attrs["problems"]]
+        without += [{**r, "row": f"{prefix}{r['row']}", "filename": rename(r["filename"])}
+                    for r in frame.attrs["rows_without_regions"]]
+        categories.update(frame.attrs.get("categories", {}))
+    named = sorted({found for _, found in scanned if found is not None},
+                   key=("train", "val", "test").index)
+    result = pd.concat(parts) if parts else _frame(_Reader(folder, include_crowd, point_box_size),
+                                                   folder).iloc[:0]
+    if named and SPLIT_COLUMN not in result.columns:
+        result[SPLIT_COLUMN] = pd.Series([None] * len(result), index=result.index, dtype=object)
+    result.attrs = {"source": folder, "format": "coco", "image_dir": common, "problems": problems,
+                    "rows_without_regions": without, "categories": categories,
+                    **({"splits": named} if named else {})}
+    return result
+
+
+def _file_image_dir(path: str, encoding: str) -> str:
+    """Where a COCO file's images are, from its first image (streamed up to it, not read whole)."""
+    for key, index, value in _members(path, encoding, ("images", "annotations")):
+        if key == "images" and index is not None:
+            name = value.get("file_name") if isinstance(value, dict) else None
+            return _image_dir(path, [name] if isinstance(name, str) and name else [])
+    return _image_dir(path, [])
 
 
 def scan_coco(

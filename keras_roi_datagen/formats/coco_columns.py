@@ -2,7 +2,8 @@
 
 `build_index` comes here for a COCO file (`formats.coco`) when the dataset
 reads only columns this path serves (`filename`, `x`, `y`, `w`, `h`,
-`label`, `category_id`, `image_id`, the defaults). The file is streamed once
+`label`, `category_id`, `image_id`, the defaults, and `split` when the file's
+name gives one, `coco.file_split`). The file is streamed once
 (`formats.coco.scan_coco`); every 2**16 kept annotations, their row, image
 id, category id and box go as arrays to spill files in a temporary folder, so
 memory does not grow with the file (a COCO JSON of 10^7 annotations is about
@@ -29,6 +30,7 @@ import numpy as np
 
 from keras_roi_datagen.errors import Problem
 from keras_roi_datagen.formats import coco
+from keras_roi_datagen.formats.regions import SPLIT_COLUMN
 
 __all__ = ["COLUMNS", "CocoTable", "box_cols", "open_coco_table"]
 
@@ -121,7 +123,9 @@ class CocoTable:
         self.reader, self.spill, self.chunk_rows = reader, spill, chunk_rows
         self.ids = coco.CocoIds(reader)
         self.image_dir = coco.image_dir(reader)
-        self.types = {name: None for name in sorted(COLUMNS)}
+        self.split = coco.file_split(reader.path)  # one split for the whole file, if its name says
+        self.types = {name: None for name in sorted(
+            COLUMNS | ({SPLIT_COLUMN} if self.split is not None else set()))}
         self._kept = open(spill.file("kept_rows"), "w+b")  # noqa: SIM115
         self._current: tuple[int, np.ndarray] = (0, np.zeros(0, np.int64))
         missing_images: list[Problem] = []
@@ -138,7 +142,8 @@ class CocoTable:
         self.problems: list[Problem] = [*reader.problems, *missing_images, *missing_categories]
         self.rows_left_out = sum(p.severity == "error" for p in self.problems)
         self.rows_without_regions = [
-            {"row": f"images[id={i}]", "filename": reader.images[i][0]}
+            {"row": f"images[id={i}]", "filename": reader.images[i][0],
+             **({SPLIT_COLUMN: self.split} if self.split is not None else {})}
             for i in self.ids.image_ids.tolist() if i not in spill.annotated]
 
     def __enter__(self) -> CocoTable:
@@ -158,6 +163,7 @@ class CocoTable:
 
         names = pa.array(self.ids.names[:-1].tolist(), type=pa.string())
         labels = pa.array(self.ids.category_names[:-1].tolist(), type=pa.string())
+        splits = pa.array([self.split], type=pa.string())
         start = 0
         for chunk in self.spill.chunks(batch_rows):
             image_pos, cat_pos, known_image, known_cat = self.ids.positions(
@@ -171,7 +177,9 @@ class CocoTable:
                       "x": box[:, 0], "y": box[:, 1],
                       "w": box[:, 2] - box[:, 0], "h": box[:, 3] - box[:, 1],
                       "category_id": chunk["category_ids"][keep],
-                      "image_id": chunk["image_ids"][keep]}
+                      "image_id": chunk["image_ids"][keep],
+                      SPLIT_COLUMN: pa.DictionaryArray.from_arrays(
+                          pa.array(np.zeros(len(keep), np.int32)), splits)}
             rows = chunk["rows"][keep]
             rows.tofile(self._kept)
             self._current = (start, rows)

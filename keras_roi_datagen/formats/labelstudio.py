@@ -19,8 +19,14 @@ degrees, about that corner (in pixels: percentages of a non-square image are
 converted first; label-studio-converter #131 reports converters getting this
 wrong). Ellipses are centred on `x`, `y`; polygons list `points` `[[x, y], ...]`; key points are
 points. Brush masks (RLE) are left out with a warning. Image paths:
-`/data/local-files/?d=<path>` gives `<path>`, `/data/upload/<n>/<hash>-<name>`
-gives `<name>`. Row labels: `"task <id>/<result id>"` (or positions).
+`/data/local-files/?d=<path>` gives `<path>`. An uploaded image,
+`/data/upload/<n>/<hash>-<name>`, is `<name>` when the image folder holds
+that file, else `<hash>-<name>` (Label Studio's media folder, and the images
+its own converters copy, keep the 8-hex prefix), else
+`upload/<n>/<hash>-<name>` (the media folder copied whole); when none is
+there it is `<name>`, with a warning listing the names tried. A folder
+holding one Label Studio JSON file reads it. Row labels: `"task <id>/<result
+id>"` (or positions).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import pandas as pd
 
 from keras_roi_datagen.errors import AnnotationError, Problem
 from keras_roi_datagen.formats.csv import bad_encoding_error, text_encoding
+from keras_roi_datagen.formats.heads import files_like
 from keras_roi_datagen.formats.regions import (
     PointBoxSize,
     RegionFrameBuilder,
@@ -44,7 +51,8 @@ from keras_roi_datagen.formats.regions import (
     rotated_rect_xyxy,
 )
 
-__all__ = ["image_name", "read_labelstudio", "sniff_labelstudio"]
+__all__ = ["export_files", "image_candidates", "image_name", "is_labelstudio_folder",
+           "read_labelstudio", "sniff_labelstudio"]
 
 _LABEL_KEYS = ("rectanglelabels", "polygonlabels", "ellipselabels", "keypointlabels",
                "brushlabels", "labels")
@@ -97,6 +105,61 @@ def image_name(value: Any) -> str:
     return text
 
 
+def image_candidates(value: Any) -> list[str]:
+    """The file names an image a task names may have, most likely first.
+
+    An uploaded image's name without Label Studio's 8-hex prefix, with it,
+    and its path in Label Studio's media folder; any other image has one name.
+
+    Args:
+        value: The task's image value (a path or URL).
+
+    Returns:
+        The names, relative to the image folder.
+
+    Example:
+    >>> image_candidates("/data/upload/3/1a2b3c4d-a.jpg")
+    ['a.jpg', '1a2b3c4d-a.jpg', 'upload/3/1a2b3c4d-a.jpg']
+
+    """
+    name = image_name(value)
+    parsed = urlparse(str(value))
+    if not parsed.path.startswith("/data/upload/"):
+        return [name]
+    stored = unquote(parsed.path)[len("/data/"):]
+    found = [name, os.path.basename(stored), stored]
+    return list(dict.fromkeys(found))
+
+
+def export_files(folder: str) -> list[str]:
+    """The Label Studio JSON exports directly in a folder, sorted."""
+    return files_like(folder, (".json",), sniff_labelstudio)
+
+
+def is_labelstudio_folder(folder: str) -> bool:
+    """Tell whether a folder holds a Label Studio JSON export."""
+    return bool(export_files(folder))
+
+
+class _Names:
+    """Each task's image file name, found in the image folder among its candidates."""
+
+    def __init__(self, builder: RegionFrameBuilder, folder: str, local: bool) -> None:
+        self.builder, self.folder, self.local = builder, folder, local
+
+    def __call__(self, value: Any, task_label: str) -> str:
+        candidates = image_candidates(value)
+        if len(candidates) == 1 or not self.local:
+            return candidates[0]
+        for name in candidates:
+            if os.path.isfile(os.path.join(self.folder, name)):
+                return name
+        self.builder.warn("image_not_found", f"the uploaded image {value} was looked for as "
+                          f"{', '.join(candidates)} in {self.folder}; none is there.",
+                          task_label, candidates[0], "data", value)
+        return candidates[0]
+
+
 def _task_image(task: dict[str, Any]) -> Any:
     data = task.get("data")
     if not isinstance(data, dict):
@@ -124,16 +187,19 @@ def _annotator(annotation: dict[str, Any]) -> Any:
 
 def read_labelstudio(
     path: str | os.PathLike[str], *, on_error: str = "raise",
-    point_box_size: PointBoxSize = None, encoding: str = "utf-8",
+    point_box_size: PointBoxSize = None, encoding: str = "utf-8", image_dir: str | None = None,
 ) -> pd.DataFrame:
     """Read a Label Studio JSON export into the common region frame.
 
     Args:
-        path: The JSON file (a list of tasks).
+        path: The JSON file (a list of tasks), or a folder holding one.
         on_error: `"raise"` (default) or `"skip"`; see `read_annotations`.
         point_box_size: Size of the box made around key points; `None`
             (default) leaves them out, reported.
         encoding: The encoding used when the file has no byte-order mark.
+        image_dir: The image folder, where uploaded images are looked for
+            under each of their names. Defaults to `None`: beside the JSON,
+            or its `images/`.
 
     Returns:
         The frame with `annotator`, `task_id`, `from_name`, `rotation`,
@@ -148,6 +214,8 @@ def read_labelstudio(
 
     """
     source = os.fspath(path)
+    if os.path.isdir(source):
+        source = _export_of(source)
     try:
         with open(source, encoding=text_encoding(source, encoding)) as handle:
             tasks = json.load(handle)
@@ -163,11 +231,12 @@ def read_labelstudio(
                           f"{type(tasks).__name__}.", source=source)
         raise AnnotationError(problem.describe(), [problem])
     builder = RegionFrameBuilder(source, "labelstudio", on_error, point_box_size)
-    first_name = None
+    folder = _image_dir(source, image_dir, tasks)
+    names = _Names(builder, folder, image_dir is None or os.path.isdir(image_dir))
     for t, task in enumerate(tasks):
         task_label = f"task {task.get('id', t)}" if isinstance(task, dict) else f"task[{t}]"
         if isinstance(task, dict) and "data" not in task and _min_regions(task):
-            first_name = first_name or _read_min_task(builder, task_label, task)
+            _read_min_task(builder, task_label, task, names)
             continue
         image = _task_image(task) if isinstance(task, dict) else None
         if image is None:
@@ -175,8 +244,7 @@ def read_labelstudio(
                           "{'data': {'image': '...'}, 'annotations': [...]}.", task_label,
                           column="data", value=task.get("data") if isinstance(task, dict) else task)
             continue
-        filename = image_name(image)
-        first_name = first_name or filename
+        filename = names(image, task_label)
         annotations = task.get("annotations", task.get("completions", []))
         regions_before = len(builder)
         for a, annotation in enumerate(annotations if isinstance(annotations, list) else []):
@@ -188,7 +256,18 @@ def read_labelstudio(
                 _result(builder, label, filename, result, _annotator(annotation), task.get("id"))
         if len(builder) == regions_before:
             builder.rows_without_regions.append({"row": task_label, "filename": filename})
-    return builder.frame(_image_dir(source, first_name))
+    return builder.frame(folder)
+
+
+def _export_of(folder: str) -> str:
+    found = export_files(folder)
+    if len(found) != 1:
+        what = "no Label Studio JSON export" if not found else (
+            f"{len(found)} Label Studio JSON exports ({', '.join(map(os.path.basename, found))})")
+        problem = Problem("unknown_format", f"the folder holds {what}; name the export file.",
+                          source=folder)
+        raise AnnotationError(problem.describe(), [problem])
+    return found[0]
 
 
 def _min_regions(task: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -209,14 +288,19 @@ def _min_type(region: dict[str, Any]) -> str:
     return "rectangle" if "width" in region else "keypoint"
 
 
-def _read_min_task(builder: RegionFrameBuilder, task_label: str, task: dict[str, Any]) -> str:
-    """Read one task of the JSON-MIN export (regions flattened beside the image key)."""
-    regions = _min_regions(task)
+def _min_image(task: dict[str, Any]) -> str:
     image = task.get("image")
     if not isinstance(image, str):
         image = next((v for k, v in task.items() if isinstance(v, str) and k not in (
             "annotator", "created_at", "updated_at")), "")
-    filename = image_name(image)
+    return image
+
+
+def _read_min_task(builder: RegionFrameBuilder, task_label: str, task: dict[str, Any],
+                   names: _Names) -> str:
+    """Read one task of the JSON-MIN export (regions flattened beside the image key)."""
+    regions = _min_regions(task)
+    filename = names(_min_image(task), task_label)
     before = len(builder)
     for key, items in regions.items():
         for r, region in enumerate(items):
@@ -230,10 +314,18 @@ def _read_min_task(builder: RegionFrameBuilder, task_label: str, task: dict[str,
     return filename
 
 
-def _image_dir(source: str, name: str | None) -> str:
+def _image_dir(source: str, given: str | None, tasks: list[Any]) -> str:
+    """The given image folder, else the JSON's folder or its `images/`: where the first image is."""
+    if given is not None:
+        return given
     folder = os.path.dirname(os.path.abspath(source))
+    first = next((t for t in tasks if isinstance(t, dict)), None)
+    if first is None:
+        return folder
+    image = _task_image(first) if "data" in first else _min_image(first)
     for candidate in (folder, os.path.join(folder, "images")):
-        if name and os.path.isfile(os.path.join(candidate, name)):
+        if image and any(os.path.isfile(os.path.join(candidate, name))
+                         for name in image_candidates(image)):
             return candidate
     return folder
 

@@ -7,6 +7,13 @@ original shape kind), then the format's own attributes. The index is the
 source row label that errors cite (index name `"row"`), e.g.
 `"annotations[17]"` (COCO) or `"train/a.txt:3"` (YOLO, file and line).
 
+A `split` column (`SPLIT_COLUMN`) is there when the export says which split
+each region belongs to (YOLO `data.yaml`, COCO `instances_<split>.json` or
+split folders, CVAT subsets); its values are `"train"`, `"val"` or `"test"`
+(`SPLITS`), the export's own spellings (`valid`, `Validation`, `train2017`,
+...) mapped by `split_name`, and `None` for a region whose split is not one
+of those.
+
 `attrs`: `source`, `format`, `image_dir` (where the format keeps its
 images), `problems` (every record left out, with its reason: errors, and
 warnings for what was left out or changed on purpose: crowd regions, points,
@@ -19,6 +26,7 @@ polygons, rotated rectangles, ellipses and points into bounding boxes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,6 +37,9 @@ from keras_roi_datagen.errors import Problem, raise_problems
 
 __all__ = [
     "REGION_COLUMNS",
+    "SPLITS",
+    "SPLIT_COLUMN",
+    "SPLIT_SPELLINGS",
     "OnError",
     "PointBoxSize",
     "RegionFrameBuilder",
@@ -37,6 +48,9 @@ __all__ = [
     "is_region_frame",
     "points_xyxy",
     "rotated_rect_xyxy",
+    "check_split",
+    "select_split",
+    "split_name",
 ]
 
 REGION_COLUMNS = ("filename", "x", "y", "w", "h", "label", "shape")
@@ -44,6 +58,100 @@ OnError = options.OnError
 PointBoxSize = float | tuple[float, float] | None
 NORMALISED_TOLERANCE = 0.01
 _HINT = "Pass on_error='skip' to leave the malformed records out and list them in attrs['problems']."
+
+SPLIT_COLUMN = "split"
+SPLITS = ("train", "val", "test")
+"""The split names, in the order `RoiDataModule` numbers them (0 train, 1 val, 2 test)."""
+_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+            "validation": "val", "dev": "val", "test": "test", "testing": "test"}
+SPLIT_SPELLINGS = "train, val or test (also training, valid, validation, dev, testing, a year " \
+    "suffix as in train2017, any case)"
+"""What `split_name` accepts, for messages."""
+_SPLIT_PATTERN = re.compile(r"([a-z]+)(?:[-_]?\d{2,4})?")
+
+
+def split_name(value: Any) -> str | None:
+    """The split an export's own spelling names: `"train"`, `"val"`, `"test"`, or `None`.
+
+    Args:
+        value: A split as an export spells it: a YOLO `data.yaml` key, a
+            COCO file or folder name (`train2017`, `valid`), a CVAT subset
+            (`Validation`), a table's split column value.
+
+    Returns:
+        The split, or `None` when `value` names none (e.g. CVAT's `default`).
+
+    Example:
+    >>> split_name("Validation"), split_name("train2017"), split_name("default")
+    ('val', 'train', None)
+
+    """
+    if not isinstance(value, str):
+        return None
+    found = _SPLIT_PATTERN.fullmatch(value.strip().lower())
+    return _ALIASES.get(found.group(1)) if found else None
+
+
+def check_split(split: Any) -> str:
+    """The split `split` names, or a `ValueError` saying which spellings are read.
+
+    Example:
+    >>> check_split("valid")
+    'val'
+
+    """
+    wanted = split_name(split)
+    if wanted is None:
+        raise ValueError(f"`split` must be {SPLIT_SPELLINGS}. Received: split={split!r}")
+    return wanted
+
+
+def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The regions of one split of a region frame (its `split` column), with `attrs` kept.
+
+    Problems and images without regions that name another split's row are
+    left out too, so the result is what reading only that split gives.
+
+    Args:
+        frame: A region frame.
+        split: A split, in any spelling `split_name` reads.
+
+    Returns:
+        The regions whose `split` is `split`.
+
+    Raises:
+        ValueError: `split` names no split, or the frame has no `split`
+            column (its export says nothing about splits).
+
+    Example:
+    >>> f = pd.DataFrame({"filename": ["a.jpg", "b.jpg"], "split": ["train", "val"]})
+    >>> select_split(f, "valid")["filename"].tolist()
+    ['b.jpg']
+
+    """
+    wanted = check_split(split)
+    if SPLIT_COLUMN not in frame.columns:
+        raise ValueError(f"{frame.attrs.get('source', 'the table')!s} says nothing about splits (the "
+                         f"region frame has no {SPLIT_COLUMN!r} column), so split={split!r} "
+                         "cannot be read; read it whole.")
+    keep = frame[SPLIT_COLUMN].map(split_name) == wanted
+    selected = frame.loc[keep.to_numpy()].copy()
+    selected.attrs = dict(frame.attrs)
+    left_out = set(frame.index[~keep.to_numpy()].tolist())
+    selected.attrs["problems"] = [p for p in frame.attrs.get("problems", [])
+                                  if not _hashable(p.row) or p.row not in left_out]
+    without = frame.attrs.get("rows_without_regions", [])
+    selected.attrs["rows_without_regions"] = [
+        r for r in without if r.get(SPLIT_COLUMN) is None or split_name(r[SPLIT_COLUMN]) == wanted]
+    return selected
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def check_on_error(on_error: str) -> None:
@@ -190,6 +298,7 @@ class RegionFrameBuilder:
         self._columns: dict[str, list[Any]] = {c: [] for c in REGION_COLUMNS}
         self.problems: list[Problem] = []
         self.rows_without_regions: list[dict[str, Any]] = []
+        self.splits: list[str] | None = None  # the splits the export names, when it names any
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -259,9 +368,15 @@ class RegionFrameBuilder:
         return clipped
 
     def frame(self, image_dir: str | None) -> pd.DataFrame:
-        """Build the frame (raising when asked to and a record was malformed)."""
+        """Build the frame (raising when asked to and a record was malformed).
+
+        With `splits` set (the export names its splits), the frame has a
+        `split` column even when no region was read, and `attrs["splits"]`.
+        """
         if self.on_error == "raise":
             raise_problems(self.problems, _HINT)
+        if self.splits is not None:
+            self._columns.setdefault(SPLIT_COLUMN, [None] * len(self._rows))
         data: dict[str, Any] = {}
         for key, column in self._columns.items():
             if key in ("x", "y", "w", "h"):
@@ -273,4 +388,6 @@ class RegionFrameBuilder:
         frame.attrs.update(source=self.source, format=self.fmt, image_dir=image_dir,
                            problems=list(self.problems),
                            rows_without_regions=list(self.rows_without_regions))
+        if self.splits is not None:
+            frame.attrs["splits"] = [s for s in SPLITS if s in self.splits]
         return frame

@@ -7,11 +7,14 @@ layout) and a reader returning the common frame described in
 | name | module | source |
 |---|---|---|
 | `"via"` | `via` (VIA 1/2/3 CSV and JSON; VIA 3 in `via3`) | a file |
-| `"coco"` | `coco` | a JSON file |
+| `"coco"` | `coco` | a JSON file, or a folder of them (`annotations/`, split folders) |
 | `"voc"` | `voc` | an XML file, or a folder of them |
-| `"yolo"` | `yolo` | a folder holding `labels/` (or its `data.yaml`) |
-| `"labelstudio"` | `labelstudio` | a JSON file (list of tasks) |
-| `"cvat"` | `cvat` | an XML file |
+| `"yolo"` | `yolo` (`data.yaml` in `yolo_yaml`) | a dataset folder, its `data.yaml`, or a split's folder |
+| `"labelstudio"` | `labelstudio` | a JSON file (list of tasks), or a folder holding one |
+| `"cvat"` | `cvat` | an XML file, or a folder holding `annotations.xml` |
+
+A folder is tried against each format's folder layout in `_FOLDER_ORDER`;
+one that matches none is refused with every layout listed.
 
 `detect_format` names a path's format (`"csv"` for a plain CSV table, which
 has no region geometry of its own and is read by `read_raw_table` with
@@ -29,13 +32,13 @@ from typing import Any
 import pandas as pd
 
 from keras_roi_datagen.errors import AnnotationError, Problem
-from keras_roi_datagen.formats.regions import PointBoxSize
+from keras_roi_datagen.formats.heads import file_head
+from keras_roi_datagen.formats.regions import PointBoxSize, check_split, select_split
 from keras_roi_datagen.options import check_choice, check_on_error
 
 __all__ = ["FORMATS", "PLAIN_KINDS", "Format", "Source", "detect_format", "label_columns",
            "open_source", "read_annotations"]
 
-_HEAD = 65536
 _VIA_LABELS = ("name", "type")
 _REGION_LABELS = ("label",)
 
@@ -66,6 +69,12 @@ class Format:
         fallback: Whether a file of this syntax that no format recognises is
             read as this one (whose reader then names what is wrong).
         signature: What marks a file of it, for messages (e.g. `"<annotations>"`).
+        options: The keyword arguments of `read_annotations` its reader takes
+            beyond `on_error`, `point_box_size` and `encoding` (`"split"`,
+            `"include_crowd"`, `"image_dir"`).
+        splits: What tells its splits, for messages (the summary of a data
+            module says where its splits came from); empty when the format
+            has none of its own.
     """
 
     name: str
@@ -77,17 +86,12 @@ class Format:
     label_columns: tuple[str, ...] = _REGION_LABELS
     fallback: bool = False
     signature: str = ""
+    options: tuple[str, ...] = ()
+    splits: str = ""
 
 
 def _head(path: str) -> str:
-    with open(path, "rb") as handle:
-        raw = handle.read(_HEAD)
-    for codec in ("utf-8-sig", "utf-16", "latin-1"):
-        try:
-            return raw.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return ""
+    return file_head(path)
 
 
 def _imported(module: str, name: str) -> Any:
@@ -96,10 +100,14 @@ def _imported(module: str, name: str) -> Any:
     return getattr(importlib.import_module(f"keras_roi_datagen.formats.{module}"), name)
 
 
-def _reader(module: str, name: str, *, crowd: bool = False) -> Callable[..., pd.DataFrame]:
+_OPTIONS = ("split", "include_crowd", "image_dir")
+
+
+def _reader(module: str, name: str, options: tuple[str, ...] = ()) -> Callable[..., pd.DataFrame]:
     def read(path: str, **kwargs: Any) -> pd.DataFrame:
-        if not crowd:
-            kwargs.pop("include_crowd", None)
+        for option in _OPTIONS:
+            if option not in options:
+                kwargs.pop(option, None)
         reader: Callable[..., pd.DataFrame] = _imported(module, name)
         return reader(path, **kwargs)
 
@@ -114,8 +122,12 @@ def _sniffer(module: str, name: str) -> Callable[[str], bool]:
     return sniff
 
 
-def _is_yolo_folder(path: str) -> bool:
-    return _imported("yolo", "yolo_root")(path) is not None
+def _folder_sniffer(module: str, name: str) -> Callable[[str], bool]:
+    def sniff(path: str) -> bool:
+        found: Callable[[str], bool] = _imported(module, name)
+        return found(path)
+
+    return sniff
 
 
 def _is_voc_folder(path: str) -> bool:
@@ -126,24 +138,38 @@ def _is_voc_folder(path: str) -> bool:
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("via", "json", _sniffer("via", "sniff_via"), _reader("via", "read_via_regions"),
            label_columns=_VIA_LABELS, fallback=True),
-    Format("coco", "json", _sniffer("coco", "sniff_coco"), _reader("coco", "read_coco", crowd=True)),
+    Format("coco", "json", _sniffer("coco", "sniff_coco"),
+           _reader("coco", "read_coco", ("split", "include_crowd")),
+           layout="a COCO folder (COCO JSON files, e.g. annotations/instances_<split>.json, or "
+                  "one per split folder as train/_annotations.coco.json)",
+           sniff_folder=_folder_sniffer("coco", "is_coco_folder"), options=("split", "include_crowd"),
+           splits="COCO file names instances_<split>.json, or split folders"),
     Format("labelstudio", "json", _sniffer("labelstudio", "sniff_labelstudio"),
-           _reader("labelstudio", "read_labelstudio")),
-    Format("cvat", "xml", _sniffer("cvat", "sniff_cvat"), _reader("cvat", "read_cvat"),
-           signature="CVAT (<annotations>)"),
+           _reader("labelstudio", "read_labelstudio", ("image_dir",)),
+           layout="a Label Studio export (a folder holding one Label Studio JSON file)",
+           sniff_folder=_folder_sniffer("labelstudio", "is_labelstudio_folder"),
+           options=("image_dir",)),
+    Format("cvat", "xml", _sniffer("cvat", "sniff_cvat"), _reader("cvat", "read_cvat", ("split",)),
+           signature="CVAT (<annotations>)",
+           layout="a CVAT for images export (annotations.xml, with images/)",
+           sniff_folder=_folder_sniffer("cvat", "is_cvat_folder"), options=("split",),
+           splits="CVAT subsets"),
     Format("voc", "xml", _sniffer("voc", "sniff_voc"), _reader("voc", "read_voc"),
            signature="Pascal VOC (<annotation>)",
            layout="a folder of VOC .xml files (or a VOC root with Annotations/)",
            sniff_folder=_is_voc_folder),
-    Format("yolo", "yaml", lambda head: True, _reader("yolo", "read_yolo"),
-           layout="a YOLO folder (labels/ with images/ and data.yaml or classes.txt)",
-           sniff_folder=_is_yolo_folder),
+    Format("yolo", "yaml", lambda head: True, _reader("yolo", "read_yolo", ("split",)),
+           layout="a YOLO dataset (data.yaml with train/val, or labels/ with images/ and "
+                  "classes.txt, or a split's folder of one)",
+           sniff_folder=_folder_sniffer("yolo", "is_dataset"), options=("split",),
+           splits="YOLO data.yaml train/val/test, or split folders"),
 )}
 """Every annotation format, by name, in sniff order. VIA also reads CSV files (sniffed
 by their header) and is what an unrecognised JSON file is read as."""
 
-# Folder layouts are tried in this order: a YOLO root may hold XML files too.
-_FOLDER_ORDER = ("yolo", "voc")
+# Folder layouts are tried in this order: a YOLO root may hold JSON or XML files too, a
+# CVAT export's XML would pass for a folder of VOC files.
+_FOLDER_ORDER = ("yolo", "coco", "cvat", "labelstudio", "voc")
 _SUFFIX_SYNTAX = {".json": "json", ".xml": "xml", ".yaml": "yaml", ".yml": "yaml"}
 
 
@@ -310,7 +336,7 @@ def _detect_folder(path: str) -> str:
         sniff = FORMATS[name].sniff_folder
         if sniff is not None and sniff(path):
             return name
-    layouts = " or ".join(FORMATS[name].layout for name in _FOLDER_ORDER)
+    layouts = "; or ".join(FORMATS[name].layout for name in _FOLDER_ORDER)
     raise _unknown(path, f"the folder is not an annotation dataset: expected {layouts}.")
 
 
@@ -328,7 +354,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
     Args:
         path: A file (VIA CSV/JSON, COCO JSON, Label Studio JSON, CVAT XML, VOC
-            XML, a YOLO `data.yaml`, a plain CSV) or a folder (YOLO, VOC).
+            XML, a YOLO `data.yaml`, a plain CSV) or a folder (YOLO, COCO, CVAT,
+            Label Studio, VOC; see each format's `layout`).
 
     Returns:
         A `FORMATS` name, or `"csv"` for a CSV table that is not a VIA export.
@@ -370,16 +397,20 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 def read_annotations(
     source: str | os.PathLike[str], format: str = "auto", *, on_error: str = "raise",
     include_crowd: bool = False, point_box_size: PointBoxSize = None, encoding: str = "utf-8",
+    split: str | None = None, image_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Read annotations in any supported format into one table, one row per region.
 
     Columns: `filename` (as the source names the image, relative to
     `attrs["image_dir"]`), `x`, `y`, `w`, `h` (float pixels of the image as
     displayed, EXIF orientation applied: the box covers `[x, x+w) x [y, y+h)`),
-    `label`, `shape` (the original shape kind), then the format's own
-    attributes (COCO `iscrowd`, `category_id`, `area`; VOC `difficult`,
-    `truncated`, `pose`; CVAT attributes; Label Studio `annotator`; VIA
-    attribute keys). The index is the source row label errors cite.
+    `label`, `shape` (the original shape kind), `split` when the export says
+    which split each region belongs to (`"train"`, `"val"` or `"test"`: YOLO
+    `data.yaml` splits, COCO `instances_<split>.json` names or split folders,
+    CVAT subsets), then the format's own attributes (COCO `iscrowd`,
+    `category_id`, `area`; VOC `difficult`, `truncated`, `pose`; CVAT
+    attributes; Label Studio `annotator`; VIA attribute keys). The index is
+    the source row label errors cite.
 
     Args:
         source: A file or folder (see `detect_format`).
@@ -394,23 +425,33 @@ def read_annotations(
             point and keypoint annotations; `None` (default) leaves them out,
             listed as warnings.
         encoding: Text encoding of files without a byte-order mark.
+        split: Read only this split (`"train"`, `"val"` or `"test"`, or the
+            export's own spelling: `"valid"`, `"validation"`, ...). Defaults
+            to `None`: every region. Readers that keep splits in separate
+            files read only that split's files.
+        image_dir: Where the images are, when not where the format keeps
+            them; the Label Studio reader looks for each image's file there.
+            Defaults to `None`.
 
     Returns:
         The frame. `attrs`: `source`, `format`, `image_dir` (where the format
         keeps its images: beside the JSON or in `images/` for COCO, `images/`
         beside `labels/` for YOLO, the folder the XML names for VOC),
         `problems` (records left out, and warnings such as clipped
-        fractions), `rows_without_regions`.
+        fractions), `rows_without_regions`, and `splits` (the splits the
+        export names) when it names any.
 
     Raises:
         AnnotationError: Malformed input (when raising), or a source that is
             not the format given.
         FileNotFoundError: `source` does not exist.
-        ValueError: An unknown `format` or `on_error`.
+        ValueError: An unknown `format` or `on_error`; a `split` the export
+            does not have (or an export that names no splits).
 
     Example:
     >>> df = read_annotations("instances_val2017.json")  # doctest: +SKIP
     >>> ds = RoiDataset(df)  # y_cols defaults to ("label",)  # doctest: +SKIP
+    >>> train = read_annotations("roboflow-export/data.yaml", split="train")  # doctest: +SKIP
 
     """
     check_on_error(on_error)
@@ -420,6 +461,8 @@ def read_annotations(
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError("`source` must be a path to an annotation file or folder. "
                         f"Received: {type(source).__name__}")
+    if split is not None:
+        split = check_split(split)
     path = os.fspath(source)
     name = detect_format(path) if format == "auto" else format
     if name == "csv":
@@ -427,5 +470,13 @@ def read_annotations(
                        "pandas.read_csv and pass the DataFrame to RoiDataset with box_cols=.")
     if not os.path.exists(path):
         raise FileNotFoundError(f"annotation file or folder not found: {path!r}")
-    return FORMATS[name].read(path, on_error=on_error, include_crowd=include_crowd,
-                              point_box_size=point_box_size, encoding=encoding)
+    frame = FORMATS[name].read(path, on_error=on_error, include_crowd=include_crowd,
+                               point_box_size=point_box_size, encoding=encoding, split=split,
+                               image_dir=None if image_dir is None else os.fspath(image_dir))
+    if split is None:
+        return frame
+    named = frame.attrs.get("splits")
+    if named is not None and split not in named:
+        raise ValueError(f"{path} has the split(s) {named}, not {split!r}. "
+                         f"Received: split={split!r}")
+    return select_split(frame, split)

@@ -10,8 +10,11 @@ the index or saying it cannot (returning `None`, so the next one is tried):
 | `"via"` | rows, streamed record by record |
 | `"csv"` (a plain CSV file) | columns (pyarrow, numeric box columns), else rows of its frame |
 | `"columnar"` (Parquet, Arrow) | columns (numeric box columns), else rows of its frame |
-| `"coco"` | columns (streamed into arrays, default columns), else rows of its region frame |
+| `"coco"` | a file: columns (streamed, default columns and `split`), else rows of its region frame |
 | any other format | rows of its region frame (`read_annotations`) |
+
+A COCO folder (several files) is read through its region frame: the column
+builder streams one file.
 
 Every builder writes into one sink: memory, or, with `cache=`, an index
 cache entry (`index.cache`): the columnar builders write the entry as they
@@ -155,14 +158,18 @@ def _columnar_rows(source: Source, spec: TableSpec, vocabularies: Mapping[str, A
 
 def _coco_columns(source: Source, spec: TableSpec, vocabularies: Mapping[str, Any] | None,
                   folder: str | None, progress: Progress | None) -> IndexBuild | None:
-    """A COCO file streamed into chunked arrays and built by columns (`formats.coco_columns`)."""
+    """A COCO file streamed into chunked arrays and built by columns (`formats.coco_columns`).
+
+    A folder of COCO files (several files, their file names made relative to
+    one folder) declines: its region frame is read instead.
+    """
     from keras_roi_datagen.formats import coco_columns
     from keras_roi_datagen.index.columns import build_columnar_index
 
     assert source.local is not None and source.name is not None
     box_cols = coco_columns.box_cols(spec.x_col, spec.box_cols, spec.box_col, TableSpec.box_col,
                                      spec.y_cols)
-    if box_cols is None:  # columns only the region frame has: read through it
+    if box_cols is None or os.path.isdir(source.local):  # read through the region frame
         return None
     spill_dir = os.path.dirname(folder) if folder is not None else None
     if spill_dir is not None:
@@ -179,7 +186,7 @@ def _annotations(source: Source, spec: TableSpec, vocabularies: Mapping[str, Any
     from keras_roi_datagen.formats.registry import read_annotations
 
     assert source.local is not None
-    frame = read_annotations(source.local, source.kind, on_error="skip")
+    frame = read_annotations(source.local, source.kind, on_error="skip", image_dir=spec.image_dir)
     where = _beside(source) if source.is_url else frame.attrs.get("image_dir") or _beside(source)
     return _rows_of_frame(frame, source.name, _with_image_dir(spec, where), vocabularies, folder)
 
@@ -196,8 +203,13 @@ ROUTES: dict[str, tuple[Builder, ...]] = {
 
 def _cache_entry(source: Source, spec: TableSpec, vocabularies: Mapping[str, Any] | None,
                  cache: str | os.PathLike[str] | bool | None) -> str | None:
-    """The cache entry's folder for a table file, or `None` (no cache, or a DataFrame)."""
-    if cache is None or cache is False or source.local is None or source.name is None:
+    """The cache entry's folder for a table file, or `None` (no cache, a DataFrame, a folder).
+
+    A dataset folder (YOLO, VOC, a COCO or CVAT export) is read each time: its
+    many files are not fingerprinted, and a stale entry would go unnoticed.
+    """
+    if cache is None or cache is False or source.local is None or source.name is None or (
+            os.path.isdir(source.local)):
         return None
     cache_dir = entries.default_cache_dir() if cache is True else os.fspath(cache)
     key = entries.table_key(source.name, source.local, spec, vocabularies, source.version)
@@ -235,8 +247,9 @@ def build_index(
         cache: For a table file: a folder where the built index is kept as
             memory-mapped columns and reused while the file (and `spec`,
             `vocabularies`) are unchanged; `True` for the default folder
-            (`~/.cache/keras_roi_datagen/index`). Defaults to `None` (no
-            cache). See `keras_roi_datagen.index.cache`.
+            (`~/.cache/keras_roi_datagen/index`). A dataset folder is not
+            cached (read each time). Defaults to `None` (no cache). See
+            `keras_roi_datagen.index.cache`.
         progress: Called with `(rows_read, rows_total)` as a columnar
             table is read (for progress bars). Defaults to `None`.
 
