@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +18,12 @@ from keras_roi_datagen.decode import native
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _python(code: str, **env: str) -> str:
+def _python(code: str, cwd: Path = REPO, **env: str) -> str:
     environment = {**os.environ, "PYTHONPATH": str(REPO), **env}
     environment.pop(native.SWITCH, None)
     environment.update(env)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=environment, cwd=REPO, timeout=120, check=True)
+                          env=environment, cwd=cwd, timeout=120, check=True)
     return done.stdout
 
 
@@ -59,11 +60,16 @@ def test_the_environment_switch_turns_the_native_decoder_off_and_says_so() -> No
     assert off[1] == "turned off by the environment variable KERAS_ROI_DATAGEN_NATIVE_DECODER=0"
 
 
-def test_a_missing_extension_is_reported_as_not_installed() -> None:
-    code = ("import sys; sys.modules['keras_roi_datagen._jpeg_region'] = None\n"
+def test_a_missing_extension_is_reported_as_not_installed(tmp_path: Path) -> None:
+    # The package as an install without the compiled extension lays it out.
+    shutil.copytree(REPO / "keras_roi_datagen", tmp_path / "keras_roi_datagen",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    # An editable install's finder would find the checkout's extension by its name.
+    code = ("import sys\n"
+            "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f)]\n"
             "from keras_roi_datagen.decode import native\n"
             "print(native.AVAILABLE); print(native.unavailable_reason())\n")
-    available, reason = _python(code).splitlines()
+    available, reason = _python(code, tmp_path, PYTHONPATH=str(tmp_path)).splitlines()
     assert available == "False"
     assert reason.startswith("the C extension keras_roi_datagen._jpeg_region is not installed")
 

@@ -21,6 +21,7 @@ which also reports real errors with their kind.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -36,8 +37,8 @@ _OFF = ("0", "false", "off", "no")
 
 def _load() -> tuple[ModuleType | None, str]:
     """The extension module, or `None` and why it cannot be used."""
-    try:
-        from keras_roi_datagen import _jpeg_region
+    try:  # by its full name: `from keras_roi_datagen import ...` hides a missing module
+        extension = importlib.import_module("keras_roi_datagen._jpeg_region")
     except ModuleNotFoundError as exc:
         if exc.name != "keras_roi_datagen._jpeg_region":
             return None, f"the C extension failed to load: {exc}"
@@ -45,7 +46,7 @@ def _load() -> tuple[ModuleType | None, str]:
                       "only where a C compiler and libjpeg headers exist at install time)")
     except ImportError as exc:  # built, but its libjpeg is missing or incompatible
         return None, f"the C extension failed to load: {exc}"
-    return _jpeg_region, ""
+    return extension, ""
 
 
 _native, _LOAD_PROBLEM = _load()
