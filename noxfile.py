@@ -4,7 +4,8 @@
 `tests` on TensorFlow, JAX and PyTorch (each in its own venv, so a dependency
 missing on one backend is caught), `parity` (same batches everywhere),
 `distributed` (multi-process training on localhost), `train`
-(the example learns on every backend), `lint` and `package` (the sdist and
+(the example learns on every backend), `lint`, `docs` (the site builds
+with warnings as errors, and its examples run) and `package` (the sdist and
 wheel, installed outside the checkout, work).
 
 Other sessions: `demo` (the README's main job), `bench` (benchmarks),
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "parity", "distributed", "train", "package"]
+nox.options.sessions = ["lint", "tests", "parity", "distributed", "train", "docs", "package"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -162,6 +163,26 @@ def gpu(session: nox.Session, backend: str) -> None:
     session.run("python3", "tests/tools/gpu_check.py", "--report",
                 str(REPORTS / f"gpu-{backend}.json"), env=env, external=True)
 
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Builds the documentation site (MkDocs) with warnings as errors and runs its examples.
+
+    Fails on a broken link or reference, a docstring griffe cannot parse, a public name missing
+    from the API reference, an example of a page that fails (`docs/conftest.py`) or a doctest
+    of the package's docstrings that fails.
+    """
+    _install(session, "-e", ".[jax,parquet,docs]", "jax[cpu]")
+    site = ROOT / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site),
+                env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("python", "docs/tools/check_reference.py", str(site / "objects.inv"),
+                env=_env("jax"))
+    # Old module names that replace themselves in sys.modules cannot be collected twice.
+    shims = [f"--ignore={p.relative_to(ROOT)}" for p in sorted((ROOT / "keras_roi_datagen").glob("*.py"))
+             if "sys.modules[__name__] =" in p.read_text(encoding="utf-8")]
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "docs",
+                "--doctest-modules", "keras_roi_datagen", *shims, env=_env("jax"))
 
 @nox.session
 def package(session: nox.Session) -> None:
