@@ -4,7 +4,9 @@
 `tests` on TensorFlow, JAX and PyTorch (each in its own venv, so a dependency
 missing on one backend is caught), `parity` (same batches everywhere),
 `distributed` (multi-process training on localhost), `train`
-(the example learns on every backend) and `lint`.
+(the example learns on every backend), `lint`, `docs` (the site builds
+with warnings as errors, and its examples run) and `package` (the sdist and
+wheel, installed outside the checkout, work).
 
 Other sessions: `demo` (the README's main job), `bench` (benchmarks),
 `gpu` (parity and training on a GPU; skips cleanly without one).
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "parity", "distributed", "train"]
+nox.options.sessions = ["lint", "tests", "parity", "distributed", "train", "docs", "package"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -160,3 +162,72 @@ def gpu(session: nox.Session, backend: str) -> None:
     REPORTS.mkdir(exist_ok=True)
     session.run("python3", "tests/tools/gpu_check.py", "--report",
                 str(REPORTS / f"gpu-{backend}.json"), env=env, external=True)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Builds the documentation site (MkDocs) with warnings as errors and runs its examples.
+
+    Fails on a broken link or reference, a docstring griffe cannot parse, a public name missing
+    from the API reference, an example of a page that fails (`docs/conftest.py`) or a doctest
+    of the package's docstrings that fails.
+    """
+    _install(session, "-e", ".[jax,parquet,docs]", "jax[cpu]")
+    site = ROOT / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site),
+                env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("python", "docs/tools/check_reference.py", str(site / "objects.inv"),
+                env=_env("jax"))
+    # Old module names that replace themselves in sys.modules cannot be collected twice.
+    shims = [f"--ignore={p.relative_to(ROOT)}" for p in sorted((ROOT / "keras_roi_datagen").glob("*.py"))
+             if "sys.modules[__name__] =" in p.read_text(encoding="utf-8")]
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "docs",
+                "--doctest-modules", "keras_roi_datagen", *shims, env=_env("jax"))
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Builds the sdist and the wheel, checks them, and smoke-tests them installed outside the checkout.
+
+    The wheel is installed into this session's venv (no editable install, nothing of the
+    checkout on the path) and tested from an empty folder. Then the sdist is installed again
+    where libjpeg's headers cannot be found (a `jpeglib.h` that fails to compile comes first on
+    the include path), and the package must work on the Pillow path and say so.
+    """
+    _install(session, "build", "twine", "jax[cpu]")
+    work = Path(session.create_tmp()).resolve()
+    dist = work / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist))  # the sdist, then the wheel from it
+    archives = sorted(str(p) for p in dist.iterdir())
+    session.run("twine", "check", "--strict", *archives)
+    # Where the headers exist the wheel must carry the decoder (as tests/test_jpeg_region.py asks).
+    native = Path("/usr/include/jpeglib.h").exists()
+    session.run("python", "tests/tools/package_contents.py", str(dist), "--list",
+                *(["--expect-extension"] if native else []))
+    (wheel,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    _install(session, str(wheel))  # its dependencies, under the constraints
+    session.install("--force-reinstall", "--no-deps", str(wheel))
+
+    smoke = work / "smoke"
+    shutil.rmtree(smoke, ignore_errors=True)
+    smoke.mkdir()
+    for script in ("tools/package_smoke.py", "annotation_scene.py"):
+        shutil.copy(ROOT / "tests" / script, smoke)
+    env = {"PYTHONPATH": None, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "",
+           "KERAS_ROI_DATAGEN_NATIVE_DECODER": None}
+    with session.chdir(smoke):
+        session.run("python", "package_smoke.py", "--checkout", str(ROOT),
+                    "--expect", "native" if native else "pillow", env=env)
+
+    # No libjpeg headers: the optional extension fails to compile and is left out.
+    headers = work / "no-libjpeg"
+    headers.mkdir(exist_ok=True)
+    (headers / "jpeglib.h").write_text("#error \"jpeglib.h: No such file (simulated)\"\n")
+    site = work / "pillow-site"
+    shutil.rmtree(site, ignore_errors=True)
+    session.run("python", "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--target",
+                str(site), str(sdist), env={"CFLAGS": f"-I{headers}"})
+    with session.chdir(smoke):
+        session.run("python", "package_smoke.py", "--checkout", str(ROOT), "--expect", "pillow",
+                    env={**env, "PYTHONPATH": str(site)})

@@ -110,6 +110,8 @@ CONTENDERS = (
     Contender("roi_jax_defaults", "(d) RoiDataset defaults, jax", "jax", "roi", DEFAULTS),
     Contender("roi_tensorflow_defaults", "(d) RoiDataset defaults, tf", "tensorflow/roi", "roi",
               DEFAULTS),
+    Contender("roi_jax_pillow", "(d)   jax, defaults, no C extension (Pillow)",
+              "jax", "roi", DEFAULTS),
     Contender("roi_jax_rows", "(d)   jax, defaults but shuffle_window=None (rows shuffled alone)",
               "jax", "roi", {"shuffle_window": None}),
     Contender("roi_jax_cache", "(d) RoiDataset defaults + cache=True, epoch 2", "jax", "cached",
@@ -312,6 +314,29 @@ def roi_dataset(workload: Workload, workers: int, options: dict[str, Any]) -> Ru
     return runner
 
 
+def without_native_decoder(runner: Runner) -> Runner:
+    """The runner's passes with the C region decoder off: what an install without libjpeg gets.
+
+    Thread workers read `decode.native.AVAILABLE` per image, so turning it off
+    around each pass (and back on after) leaves the process's other contenders
+    on the native path.
+    """
+    from keras_roi_datagen.decode import native
+
+    run = runner.run
+
+    def pillow_run() -> Iterator[Any]:
+        available, native.AVAILABLE = native.AVAILABLE, False
+        try:
+            yield from run()
+        finally:
+            native.AVAILABLE = available
+
+    runner.run = pillow_run
+    runner.config["native_decoder"] = False
+    return runner
+
+
 # -- (e) floors -------------------------------------------------------------------------------
 
 
@@ -382,6 +407,8 @@ def make_runner(key: str, workload: Workload, crops: int, workers: int) -> Runne
     else:
         options = dict(contender.options)
         runner = roi_dataset(head, options.pop("workers", workers), options)
+        if key == "roi_jax_pillow":
+            runner = without_native_decoder(runner)
     if contender.kind == "cached":
         for batch in runner.run():  # epoch 1, untimed: fills the cache
             consume(batch)

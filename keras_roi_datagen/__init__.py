@@ -62,11 +62,15 @@ _EXPORTS = {
     "build_index": "keras_roi_datagen.index",
     "Source": "keras_roi_datagen.formats",
     "PathTable": "keras_roi_datagen.paths",
+    "info": "keras_roi_datagen.about",
+    "PackageInfo": "keras_roi_datagen.about",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
+    from keras_roi_datagen.about import PackageInfo as PackageInfo
+    from keras_roi_datagen.about import info as info
     from keras_roi_datagen.augment import Augmentation as Augmentation
     from keras_roi_datagen.augment import Explanation as Explanation
     from keras_roi_datagen.augment import Window as Window

@@ -10,6 +10,10 @@ Commands (each has `--help` with an example):
 - `preview TABLE -o sheet.png`: a contact sheet of the crops as the model will
   see them, or (`--boxes`) of the source images with their boxes drawn.
 
+`--version` prints `keras_roi_datagen.info()`: the versions, the Keras
+backend, the decode path (the C region decoder or Pillow only, and why) and
+the optional extras installed.
+
 None of them imports Keras: the table is resolved and its index built with
 `index.resolve_table` and `index.build_index`, and images are checked with
 `validation.scan_images`, as `RoiDataset` does, so the command starts in well
@@ -65,6 +69,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Raises `UsageError` instead of printing the usage and exiting."""
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _Version(argparse.Action):
+    """`--version`: prints `keras_roi_datagen.info()` (computed only when asked) and exits."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from keras_roi_datagen.about import info
+
+        print(info())
+        parser.exit()
 
 
 # -- argument types ---------------------------------------------------------------------------
@@ -303,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "preview data/via_region_data.csv -o sheet.png"))
     parser.add_argument("--debug", action="store_true", default=False,
                         help="show the traceback of errors")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the version, the decode path (C region decoder or Pillow) "
+                             "and what else is installed, then exit")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
                                      parser_class=_Parser)
     commands.required = True

@@ -54,6 +54,8 @@ __all__ = ["LARGE_TABLE_ROWS", "EpochPlan", "ImageTable", "PassInfo", "PermutedO
 
 _ROWS, _GROUPS, _WINDOWS = 0, 1, 2
 LARGE_TABLE_ROWS = 1 << 24
+"""From this many rows on (about 16.8 million), an epoch's order is computed per batch by a keyed
+bijection (`permutation.py`) instead of sorted, so the plan costs memory proportional to a batch."""
 
 
 class ImageTable:

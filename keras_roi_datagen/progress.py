@@ -9,7 +9,7 @@ Example:
 >>> bar = ProgressBar(4, "checking images", stream=out)
 >>> for done in range(1, 5):
 ...     bar.update(done)
->>> out.getvalue().endswith("checking images [##############################] 4/4\\n")
+>>> out.getvalue().endswith("checking images [##############################] 4/4\n")
 True
 """
 

@@ -105,6 +105,7 @@ class Retry:
 
 
 RETRY = Retry()
+"""The retry policy of every remote read: 5 requests in all, exponential backoff with jitter."""
 
 # Per process: {(pid, protocol, options): filesystem}. A forked child has another
 # pid, so it never uses its parent's objects.

@@ -24,7 +24,7 @@ LAYERS = {
     "augment": 1, "labels": 1, "boxes": 1, "storage": 1, "paths": 1, "mapped": 1,
     "demo": 1, "sharding": 1, "permutation": 1, "progress": 1,
     "decode": 2, "splitting": 2, "imaging": 2, "jpeg_region": 2, "planning": 2, "formats": 2,
-    "csv_columns": 2, "coco_columns": 2,
+    "csv_columns": 2, "coco_columns": 2, "about": 2,
     "index": 3, "index_cache": 3, "index_columns": 3, "workers": 3, "worker": 3,
     "batching": 4, "summary": 4, "state": 4,
     "adapter": 5, "validation": 5, "preview": 5, "cache": 5, "decode_workers": 5,

@@ -14,27 +14,70 @@ grayscale, EXIF orientation 1, `color_mode` `"rgb"` or `"grayscale"`. Anything
 else, a file without its end-of-image marker (possibly truncated after the
 regions) and any libjpeg warning (corrupt data) fall back to the Pillow path,
 which also reports real errors with their kind.
+
+`KERAS_ROI_DATAGEN_NATIVE_DECODER=0` in the environment turns the decoder off
+(worker processes inherit it); `unavailable_reason()` says why it is not used.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Callable, Mapping
 from types import ModuleType
 
 import numpy as np
 from PIL import Image
 
-_native: ModuleType | None
-try:
-    from keras_roi_datagen import _jpeg_region
+__all__ = ["AVAILABLE", "SWITCH", "crop_rows", "unavailable_reason"]
 
-    _native = _jpeg_region
-except ImportError:  # no compiler or libjpeg headers at install time
-    _native = None
+SWITCH = "KERAS_ROI_DATAGEN_NATIVE_DECODER"
+_OFF = ("0", "false", "off", "no")
 
-__all__ = ["AVAILABLE", "crop_rows"]
 
-AVAILABLE = _native is not None
+def _load() -> tuple[ModuleType | None, str]:
+    """The extension module, or `None` and why it cannot be used."""
+    try:  # by its full name: `from keras_roi_datagen import ...` hides a missing module
+        extension = importlib.import_module("keras_roi_datagen._jpeg_region")
+    except ModuleNotFoundError as exc:
+        if exc.name != "keras_roi_datagen._jpeg_region":
+            return None, f"the C extension failed to load: {exc}"
+        return None, ("the C extension keras_roi_datagen._jpeg_region is not installed (it builds "
+                      "only where a C compiler and libjpeg headers exist at install time)")
+    except ImportError as exc:  # built, but its libjpeg is missing or incompatible
+        return None, f"the C extension failed to load: {exc}"
+    return extension, ""
+
+
+_native, _LOAD_PROBLEM = _load()
+_SWITCH_VALUE = os.environ.get(SWITCH, "")
+_SWITCHED_OFF = _SWITCH_VALUE.strip().lower() in _OFF
+
+AVAILABLE = _native is not None and not _SWITCHED_OFF
+
+
+def unavailable_reason() -> str:
+    """Why the region decoder is not used, or `""` when it is.
+
+    Returns:
+        One sentence: the extension is not installed (no compiler or libjpeg
+        headers at install time), failed to load (the message names the
+        library), was turned off by `KERAS_ROI_DATAGEN_NATIVE_DECODER`, or by
+        setting `AVAILABLE = False`.
+
+    Example:
+    ```python
+    from keras_roi_datagen.decode import native
+    native.AVAILABLE, native.unavailable_reason()
+    ```
+    """
+    if AVAILABLE:
+        return ""
+    if _native is None:
+        return _LOAD_PROBLEM
+    if _SWITCHED_OFF:
+        return f"turned off by the environment variable {SWITCH}={_SWITCH_VALUE}"
+    return "turned off: keras_roi_datagen.decode.native.AVAILABLE is False"
 Box = tuple[float, float, float, float]
 
 # libjpeg's fancy chroma upsampling treats a crop's edge as the image's edge;

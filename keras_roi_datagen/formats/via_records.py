@@ -70,6 +70,7 @@ STANDARD_COLUMNS = (
     "filename", "file_size", "file_attributes", "region_count", "region_id",
     "region_shape_attributes", "region_attributes",
 )
+"""The columns of a VIA 2 CSV export, in its order."""
 VIA3_COLUMNS = (
     "metadata_id", "file_list", "flags", "temporal_coordinates", "spatial_coordinates",
     "metadata",
